@@ -1,0 +1,41 @@
+//! `tiffin pack`: build a package folder and archive from an authoring folder.
+
+use indicatif::HumanBytes;
+use tiffin_core::{PackOptions, pack};
+
+use crate::Outcome;
+use crate::args::PackArgs;
+use crate::progress::Bar;
+
+pub(crate) fn run(args: &PackArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let options = PackOptions {
+        source: args.dir.clone(),
+        out: args.out.clone(),
+        force: args.force,
+    };
+    let bar = Bar::new(quiet, "packing");
+    let packed = pack(&options, &bar)?;
+    bar.finish();
+    let m = &packed.manifest;
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "name": m.name,
+            "version": m.version.to_string(),
+            "digest": format!("sha256:{}", packed.digest),
+            "folder": packed.folder,
+            "archive": packed.archive,
+            "archive_size": packed.archive_size,
+            "files": m.files.len(),
+        }))?;
+    } else {
+        println!("packed {} {}", m.name, m.version);
+        println!("  folder   {}", packed.folder.display());
+        println!(
+            "  archive  {} ({})",
+            packed.archive.display(),
+            HumanBytes(packed.archive_size)
+        );
+        println!("  digest   sha256:{}", packed.digest);
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,43 @@
+//! End-to-end tests of the `tiffin` binary: help text, output and errors pinned as snapshots.
+
+mod commands;
+mod help;
+
+use std::path::Path;
+use std::process::Command;
+
+/// A fixed creation time, so that packed digests (and so snapshots) are the same on every machine.
+const SOURCE_DATE_EPOCH: &str = "1700000000";
+
+/// Runs `tiffin` with `args` in `cwd` and renders exit status, stdout and stderr, with the temp
+/// folder replaced by `[TEMP]` so snapshots do not depend on where the test ran.
+pub(crate) fn tiffin(args: &[&str], cwd: &Path, temp: Option<&Path>) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tiffin"))
+        .args(args)
+        .current_dir(cwd)
+        .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    let mut text = format!(
+        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Some(temp) = temp {
+        // Both spellings: as given, and canonicalized (macOS puts temp under /private).
+        for spelling in [temp.to_path_buf(), temp.canonicalize().unwrap()] {
+            text = text.replace(&spelling.display().to_string(), "[TEMP]");
+        }
+    }
+    text
+}
+
+/// The repository's fixtures folder.
+pub(crate) fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .canonicalize()
+        .unwrap()
+}

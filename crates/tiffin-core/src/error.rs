@@ -1,0 +1,94 @@
+//! The one error type of tiffin-core: every message names the thing at fault and how to fix it.
+
+use std::path::PathBuf;
+
+use crate::safety::UnsafeFormat;
+
+/// Why a package could not be packed, opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// What was being read.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A file or folder could not be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// What was being written.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The folder given to `pack` has no authoring file.
+    #[error(
+        "no tiffin.toml in {}: write one describing the model (see fixtures/churn_model/tiffin.toml)",
+        dir.display()
+    )]
+    NoAuthoringFile {
+        /// The folder that was searched.
+        dir: PathBuf,
+    },
+    /// The authoring file or manifest could not be parsed, or failed validation.
+    #[error("{}", path.display())]
+    Manifest {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: tiffin_manifest::Error,
+    },
+    /// A file named by `tiffin.toml` is missing or is not a regular file.
+    #[error("{}: {reason}", path.display())]
+    BadInput {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A file to be packed executes code when loaded.
+    #[error("refusing {}: it is {format}; {}", path.display(), crate::safety::UNSAFE_FIX)]
+    UnsafeFile {
+        /// The file at fault.
+        path: PathBuf,
+        /// What it was recognised as.
+        format: UnsafeFormat,
+    },
+    /// The package version already exists at the destination.
+    #[error(
+        "{} already exists: bump the version in tiffin.toml, or pass --force to replace it",
+        path.display()
+    )]
+    AlreadyExists {
+        /// The existing folder or archive.
+        path: PathBuf,
+    },
+    /// The path is neither a package folder nor a package archive.
+    #[error("{} is not a tiffin package: {reason}", path.display())]
+    NotAPackage {
+        /// The path given.
+        path: PathBuf,
+        /// Why it was not recognised.
+        reason: String,
+    },
+    /// Hashing failed.
+    #[error(transparent)]
+    Hash(#[from] tiffin_hash::Error),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn read(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Read { path, source }
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Write { path, source }
+    }
+}

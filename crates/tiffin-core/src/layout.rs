@@ -1,0 +1,75 @@
+//! The package layout: the fixed file names, where packages go, and the files derived from the manifest.
+
+use std::path::{Path, PathBuf};
+
+use tiffin_hash::{ChecksumLine, Digest};
+use tiffin_manifest::{Manifest, Signature};
+
+/// The packed manifest, first entry of every archive.
+pub const MANIFEST_FILE: &str = "tiffin.json";
+/// The sha256 list `sha256sum -c` reads; derived from the manifest.
+pub const CHECKSUM_FILE: &str = "checksum.txt";
+/// The signature alone, for tools that want only the contract.
+pub const SIGNATURE_FILE: &str = "signature.json";
+/// The model card, the user's own or one made from the metadata.
+pub const MODEL_CARD_FILE: &str = "model-card.md";
+/// The authoring file `tiffin pack` reads.
+pub const AUTHORING_FILE: &str = "tiffin.toml";
+/// The extension of the single-file archive.
+pub const ARCHIVE_EXTENSION: &str = "tiffin";
+/// A manifest larger than this is refused before it is read, so a hostile archive cannot make a
+/// reader allocate without bound. Real manifests are kilobytes; golden examples live in files.
+pub const MAX_MANIFEST_SIZE: u64 = 64 << 20;
+/// The archive's files carry the package's `created` time as their mtime, and these fixed
+/// permissions, so that the same inputs always give the same bytes.
+pub(crate) const ENTRY_MODE: u32 = 0o644;
+
+/// Where the package folder of `name` `version` goes below `out`: `out/NAME/VERSION/`.
+pub fn folder_path(out: &Path, name: &str, version: &semver::Version) -> PathBuf {
+    out.join(name).join(version.to_string())
+}
+
+/// Where the archive of `name` `version` goes below `out`: `out/NAME-VERSION.tiffin`.
+pub fn archive_path(out: &Path, name: &str, version: &semver::Version) -> PathBuf {
+    out.join(format!("{name}-{version}.{ARCHIVE_EXTENSION}"))
+}
+
+/// The package digest: sha256 of the exact bytes of `tiffin.json`. Since the manifest lists every
+/// other file's digests, this one value identifies the whole package.
+pub fn package_digest(manifest_bytes: &[u8]) -> Digest {
+    tiffin_hash::sha256(manifest_bytes)
+}
+
+/// The bytes of `signature.json`.
+pub fn signature_json(signature: &Signature) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(signature).expect("a signature always serializes");
+    out.push(b'\n');
+    out
+}
+
+/// The bytes of `checksum.txt`: every file of the package and `tiffin.json`, sorted by path.
+pub fn checksums(manifest: &Manifest, manifest_sha256: &Digest) -> String {
+    let mut lines: Vec<ChecksumLine> = manifest
+        .files
+        .iter()
+        .map(|f| ChecksumLine {
+            sha256: Digest::from_hex(&f.sha256).expect("a validated manifest holds hex digests"),
+            path: f.path.clone(),
+        })
+        .collect();
+    lines.push(ChecksumLine {
+        sha256: *manifest_sha256,
+        path: MANIFEST_FILE.to_owned(),
+    });
+    lines.sort_by(|a, b| a.path.cmp(&b.path));
+    tiffin_hash::render_checksums(&lines)
+        .expect("validated package paths hold no newline or backslash")
+}
+
+/// The seconds since the epoch of an RFC 3339 time, for archive mtimes; times before 1970 give 0.
+pub(crate) fn epoch_seconds(rfc3339: &str) -> u64 {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_second().max(0) as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,24 @@
+//! The tiffin package core: layout, pack, verify and inspect, shared by the CLI and the server.
+//!
+//! A package is a folder `NAME/VERSION/` or a single archive `NAME-VERSION.tiffin` holding the
+//! model, `tiffin.json` (the manifest: metadata, signature and every file's size, sha256 and
+//! blake3), `signature.json`, `model-card.md` and `checksum.txt`. The package digest is the sha256
+//! of `tiffin.json`. Everything that reads or writes packages goes through this crate, so the
+//! command line and the server cannot disagree about what a valid package is.
+
+mod error;
+pub mod layout;
+mod model_card;
+mod pack;
+mod package;
+pub mod safety;
+mod verify;
+
+pub use error::{Error, Result};
+pub use pack::{PackOptions, Packed, pack};
+pub use package::{Inspection, PackageKind, inspect, package_kind};
+pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
+
+/// Re-exported so that users of this crate name one version of the lower crates.
+pub use tiffin_hash as hash;
+pub use tiffin_manifest as manifest;

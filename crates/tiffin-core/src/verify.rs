@@ -1,0 +1,567 @@
+//! `verify`: every digest, the exact file list, the manifest's rules and the derived files, for a
+//! package folder or an archive read as a stream.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use tiffin_hash::{Algorithms, Digests, Progress};
+use tiffin_manifest::{FileEntry, Manifest, check_relative_path};
+
+use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE};
+use crate::package::{PackageKind, first_entry_manifest, package_kind, read_manifest_bytes};
+use crate::{Error, Result, safety};
+
+/// How thoroughly to check file contents.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyOptions {
+    /// The digests to recompute. blake3 alone is a complete content check and runs at the speed
+    /// of the disk; add sha256 to also prove the sha256 digests (the ones `checksum.txt` and
+    /// signatures use) right.
+    pub algorithms: Algorithms,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            algorithms: Algorithms::BLAKE3,
+        }
+    }
+}
+
+/// The outcome of a verification: what was checked and every problem found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The path verified.
+    pub path: PathBuf,
+    /// Folder or archive.
+    pub kind: PackageKind,
+    /// The package name, when the manifest could be read.
+    pub name: Option<String>,
+    /// The package version, when the manifest could be read.
+    pub version: Option<String>,
+    /// `sha256:<hex>` of `tiffin.json`.
+    pub digest: String,
+    /// The digests recomputed, e.g. `["blake3"]`.
+    pub algorithms: Vec<&'static str>,
+    /// Number of files whose content was hashed.
+    pub files_checked: usize,
+    /// Bytes hashed.
+    pub bytes_checked: u64,
+    /// Everything wrong, in the order found; empty when the package is good.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// True when no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// One thing wrong with a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The file concerned, as a path inside the package.
+    pub file: Option<String>,
+    /// The class of problem, for scripts.
+    pub kind: ProblemKind,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+/// Classes of [`Problem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// `tiffin.json` cannot be read, breaks a rule, or is not in canonical form.
+    Manifest,
+    /// A file the manifest lists is not in the package.
+    Missing,
+    /// The package holds a file the manifest does not list.
+    Extra,
+    /// A file's size or content differs from the manifest.
+    Changed,
+    /// `checksum.txt` or `signature.json` disagrees with the manifest.
+    Derived,
+    /// The same path appears twice in an archive.
+    Duplicate,
+    /// A link, device, or path leaving the package.
+    UnsafeEntry,
+    /// A file that runs code when loaded (pickle, joblib, torch zip).
+    UnsafeFormat,
+    /// The archive ends early or is damaged.
+    Truncated,
+}
+
+#[derive(Debug, Default)]
+struct Findings {
+    problems: Vec<Problem>,
+    files_checked: usize,
+    bytes_checked: u64,
+}
+
+impl Findings {
+    fn push(&mut self, file: Option<&str>, kind: ProblemKind, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.map(str::to_owned),
+            kind,
+            message: message.into(),
+        });
+    }
+}
+
+/// Verifies the package at `path`. An `Err` means the path is not a package at all (or cannot be
+/// read); a package with problems is an `Ok` report whose [`Report::is_ok`] is false.
+pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> Result<Report> {
+    let kind = package_kind(path)?;
+    let mut findings = Findings::default();
+    let manifest_bytes;
+    let manifest = match kind {
+        PackageKind::Folder => {
+            manifest_bytes = read_manifest_bytes(path, kind)?;
+            let manifest = check_manifest(&manifest_bytes, &mut findings);
+            if let Some(m) = &manifest {
+                verify_folder(path, m, &manifest_bytes, options, progress, &mut findings)?;
+            }
+            manifest
+        }
+        PackageKind::Archive => {
+            let (bytes, manifest) = verify_archive(path, options, progress, &mut findings)?;
+            manifest_bytes = bytes;
+            manifest
+        }
+    };
+    let mut algorithms = Vec::new();
+    if options.algorithms.sha256 {
+        algorithms.push("sha256");
+    }
+    if options.algorithms.blake3 {
+        algorithms.push("blake3");
+    }
+    Ok(Report {
+        path: path.to_owned(),
+        kind,
+        name: manifest.as_ref().map(|m| m.name.clone()),
+        version: manifest.as_ref().map(|m| m.version.to_string()),
+        digest: format!("sha256:{}", layout::package_digest(&manifest_bytes)),
+        algorithms,
+        files_checked: findings.files_checked,
+        bytes_checked: findings.bytes_checked,
+        problems: findings.problems,
+    })
+}
+
+/// Parses and validates `tiffin.json`; problems go to `findings`. Returns the manifest when its
+/// file list can be trusted enough to check the files against.
+fn check_manifest(bytes: &[u8], findings: &mut Findings) -> Option<Manifest> {
+    let manifest = match Manifest::from_json_slice(bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            findings.push(Some(MANIFEST_FILE), ProblemKind::Manifest, e.to_string());
+            return None;
+        }
+    };
+    if let Err(errors) = manifest.validate() {
+        for p in errors.0 {
+            findings.push(
+                Some(MANIFEST_FILE),
+                ProblemKind::Manifest,
+                format!("{}: {}", p.field, p.message),
+            );
+        }
+    }
+    if manifest.to_canonical_json() != bytes {
+        findings.push(
+            Some(MANIFEST_FILE),
+            ProblemKind::Manifest,
+            "is not in the canonical form tiffin writes (edited by hand?); pack the package again",
+        );
+    }
+    Some(manifest)
+}
+
+/// What was found for one listed file.
+struct Observed {
+    digests: Digests,
+    head: Vec<u8>,
+}
+
+/// Compares what was read of one file with its manifest entry.
+fn compare(entry: &FileEntry, observed: &Observed, findings: &mut Findings) {
+    let path = Some(entry.path.as_str());
+    findings.files_checked += 1;
+    findings.bytes_checked += observed.digests.size;
+    if let Some(format) = safety::sniff(&entry.path, &observed.head) {
+        findings.push(
+            path,
+            ProblemKind::UnsafeFormat,
+            format!("is {format}; {}", safety::UNSAFE_FIX),
+        );
+    }
+    if observed.digests.size != entry.size {
+        findings.push(
+            path,
+            ProblemKind::Changed,
+            format!(
+                "is {} bytes, the manifest says {}",
+                observed.digests.size, entry.size
+            ),
+        );
+        return;
+    }
+    for (name, expected, found) in [
+        ("blake3", &entry.blake3, observed.digests.blake3),
+        ("sha256", &entry.sha256, observed.digests.sha256),
+    ] {
+        if let Some(found) = found.filter(|f| f.to_hex() != *expected) {
+            findings.push(
+                path,
+                ProblemKind::Changed,
+                format!("content differs from the manifest ({name} {found}, expected {expected})"),
+            );
+            return;
+        }
+    }
+}
+
+/// Checks the files derived from the manifest: `signature.json` must hold the manifest's
+/// signature and `checksum.txt` the manifest's sha256 list.
+fn check_derived(
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    checksums: Option<&[u8]>,
+    findings: &mut Findings,
+) {
+    match checksums {
+        None => findings.push(
+            Some(CHECKSUM_FILE),
+            ProblemKind::Missing,
+            "is missing; `sha256sum -c checksum.txt` cannot check this package",
+        ),
+        Some(found) => {
+            let digest = layout::package_digest(manifest_bytes);
+            // checksum.txt is written after the manifest and records its digest, so it witnesses
+            // a manifest changed after packing; say which of the two changed.
+            let recorded = std::str::from_utf8(found)
+                .ok()
+                .and_then(|text| tiffin_hash::parse_checksums(text).ok())
+                .and_then(|lines| lines.into_iter().find(|l| l.path == MANIFEST_FILE))
+                .map(|line| line.sha256);
+            if recorded.is_some_and(|r| r != digest) {
+                findings.push(
+                    Some(MANIFEST_FILE),
+                    ProblemKind::Changed,
+                    "differs from the digest checksum.txt records for it: the manifest was changed after packing",
+                );
+            } else if found != layout::checksums(manifest, &digest).as_bytes() {
+                findings.push(
+                    Some(CHECKSUM_FILE),
+                    ProblemKind::Derived,
+                    "does not match the digests in tiffin.json; pack the package again",
+                );
+            }
+        }
+    }
+    if let Some(entry) = manifest.files.iter().find(|f| f.path == SIGNATURE_FILE) {
+        let expected = tiffin_hash::sha256(&layout::signature_json(&manifest.signature));
+        if entry.sha256 != expected.to_hex() {
+            findings.push(
+                Some(SIGNATURE_FILE),
+                ProblemKind::Derived,
+                "does not hold the signature in tiffin.json; pack the package again",
+            );
+        }
+    }
+}
+
+fn missing(
+    expected: &BTreeMap<&str, &FileEntry>,
+    seen: &BTreeSet<String>,
+    findings: &mut Findings,
+) {
+    for path in expected.keys().filter(|p| !seen.contains(**p)) {
+        findings.push(
+            Some(path),
+            ProblemKind::Missing,
+            "is listed in the manifest but not in the package",
+        );
+    }
+}
+
+fn verify_folder(
+    root: &Path,
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+    findings: &mut Findings,
+) -> Result<()> {
+    let expected: BTreeMap<&str, &FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let mut to_hash = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut checksums = None;
+    for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(|e| Error::Read {
+            path: root.to_owned(),
+            source: e.into(),
+        })?;
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .expect("walkdir stays below its root");
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            continue;
+        }
+        if file_type.is_symlink() {
+            findings.push(
+                Some(&rel),
+                ProblemKind::UnsafeEntry,
+                "is a symbolic link; packages hold regular files only",
+            );
+        } else if !file_type.is_file() {
+            findings.push(
+                Some(&rel),
+                ProblemKind::UnsafeEntry,
+                "is not a regular file",
+            );
+        } else if rel == MANIFEST_FILE {
+        } else if rel == CHECKSUM_FILE {
+            let bytes = std::fs::read(entry.path()).map_err(Error::read(entry.path()))?;
+            checksums = Some(bytes);
+        } else if let Some(file) = expected.get(rel.as_str()) {
+            to_hash.push((*file, entry.into_path()));
+            seen.insert(rel);
+        } else {
+            findings.push(
+                Some(&rel),
+                ProblemKind::Extra,
+                "is in the package but not listed in the manifest",
+            );
+        }
+    }
+    for (file, _) in &to_hash {
+        progress.grow(file.size);
+    }
+    let observed: Vec<Result<Observed>> = to_hash
+        .par_iter()
+        .map(|(_, path)| {
+            let digests = tiffin_hash::hash_file(path, options.algorithms, progress)?;
+            let mut head = Vec::with_capacity(safety::HEAD_LEN);
+            File::open(path)
+                .and_then(|f| f.take(safety::HEAD_LEN as u64).read_to_end(&mut head))
+                .map_err(Error::read(path))?;
+            Ok(Observed { digests, head })
+        })
+        .collect();
+    for ((file, _), observed) in to_hash.iter().zip(observed) {
+        compare(file, &observed?, findings);
+    }
+    missing(&expected, &seen, findings);
+    check_derived(manifest, manifest_bytes, checksums.as_deref(), findings);
+    Ok(())
+}
+
+/// True when two zero blocks (tar's end-of-archive marker) follow the last entry's data. Without
+/// this, an archive cut right after an entry would pass for a whole one.
+fn ends_cleanly(path: &Path, data_end: u64) -> Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(Error::read(path))?;
+    let mut marker = [1u8; 1024];
+    file.seek(SeekFrom::Start(data_end))
+        .map_err(Error::read(path))?;
+    match file.read_exact(&mut marker) {
+        Ok(()) => Ok(marker.iter().all(|&b| b == 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(Error::Read {
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+/// Keeps the first bytes written to it and drops the rest: lets one pass over an archive entry
+/// both hash it and look at its head.
+struct HeadSink(Vec<u8>);
+
+impl Write for HeadSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = safety::HEAD_LEN.saturating_sub(self.0.len());
+        self.0.extend_from_slice(&buf[..room.min(buf.len())]);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Verifies an archive in one pass over the stream, never writing anything to disk: the manifest
+/// comes first, so each later entry is checked against it as it goes by.
+fn verify_archive(
+    path: &Path,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+    findings: &mut Findings,
+) -> Result<(Vec<u8>, Option<Manifest>)> {
+    let file = File::open(path).map_err(Error::read(path))?;
+    progress.grow(file.metadata().map_err(Error::read(path))?.len());
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+    let mut entries = archive.entries().map_err(Error::read(path))?;
+    let manifest_bytes = first_entry_manifest(path, &mut entries)?;
+    let Some(manifest) = check_manifest(&manifest_bytes, findings) else {
+        return Ok((manifest_bytes, None));
+    };
+    let expected: BTreeMap<&str, &FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let mut seen = BTreeSet::from([MANIFEST_FILE.to_owned()]);
+    let mut checksums = None;
+    // Where the data of the last entry ends (rounded up to tar's 512-byte blocks).
+    let mut data_end = 0;
+    let truncated =
+        |e: &dyn std::fmt::Display| format!("the archive ends early or is damaged ({e})");
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                findings.push(None, ProblemKind::Truncated, truncated(&e));
+                break;
+            }
+        };
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let at = Some(name.as_str());
+        let entry_type = entry.header().entry_type();
+        // The two derived names are reserved in manifests but belong in archives.
+        let reserved = name == CHECKSUM_FILE || name == MANIFEST_FILE;
+        if let (false, Err(reason)) = (reserved, check_relative_path(&name)) {
+            findings.push(
+                at,
+                ProblemKind::UnsafeEntry,
+                format!("path refused: {reason}"),
+            );
+            continue;
+        }
+        if entry_type.is_dir() {
+            continue;
+        }
+        if !matches!(
+            entry_type,
+            tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
+            let what = match entry_type {
+                tar::EntryType::Symlink => "a symbolic link",
+                tar::EntryType::Link => "a hard link",
+                tar::EntryType::Char | tar::EntryType::Block => "a device file",
+                tar::EntryType::Fifo => "a named pipe",
+                _ => "not a regular file",
+            };
+            findings.push(
+                at,
+                ProblemKind::UnsafeEntry,
+                format!("is {what}; packages hold regular files only"),
+            );
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            findings.push(at, ProblemKind::Duplicate, "appears twice in the archive");
+            continue;
+        }
+        let declared = entry.size();
+        data_end = entry.raw_file_position() + declared.div_ceil(512) * 512;
+        if name == CHECKSUM_FILE {
+            let mut bytes = Vec::new();
+            if let Err(e) = (&mut entry)
+                .take(layout::MAX_MANIFEST_SIZE)
+                .read_to_end(&mut bytes)
+            {
+                findings.push(at, ProblemKind::Truncated, truncated(&e));
+                break;
+            }
+            checksums = Some(bytes);
+            continue;
+        }
+        let Some(file) = expected.get(name.as_str()) else {
+            findings.push(
+                at,
+                ProblemKind::Extra,
+                "is in the package but not listed in the manifest",
+            );
+            continue;
+        };
+        if declared != file.size {
+            // Not read: a hostile size must not make us hash gigabytes, and the answer is known.
+            findings.push(
+                at,
+                ProblemKind::Changed,
+                format!("is {declared} bytes, the manifest says {}", file.size),
+            );
+            continue;
+        }
+        let mut head = HeadSink(Vec::with_capacity(safety::HEAD_LEN));
+        match tiffin_hash::copy_hashing(&mut entry, &mut head, options.algorithms, progress) {
+            Ok(digests) if digests.size == declared => {
+                compare(
+                    file,
+                    &Observed {
+                        digests,
+                        head: head.0,
+                    },
+                    findings,
+                );
+            }
+            Ok(digests) => {
+                findings.push(
+                    at,
+                    ProblemKind::Truncated,
+                    truncated(&format!("{} of {declared} bytes", digests.size)),
+                );
+                break;
+            }
+            Err(e) => {
+                findings.push(at, ProblemKind::Truncated, truncated(&e));
+                break;
+            }
+        }
+    }
+    if !findings
+        .problems
+        .iter()
+        .any(|p| p.kind == ProblemKind::Truncated)
+        && !ends_cleanly(path, data_end)?
+    {
+        findings.push(
+            None,
+            ProblemKind::Truncated,
+            "the archive ends without tar's end-of-archive marker: it was cut short",
+        );
+    }
+    seen.remove(MANIFEST_FILE);
+    missing(&expected, &seen, findings);
+    check_derived(&manifest, &manifest_bytes, checksums.as_deref(), findings);
+    Ok((manifest_bytes, Some(manifest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_sink_keeps_only_the_head() {
+        let mut sink = HeadSink(Vec::new());
+        sink.write_all(&vec![7u8; safety::HEAD_LEN - 1]).unwrap();
+        sink.write_all(&[1, 2, 3]).unwrap();
+        assert_eq!(sink.0.len(), safety::HEAD_LEN);
+        assert_eq!(sink.0[safety::HEAD_LEN - 1], 1);
+    }
+}

@@ -1,0 +1,205 @@
+//! Hostile archives: path traversal, links, devices, duplicates and lying sizes are refused by
+//! name, and verification never writes anything.
+
+use tar::EntryType;
+use tiffin_core::ProblemKind;
+
+use crate::support::*;
+
+/// A packed archive's entries as raw bytes, plus `extra` inserted after the manifest.
+fn archive_with(extra: Vec<u8>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (out, packed) = pack_fixture("breast_cancer");
+    let mut raw: Vec<Vec<u8>> = entries(&packed.archive)
+        .into_iter()
+        .map(|(name, data)| raw_entry(&name, EntryType::Regular, &data, data.len() as u64))
+        .collect();
+    raw.insert(1, extra);
+    let path = out.path().join("hostile.tiffin");
+    write_raw_archive(&path, &raw);
+    (out, path)
+}
+
+fn only_problem(extra: Vec<u8>) -> (Option<String>, ProblemKind, String) {
+    let (out, path) = archive_with(extra);
+    let before: Vec<_> = walkdir::WalkDir::new(out.path())
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .collect();
+    let report = verify(&path);
+    let after: Vec<_> = walkdir::WalkDir::new(out.path())
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .collect();
+    assert_eq!(before, after, "verify wrote to disk");
+    assert_eq!(report.problems.len(), 1, "{:?}", problems(&report));
+    let p = report.problems.into_iter().next().unwrap();
+    (p.file, p.kind, p.message)
+}
+
+#[test]
+fn path_traversal_and_absolute_paths_are_refused() {
+    for name in [
+        "../evil.sh",
+        "a/../../evil",
+        "/etc/cron.d/evil",
+        "./model.onnx",
+    ] {
+        let (file, kind, message) = only_problem(raw_entry(name, EntryType::Regular, b"x", 1));
+        assert_eq!(
+            (file.as_deref(), kind),
+            (Some(name), ProblemKind::UnsafeEntry),
+            "{message}"
+        );
+        assert!(message.starts_with("path refused: "), "{message}");
+    }
+}
+
+#[test]
+fn links_and_devices_are_refused() {
+    for (kind, what) in [
+        (EntryType::Symlink, "a symbolic link"),
+        (EntryType::Link, "a hard link"),
+        (EntryType::Char, "a device file"),
+        (EntryType::Block, "a device file"),
+        (EntryType::Fifo, "a named pipe"),
+    ] {
+        let (file, problem, message) = only_problem(raw_entry("model-link", kind, b"", 0));
+        assert_eq!(
+            (file.as_deref(), problem),
+            (Some("model-link"), ProblemKind::UnsafeEntry)
+        );
+        assert_eq!(
+            message,
+            format!("is {what}; packages hold regular files only")
+        );
+    }
+}
+
+#[test]
+fn a_duplicate_entry_is_refused_even_with_the_right_content() {
+    let (_out, packed) = pack_fixture("breast_cancer");
+    let model = std::fs::read(packed.folder.join("model.onnx")).unwrap();
+    let (file, kind, message) = only_problem(raw_entry(
+        "model.onnx",
+        EntryType::Regular,
+        &model,
+        model.len() as u64,
+    ));
+    assert_eq!(
+        (file.as_deref(), kind),
+        (Some("model.onnx"), ProblemKind::Duplicate),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_huge_declared_size_is_refused_without_reading_it() {
+    let (_out, packed) = pack_fixture("breast_cancer");
+    let mut raw: Vec<Vec<u8>> = Vec::new();
+    for (name, data) in entries(&packed.archive) {
+        let declared = if name == "model.onnx" {
+            1 << 40
+        } else {
+            data.len() as u64
+        };
+        raw.push(raw_entry(&name, EntryType::Regular, &data, declared));
+    }
+    let path = _out.path().join("huge.tiffin");
+    write_raw_archive(&path, &raw);
+    let report = verify(&path);
+    let first = &report.problems[0];
+    assert_eq!(first.file.as_deref(), Some("model.onnx"));
+    assert!(
+        first
+            .message
+            .starts_with("is 1099511627776 bytes, the manifest says"),
+        "{}",
+        first.message
+    );
+    assert!(!report.is_ok());
+}
+
+#[test]
+fn an_archive_whose_first_entry_is_not_the_manifest_is_not_a_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.tiffin");
+    write_raw_archive(
+        &path,
+        &[raw_entry("model.onnx", EntryType::Regular, b"abc", 3)],
+    );
+    let err = tiffin_core::verify(&path, &Default::default(), &tiffin_core::hash::NoProgress)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is not a tiffin package: its first entry is `model.onnx`; a tiffin archive is a tar whose first entry is tiffin.json",
+            path.display()
+        )
+    );
+    std::fs::write(&path, b"just some text, not a tar at all").unwrap();
+    let err = tiffin_core::verify(&path, &Default::default(), &tiffin_core::hash::NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("is not a tiffin package"), "{err}");
+}
+
+#[test]
+fn a_manifest_declaring_a_huge_size_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.tiffin");
+    write_raw_archive(
+        &path,
+        &[raw_entry("tiffin.json", EntryType::Regular, b"{}", 1 << 30)],
+    );
+    let err = tiffin_core::verify(&path, &Default::default(), &tiffin_core::hash::NoProgress)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("a manifest may hold at most"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_pickle_smuggled_into_a_package_is_named() {
+    // Build a package whose manifest honestly lists a pickle, as a hostile packer would: the
+    // digests all match, so only the content check can catch it.
+    let (out, packed) = pack_fixture("breast_cancer");
+    let copy = out.path().join("smuggled");
+    copy_tree(&packed.folder, &copy);
+    let pickle = std::fs::read(fixtures().join("unsafe/disguised.onnx")).unwrap();
+    std::fs::write(copy.join("model.onnx"), &pickle).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(copy.join("tiffin.json")).unwrap()).unwrap();
+    for file in manifest["files"].as_array_mut().unwrap() {
+        if file["path"] == "model.onnx" {
+            file["size"] = pickle.len().into();
+            file["sha256"] = tiffin_core::hash::sha256(&pickle).to_hex().into();
+            file["blake3"] = blake3_hex(&pickle).into();
+        }
+    }
+    let mut json = serde_json::to_vec_pretty(&manifest).unwrap();
+    json.push(b'\n');
+    std::fs::write(copy.join("tiffin.json"), &json).unwrap();
+    let report = verify(&copy);
+    let unsafe_problems: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::UnsafeFormat)
+        .collect();
+    assert_eq!(unsafe_problems.len(), 1, "{:?}", problems(&report));
+    assert_eq!(unsafe_problems[0].file.as_deref(), Some("model.onnx"));
+    assert!(
+        unsafe_problems[0]
+            .message
+            .starts_with("is a Python pickle; loading it runs arbitrary code")
+    );
+}
+
+fn blake3_hex(bytes: &[u8]) -> String {
+    let d = tiffin_core::hash::hash_reader(
+        bytes,
+        tiffin_core::hash::Algorithms::BLAKE3,
+        &tiffin_core::hash::NoProgress,
+    )
+    .unwrap();
+    d.blake3.unwrap().to_hex()
+}

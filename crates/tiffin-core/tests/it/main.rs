@@ -1,0 +1,7 @@
+//! Integration tests of tiffin-core: pack, verify and inspect on the committed fixtures, tampered
+//! packages and hand-made hostile archives.
+
+mod hostile;
+mod pack;
+mod support;
+mod tamper;

@@ -1,0 +1,54 @@
+//! `cargo xtask bench`: benchmarks of tiffin, each a subcommand, and `all` to run them in turn.
+//!
+//! A new benchmark (`bench runtime`, `bench server`) is a module below bench/, a variant of
+//! [`BenchCommand`] and a line in [`run_all`].
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use crate::process;
+
+mod hash;
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The benchmark to run; all of them when none is named.
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Time `tiffin pack` and `tiffin verify` on a 1 GiB package against sha256sum and b3sum.
+    ///
+    /// Builds the CLI in release, writes a package source with a 1 GiB file of pseudo-random
+    /// bytes under the target folder, packs it, then times each command (best of 5 after a
+    /// warm-up, page cache warm) and prints a table and a verdict.
+    Hash(hash::HashArgs),
+    /// Run every benchmark: `bench hash`, then the criterion benches of tiffin-hash.
+    All(AllArgs),
+}
+
+#[derive(Debug, Default, Args)]
+struct AllArgs {
+    #[command(flatten)]
+    hash: hash::HashArgs,
+}
+
+pub(crate) fn run(args: BenchArgs) -> Result<()> {
+    match args
+        .command
+        .unwrap_or(BenchCommand::All(AllArgs::default()))
+    {
+        BenchCommand::Hash(args) => hash::run(&args),
+        BenchCommand::All(args) => run_all(&args),
+    }
+}
+
+fn run_all(args: &AllArgs) -> Result<()> {
+    hash::run(&args.hash)?;
+    let mut criterion = process::cargo();
+    criterion.args(["bench", "-p", "tiffin-hash"]);
+    process::announce(&process::shown(&criterion));
+    process::run(&mut criterion)
+}

@@ -1,0 +1,154 @@
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+//!
+//! CI (`.ci/run`) and maintainers run exactly this, so a green local run means a green CI run.
+//! The steps are data in [`STEPS`]; adding a check is adding an entry.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::{process, schema};
+
+/// One check of `cargo xtask ci`.
+#[derive(Debug)]
+struct Step {
+    /// A short name, used to say which step failed.
+    name: &'static str,
+    action: Action,
+}
+
+/// What a step runs.
+#[derive(Debug)]
+enum Action {
+    /// cargo with these arguments and these extra environment variables.
+    Cargo {
+        args: &'static [&'static str],
+        env: &'static [(&'static str, &'static str)],
+    },
+    /// A task of this xtask, announced as `shown`.
+    Task {
+        shown: &'static str,
+        run: fn() -> Result<()>,
+    },
+}
+
+/// The checks, cheapest first so that a formatting slip fails in seconds, not after the tests.
+const STEPS: &[Step] = &[
+    Step {
+        name: "fmt",
+        action: Action::Cargo {
+            args: &["fmt", "--all", "--", "--check"],
+            env: &[],
+        },
+    },
+    Step {
+        name: "clippy",
+        action: Action::Cargo {
+            args: &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            env: &[],
+        },
+    },
+    Step {
+        name: "test",
+        action: Action::Cargo {
+            args: &["test", "--workspace", "--locked"],
+            env: &[],
+        },
+    },
+    Step {
+        name: "schema",
+        action: Action::Task {
+            shown: "cargo xtask schema --check",
+            run: check_schema,
+        },
+    },
+    Step {
+        name: "doc",
+        action: Action::Cargo {
+            args: &["doc", "--workspace", "--no-deps", "--locked"],
+            env: &[("RUSTDOCFLAGS", "-D warnings")],
+        },
+    },
+];
+
+fn check_schema() -> Result<()> {
+    schema::run(schema::Mode::Check)
+}
+
+/// Runs every step, stopping at the first failure, and prints the total time.
+pub(crate) fn run() -> Result<()> {
+    let start = Instant::now();
+    for step in STEPS {
+        run_step(step).with_context(|| {
+            format!(
+                "ci step `{}` failed after {}",
+                step.name,
+                process::human_duration(start.elapsed())
+            )
+        })?;
+    }
+    eprintln!(
+        "==> ci passed: {} steps in {}",
+        STEPS.len(),
+        process::human_duration(start.elapsed())
+    );
+    Ok(())
+}
+
+fn run_step(step: &Step) -> Result<()> {
+    match &step.action {
+        Action::Cargo { args, env } => {
+            let mut command = process::cargo();
+            command.args(*args).envs(env.iter().copied());
+            // The tests must compare the committed schemas, never rewrite them.
+            command.env_remove("TIFFIN_UPDATE_SCHEMA");
+            // CI logs render colours but are not terminals, so cargo would print none; a value the
+            // caller set (say `never`, to pipe into a file) wins.
+            if std::env::var_os(process::COLOR_VAR).is_none() {
+                command.env(process::COLOR_VAR, "always");
+            }
+            process::announce(&process::shown(&command));
+            process::run(&mut command)
+        }
+        Action::Task { shown, run } => {
+            process::announce(shown);
+            run()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_are_unique() {
+        let mut names: Vec<_> = STEPS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), STEPS.len());
+    }
+
+    #[test]
+    fn every_cargo_step_is_locked_but_fmt() {
+        for step in STEPS {
+            if let Action::Cargo { args, .. } = step.action
+                && args[0] != "fmt"
+            {
+                assert!(
+                    args.contains(&"--locked"),
+                    "step {} is not --locked",
+                    step.name
+                );
+            }
+        }
+    }
+}

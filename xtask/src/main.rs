@@ -1,0 +1,68 @@
+//! Maintainer tasks of the tiffin workspace, run as `cargo xtask <task>` from anywhere in it.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod ci;
+mod process;
+mod schema;
+
+/// Maintainer tasks of tiffin: the CI checks, generated files and benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs.
+    ///
+    /// Stops at the first failure, naming it, and exits non-zero.
+    Ci,
+    /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
+    Schema(SchemaArgs),
+    /// Measure tiffin's speed against the usual tools; without a subcommand, run every benchmark.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SchemaArgs {
+    /// Do not write: fail if the committed schemas differ from the types.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ci => ci::run(),
+        Command::Schema(args) => schema::run(if args.check {
+            schema::Mode::Check
+        } else {
+            schema::Mode::Update
+        }),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
