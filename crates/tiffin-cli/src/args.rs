@@ -36,6 +36,13 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// Show a package's manifest, signature, files and digests, without checking them.
     Inspect(InspectArgs),
+    /// List every callable a pickle or joblib file imports when loaded, without loading it.
+    ///
+    /// Loading a pickle runs the callables it names, which is why tiffin refuses to package one.
+    /// This walks the opcodes (GLOBAL, INST, STACK_GLOBAL, with the memo) and prints each import
+    /// with its byte offset, flagging those that are not plain data. Exits 1 when any import can
+    /// run code.
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +78,15 @@ pub(crate) struct InspectArgs {
     /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin).
     pub(crate) path: PathBuf,
     /// Print the manifest, digest and sizes as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// A pickle (.pkl, .pickle), joblib (.joblib, compressed or not) or any file to check.
+    pub(crate) file: PathBuf,
+    /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -12,6 +12,7 @@ mod model_card;
 mod pack;
 mod package;
 pub mod safety;
+pub mod scan;
 mod verify;
 
 pub use error::{Error, Result};

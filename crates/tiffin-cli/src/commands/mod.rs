@@ -5,6 +5,7 @@ use crate::args::{Cli, Command};
 
 mod inspect;
 mod pack;
+mod scan;
 mod verify;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -12,6 +13,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Pack(args) => pack::run(&args, cli.quiet),
         Command::Verify(args) => verify::run(&args, cli.quiet),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Scan(args) => scan::run(&args),
     }
 }
 

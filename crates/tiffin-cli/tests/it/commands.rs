@@ -143,3 +143,18 @@ fn errors_say_what_is_wrong_and_what_to_do() {
     .unwrap();
     insta::assert_snapshot!("pack_pickle", tiffin(&["pack"], temp.path(), t));
 }
+
+#[test]
+fn scan_names_what_a_pickle_imports() {
+    let unsafe_dir = fixtures().join("unsafe");
+    insta::assert_snapshot!(
+        "scan_joblib",
+        tiffin(&["scan", "model.joblib"], &unsafe_dir, None)
+    );
+    insta::assert_snapshot!(
+        "scan_proto0",
+        tiffin(&["scan", "model_proto0.pkl"], &unsafe_dir, None)
+    );
+    let onnx = fixtures().join("iris");
+    insta::assert_snapshot!("scan_onnx", tiffin(&["scan", "model.onnx"], &onnx, None));
+}

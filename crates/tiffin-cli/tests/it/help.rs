@@ -6,7 +6,7 @@ use crate::tiffin;
 fn help() {
     let here = std::env::current_dir().unwrap();
     insta::assert_snapshot!("help", tiffin(&["--help"], &here, None));
-    for command in ["pack", "verify", "inspect"] {
+    for command in ["pack", "verify", "inspect", "scan"] {
         insta::assert_snapshot!(
             format!("help_{command}"),
             tiffin(&[command, "--help"], &here, None)

@@ -1,0 +1,73 @@
+//! `tiffin scan`: what a pickle would import, and why tiffin will not package it.
+
+use anyhow::Context;
+use tiffin_core::scan;
+
+use crate::Outcome;
+use crate::args::ScanArgs;
+
+/// Decompressed joblib streams are read up to this size; what lies beyond is not scanned.
+const INFLATE_LIMIT: u64 = 4 << 30;
+
+pub(crate) fn run(args: &ScanArgs) -> anyhow::Result<Outcome> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let report = scan::scan(&name, &bytes, INFLATE_LIMIT);
+    let dangerous = report.dangerous().count();
+    if args.json {
+        super::print_json(&report)?;
+    } else if report.format.is_none() && report.imports.is_empty() {
+        println!(
+            "{}: not a pickle, joblib or torch file; nothing imports code",
+            args.file.display()
+        );
+    } else {
+        let format = report
+            .format
+            .map_or("not a recognised pickle format".to_owned(), |f| {
+                f.to_string()
+            });
+        println!(
+            "{}: {format}, protocol {}, {} opcodes read",
+            args.file.display(),
+            report.protocol,
+            report.opcodes
+        );
+        if let Some(reason) = &report.stopped {
+            println!("  stopped early: {reason}");
+        }
+        if !report.imports.is_empty() {
+            println!("\n  {:>8}  {:<13} import", "offset", "opcode");
+            for i in &report.imports {
+                let verdict = if i.plain_data {
+                    "plain data"
+                } else {
+                    "RUNS CODE"
+                };
+                println!(
+                    "  {:>8}  {:<13} {:<60} {verdict}",
+                    i.offset, i.opcode, i.name
+                );
+            }
+        }
+        println!();
+        if dangerous > 0 {
+            println!(
+                "{dangerous} import(s) can run code when this file is loaded. Export the model instead: \
+                 skl2onnx for scikit-learn, torch.onnx.export for PyTorch; then `tiffin pack` the ONNX file."
+            );
+        } else {
+            println!("no import that runs code was found");
+        }
+    }
+    Ok(if dangerous > 0 {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    })
+}
