@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::{self, Problems};
 use crate::{
-    Device, Error, FileRole, Framework, ModelFormat, Runtime, Signature, Training,
+    Device, Error, ExamplesSpec, FileRole, Framework, ModelFormat, Runtime, Signature, Training,
     ValidationErrors, infer_format,
 };
 
 /// The authoring file `tiffin.toml`: describes a trained model so that `tiffin pack` can
 /// turn it into a verifiable package. Paths are relative to the folder of `tiffin.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "tiffin.toml")]
 pub struct Authoring {
@@ -38,6 +38,9 @@ pub struct Authoring {
     /// Extra files to ship with the model, e.g. `requirements.txt`.
     #[serde(default)]
     pub files: Vec<FileSpec>,
+    /// Example inputs to run at pack time; their outputs become the package's golden outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples: Option<ExamplesSpec>,
 }
 
 /// The `[package]` table: who made the model, what it is called and what it is for.
@@ -180,6 +183,17 @@ impl Authoring {
         validate::check_training(&mut problems, "training", self.training.as_ref());
         validate::check_signature(&mut problems, &self.signature);
         self.check_files(&mut problems);
+        if let Some(examples) = &self.examples {
+            if let Err(message) = validate::check_relative_path(&examples.inputs) {
+                problems.push("examples.inputs", message);
+            }
+            crate::examples::check_tolerances(
+                &mut problems,
+                "examples.tolerance",
+                &examples.tolerance,
+                &self.signature,
+            );
+        }
         problems.finish()
     }
 

@@ -34,12 +34,14 @@
 
 mod authoring;
 mod error;
+mod examples;
 mod manifest;
 mod types;
 mod validate;
 
 pub use authoring::{Authoring, FileSpec, ModelSpec, Package};
 pub use error::Error;
+pub use examples::{Compare, Examples, ExamplesSpec, Tolerance};
 pub use manifest::{FORMAT_VERSION, FileEntry, Manifest, ModelRef};
 pub use types::{
     DType, Device, Dim, FileRole, Framework, ModelFormat, Runtime, Signature, TensorSpec, Training,

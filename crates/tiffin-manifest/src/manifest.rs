@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::{self, Problems};
 use crate::{
-    Authoring, Device, Error, FileRole, Framework, ModelFormat, Runtime, Signature, Training,
-    ValidationErrors,
+    Authoring, Device, Error, Examples, FileRole, Framework, ModelFormat, Runtime, Signature,
+    Training, ValidationErrors,
 };
 
 /// The version of the `tiffin.json` format this crate reads and writes.
@@ -16,7 +16,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// The packed manifest `tiffin.json`, written by `tiffin pack`: the package metadata, the
 /// model's signature and the size and digests of every file in the package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "tiffin.json")]
 pub struct Manifest {
@@ -62,6 +62,10 @@ pub struct Manifest {
     pub signature: Signature,
     /// Every file of the package except `tiffin.json` and `checksum.txt`, sorted by path.
     pub files: Vec<FileEntry>,
+    /// Golden examples: inputs and the outputs the model gave for them when packed, which
+    /// `tiffin verify` runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples: Option<Examples>,
 }
 
 /// Where the model is in the package and its format.
@@ -140,6 +144,7 @@ impl Manifest {
             device: a.device.clone(),
             signature: a.signature.clone(),
             files,
+            examples: None,
         })
     }
 
@@ -197,6 +202,29 @@ impl Manifest {
         validate::check_training(&mut problems, "training", self.training.as_ref());
         validate::check_signature(&mut problems, &self.signature);
         self.check_files(&mut problems);
+        if let Some(examples) = &self.examples {
+            for (field, path) in [
+                ("examples.inputs", &examples.inputs),
+                ("examples.outputs", &examples.outputs),
+            ] {
+                if !self
+                    .files
+                    .iter()
+                    .any(|f| &f.path == path && f.role == FileRole::Example)
+                {
+                    problems.push(
+                        field,
+                        format!("`{path}` is not among the files with role example: pack the model again"),
+                    );
+                }
+            }
+            crate::examples::check_tolerances(
+                &mut problems,
+                "examples.tolerance",
+                &examples.tolerance,
+                &self.signature,
+            );
+        }
         problems.finish()
     }
 

@@ -1,0 +1,150 @@
+//! Golden examples: inputs kept in the package with the outputs the model gave at pack time, and
+//! how closely a rerun must match them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::validate::Problems;
+use crate::{DType, Signature};
+
+/// The `[examples]` table of `tiffin.toml`: example inputs to run at pack time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExamplesSpec {
+    /// JSON file of example inputs, relative to the folder of `tiffin.toml`, e.g.
+    /// `"examples.json"`. Any payload form `tiffin predict` takes: `{"X": [[...]]}`, named
+    /// inputs, or records with feature names `[{"mean radius": 17.9, ...}]`.
+    pub inputs: String,
+    /// Tolerances per output name, e.g. `[examples.tolerance.probabilities] abs = 1e-4`.
+    /// Outputs not listed get the default (`abs = 1e-5`, `rel = 1e-4`, compare values); integer,
+    /// boolean and string outputs are always compared exactly.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tolerance: BTreeMap<String, Tolerance>,
+}
+
+/// The `examples` of a packed manifest: where the golden inputs and outputs are, and the
+/// tolerance of each output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Examples {
+    /// Package path of the example inputs, e.g. `"examples/inputs.json"`: an object mapping each
+    /// input name to a tensor `{"dtype", "shape", "data"}`.
+    pub inputs: String,
+    /// Package path of the outputs the model gave for them when packed, in the same form.
+    pub outputs: String,
+    /// Tolerance of every output, by name.
+    pub tolerance: BTreeMap<String, Tolerance>,
+}
+
+/// How closely a rerun output must match its golden value. A float value `x` passes against the
+/// golden `g` when `|x - g| <= abs + rel * |g|`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerance {
+    /// Absolute part of the allowed difference, e.g. `1e-5`.
+    #[serde(default = "default_abs")]
+    pub abs: f64,
+    /// Relative part of the allowed difference, a fraction of the golden value, e.g. `1e-4`.
+    #[serde(default = "default_rel")]
+    pub rel: f64,
+    /// What must agree: every value (`values`), the index of the largest value along the last
+    /// dim (`argmax`), or the set of the `k` largest (`top_k`).
+    #[serde(default)]
+    pub compare: Compare,
+    /// How many of the largest values must agree, with `compare = "top_k"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<u32>,
+}
+
+/// What a [`Tolerance`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compare {
+    /// Every value, within `abs` and `rel`.
+    #[default]
+    Values,
+    /// The index of the largest value along the last dim, for each row.
+    Argmax,
+    /// The indices of the `k` largest values along the last dim, for each row, in any order.
+    TopK,
+}
+
+fn default_abs() -> f64 {
+    1e-5
+}
+
+fn default_rel() -> f64 {
+    1e-4
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance {
+            abs: default_abs(),
+            rel: default_rel(),
+            compare: Compare::Values,
+            k: None,
+        }
+    }
+}
+
+impl Tolerance {
+    /// Exact equality: what integer, boolean and string outputs get.
+    pub fn exact() -> Self {
+        Tolerance {
+            abs: 0.0,
+            rel: 0.0,
+            compare: Compare::Values,
+            k: None,
+        }
+    }
+
+    /// The tolerance an output gets when its author named none: exact for non-float dtypes.
+    pub fn default_for(dtype: DType) -> Self {
+        match dtype {
+            DType::F16 | DType::F32 | DType::F64 => Tolerance::default(),
+            _ => Tolerance::exact(),
+        }
+    }
+}
+
+/// Checks tolerances against the signature: known output names, sane numbers, `k` with `top_k`.
+pub(crate) fn check_tolerances(
+    problems: &mut Problems,
+    field: &str,
+    tolerances: &BTreeMap<String, Tolerance>,
+    signature: &Signature,
+) {
+    for (name, t) in tolerances {
+        let at = format!("{field}.{name}");
+        if signature.output(name).is_none() {
+            let outputs: Vec<&str> = signature.outputs.iter().map(|o| o.name.as_str()).collect();
+            problems.push(
+                &at,
+                format!("`{name}` is not an output of the signature: use one of {outputs:?}"),
+            );
+        }
+        for (part, value) in [("abs", t.abs), ("rel", t.rel)] {
+            if !value.is_finite() || value < 0.0 {
+                problems.push(
+                    format!("{at}.{part}"),
+                    format!("{value} is not a tolerance: use a number >= 0"),
+                );
+            }
+        }
+        match (t.compare, t.k) {
+            (Compare::TopK, None | Some(0)) => {
+                problems.push(format!("{at}.k"), "top_k needs k >= 1, e.g. k = 3");
+            }
+            (Compare::Values | Compare::Argmax, Some(_)) => {
+                problems.push(
+                    format!("{at}.k"),
+                    "k only applies with compare = \"top_k\": remove it",
+                );
+            }
+            _ => {}
+        }
+    }
+}
