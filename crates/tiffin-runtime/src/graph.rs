@@ -1,0 +1,1147 @@
+//! Reading a model into tract and confronting it with a declared signature: what the graph says
+//! about its inputs and outputs, the input facts made from the signature (named dims become tract
+//! symbols), typing, and every disagreement between the two.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use tiffin_manifest::{DType, Dim, ModelFormat, Signature, TensorSpec};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::{DimFact, ShapeFactoid};
+
+use crate::error::{Error, SignatureProblem, TensorKind};
+
+/// Where a model's bytes come from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The content of one file: an `.onnx` model, or an NNEF archive (`.nnef.tar`, or gzipped
+    /// `.nnef.tgz` / `.nnef.tar.gz`, recognised by its bytes).
+    Bytes(Vec<u8>),
+    /// An NNEF model unpacked into a folder (`graph.nnef` and its `.dat` files).
+    Dir(PathBuf),
+}
+
+impl fmt::Debug for ModelSource {
+    // Written by hand so that a model's bytes never end up in a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            ModelSource::Dir(p) => f.debug_tuple("Dir").field(p).finish(),
+        }
+    }
+}
+
+/// A model read from its source, before the signature types it.
+pub(crate) enum Parsed {
+    /// The ONNX protobuf, kept so that it can be turned into a tract model more than once (with
+    /// and without the graph's `value_info`) and so that classifier attributes can be read.
+    Onnx(Box<pb::ModelProto>),
+    /// An NNEF model, typed by its own declarations.
+    Nnef(Box<TypedModel>),
+}
+
+/// tract's NNEF reader and writer as tiffin uses them: with tract-onnx's operators (converted
+/// ONNX-ML models need them) and with quoted identifiers, so that tensor names such as
+/// `save_infer_model/scale_0.tmp_1` survive a round trip unchanged.
+/// Built once per process: building it parses NNEF's standard library, about 10 ms, which
+/// would otherwise be most of the load time of a small model.
+pub(crate) fn nnef_framework() -> &'static tract_nnef::framework::Nnef {
+    static NNEF: OnceLock<tract_nnef::framework::Nnef> = OnceLock::new();
+    NNEF.get_or_init(|| {
+        let mut nnef = tract_nnef::nnef()
+            .with_onnx()
+            .with_registry(crate::onnx_ml::nnef_registry());
+        nnef.allow_extended_identifier_syntax(true);
+        nnef
+    })
+}
+
+/// tract's ONNX reader with tiffin's ai.onnx.ml operators registered.
+fn onnx_framework() -> tract_onnx::Onnx {
+    static ONNX: OnceLock<tract_onnx::Onnx> = OnceLock::new();
+    ONNX.get_or_init(|| {
+        let mut onnx = tract_onnx::onnx();
+        crate::onnx_ml::register(&mut onnx.op_register);
+        onnx
+    })
+    .clone()
+}
+
+/// The property tiffin sets on the graphs it writes as NNEF, with the value
+/// [`STAGE_DECLUTTERED`]: such a graph, written by this same tract version, is not decluttered
+/// again when loaded.
+pub(crate) const STAGE_PROPERTY: &str = "tiffin.stage";
+/// See [`STAGE_PROPERTY`].
+pub(crate) const STAGE_DECLUTTERED: &str = "decluttered";
+/// The version of tract this crate is built against (pinned in the workspace), which tract's
+/// NNEF writer records as `tract_nnef_ser_version`.
+pub(crate) const TRACT_VERSION: &str = "0.23.9";
+
+fn property<'m>(model: &'m TypedModel, key: &str) -> Option<&'m str> {
+    let value = model.properties.get(key)?.as_plain_ram()?;
+    value.to_scalar::<String>().ok().map(String::as_str)
+}
+
+impl Parsed {
+    /// Declutters a model typed from this source, unless it is an NNEF graph tiffin already
+    /// saved decluttered with this tract version.
+    pub(crate) fn declutter(&self, model: TypedModel) -> Result<TypedModel, Error> {
+        let done = matches!(self, Parsed::Nnef(_))
+            && property(&model, STAGE_PROPERTY) == Some(STAGE_DECLUTTERED)
+            && property(&model, "tract_nnef_ser_version") == Some(TRACT_VERSION);
+        if done {
+            return Ok(model);
+        }
+        model
+            .into_decluttered()
+            .map_err(|e| Error::Optimize { reason: reason(&e) })
+    }
+}
+
+/// A tract error as one line, its causes after colons, cut short so that an error built from a
+/// large graph never floods a log.
+pub(crate) fn reason(e: &TractError) -> String {
+    const MAX: usize = 1500;
+    let mut text = format!("{e:#}");
+    if text.len() > MAX {
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" [...]");
+    }
+    text
+}
+
+/// Reads a model from its source as `format`.
+pub(crate) fn parse(source: &ModelSource, format: ModelFormat) -> Result<Parsed, Error> {
+    let failed = |e: TractError| Error::Parse {
+        format,
+        reason: reason(&e),
+    };
+    match (format, source) {
+        (ModelFormat::Onnx, ModelSource::Bytes(bytes)) => {
+            let proto = onnx_framework()
+                .proto_model_for_read(&mut &bytes[..])
+                .map_err(failed)?;
+            if proto.graph.is_none() {
+                return Err(Error::Parse {
+                    format,
+                    reason: "the ONNX file holds no graph".into(),
+                });
+            }
+            Ok(Parsed::Onnx(Box::new(proto)))
+        }
+        (ModelFormat::Onnx, ModelSource::Dir(path)) => Err(Error::Source(format!(
+            "an ONNX model is one file, but {} was given as a folder; give the bytes of the .onnx file",
+            path.display()
+        ))),
+        (ModelFormat::Nnef, ModelSource::Bytes(bytes)) => {
+            let model = nnef_framework()
+                .model_for_read(&mut &bytes[..])
+                .map_err(failed)?;
+            Ok(Parsed::Nnef(Box::new(model)))
+        }
+        (ModelFormat::Nnef, ModelSource::Dir(path)) => {
+            if !path.is_dir() {
+                return Err(Error::Source(format!(
+                    "{} is not a folder; an NNEF folder holds graph.nnef and its .dat files",
+                    path.display()
+                )));
+            }
+            let model = nnef_framework().model_for_path(path).map_err(failed)?;
+            Ok(Parsed::Nnef(Box::new(model)))
+        }
+    }
+}
+
+/// One dimension as the graph itself declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GraphDim {
+    Fixed(u64),
+    /// A symbol, by its name in the graph.
+    Named(String),
+    /// Left open (`None`, `-1`, `"?"`), or an expression.
+    Unknown(String),
+}
+
+impl fmt::Display for GraphDim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GraphDim::Fixed(n) => write!(f, "{n}"),
+            GraphDim::Named(s) | GraphDim::Unknown(s) => f.write_str(s),
+        }
+    }
+}
+
+/// An input or output as the graph itself declares it.
+#[derive(Debug, Clone)]
+pub(crate) struct GraphTensor {
+    pub(crate) name: String,
+    pub(crate) dtype: Option<DatumType>,
+    pub(crate) shape: Option<Vec<GraphDim>>,
+}
+
+/// True for the names tiffin accepts as dim names (and tract as symbols).
+pub(crate) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn onnx_tensor(info: &pb::ValueInfoProto) -> GraphTensor {
+    let tensor = info
+        .r#type
+        .as_ref()
+        .and_then(|t| t.value.as_ref())
+        .map(|v| match v {
+            pb::type_proto::Value::TensorType(t) => t,
+        });
+    let dtype = tensor.and_then(|t| {
+        let dt = pb::tensor_proto::DataType::try_from(t.elem_type).ok()?;
+        DatumType::try_from(dt).ok()
+    });
+    let shape = tensor.and_then(|t| t.shape.as_ref()).map(|shape| {
+        shape
+            .dim
+            .iter()
+            .map(|d| {
+                use pb::tensor_shape_proto::dimension::Value;
+                match &d.value {
+                    Some(Value::DimValue(v)) if *v >= 1 => GraphDim::Fixed(*v as u64),
+                    Some(Value::DimValue(v)) => GraphDim::Unknown(v.to_string()),
+                    Some(Value::DimParam(p)) if is_identifier(p) => GraphDim::Named(p.clone()),
+                    Some(Value::DimParam(p)) => GraphDim::Unknown(p.clone()),
+                    None => GraphDim::Unknown("?".into()),
+                }
+            })
+            .collect()
+    });
+    GraphTensor {
+        name: info.name.clone(),
+        dtype,
+        shape,
+    }
+}
+
+fn typed_dim(d: &TDim) -> GraphDim {
+    match d {
+        TDim::Val(v) if *v >= 1 => GraphDim::Fixed(*v as u64),
+        TDim::Sym(s) if is_identifier(&s.to_string()) => GraphDim::Named(s.to_string()),
+        other => GraphDim::Unknown(other.to_string()),
+    }
+}
+
+fn typed_tensor(name: String, fact: &TypedFact) -> GraphTensor {
+    GraphTensor {
+        name,
+        dtype: Some(fact.datum_type),
+        shape: Some(fact.shape.iter().map(typed_dim).collect()),
+    }
+}
+
+/// The graph's own inputs and outputs, in graph order.
+pub(crate) fn graph_io(parsed: &Parsed) -> Result<(Vec<GraphTensor>, Vec<GraphTensor>), Error> {
+    match parsed {
+        Parsed::Onnx(proto) => {
+            let graph = proto.graph.as_ref().ok_or_else(|| Error::Parse {
+                format: ModelFormat::Onnx,
+                reason: "the ONNX file holds no graph".into(),
+            })?;
+            // Inputs that an initializer fills are constants, not inputs of the model.
+            let initialized: HashSet<&str> =
+                graph.initializer.iter().map(|t| t.name.as_str()).collect();
+            let inputs = graph
+                .input
+                .iter()
+                .filter(|i| !initialized.contains(i.name.as_str()))
+                .map(onnx_tensor)
+                .collect();
+            Ok((inputs, graph.output.iter().map(onnx_tensor).collect()))
+        }
+        Parsed::Nnef(model) => {
+            let io = |outlets: &[OutletId], kind: TensorKind| -> Result<Vec<GraphTensor>, Error> {
+                outlets
+                    .iter()
+                    .map(|&o| {
+                        let name = match kind {
+                            TensorKind::Input => model.node(o.node).name.clone(),
+                            TensorKind::Output => model
+                                .outlet_label(o)
+                                .map_or_else(|| model.node(o.node).name.clone(), str::to_owned),
+                        };
+                        let fact = model.outlet_fact(o).map_err(|e| Error::Parse {
+                            format: ModelFormat::Nnef,
+                            reason: reason(&e),
+                        })?;
+                        Ok(typed_tensor(name, fact))
+                    })
+                    .collect()
+            };
+            Ok((
+                io(&model.inputs, TensorKind::Input)?,
+                io(&model.outputs, TensorKind::Output)?,
+            ))
+        }
+    }
+}
+
+/// tract's dtype for a tiffin dtype.
+pub(crate) fn datum_type(dtype: DType) -> DatumType {
+    match dtype {
+        DType::F16 => DatumType::F16,
+        DType::F32 => DatumType::F32,
+        DType::F64 => DatumType::F64,
+        DType::I8 => DatumType::I8,
+        DType::I16 => DatumType::I16,
+        DType::I32 => DatumType::I32,
+        DType::I64 => DatumType::I64,
+        DType::U8 => DatumType::U8,
+        DType::U16 => DatumType::U16,
+        DType::U32 => DatumType::U32,
+        DType::U64 => DatumType::U64,
+        DType::Bool => DatumType::Bool,
+        DType::String => DatumType::String,
+    }
+}
+
+/// tiffin's dtype for a tract dtype; shape values (`TDim`) come out as i64.
+pub(crate) fn dtype_of(dt: DatumType) -> Option<DType> {
+    Some(match dt {
+        DatumType::F16 => DType::F16,
+        DatumType::F32 => DType::F32,
+        DatumType::F64 => DType::F64,
+        DatumType::I8 => DType::I8,
+        DatumType::I16 => DType::I16,
+        DatumType::I32 => DType::I32,
+        DatumType::I64 | DatumType::TDim => DType::I64,
+        DatumType::U8 => DType::U8,
+        DatumType::U16 => DType::U16,
+        DatumType::U32 => DType::U32,
+        DatumType::U64 => DType::U64,
+        DatumType::Bool => DType::Bool,
+        DatumType::String => DType::String,
+        _ => return None,
+    })
+}
+
+fn dtype_name(dt: DatumType) -> String {
+    dtype_of(dt).map_or_else(|| format!("{dt:?}"), |d| d.as_str().to_owned())
+}
+
+/// One dimension of an input fact.
+#[derive(Debug, Clone)]
+enum FactDim {
+    Fixed(u64),
+    /// A tract symbol, by name.
+    Symbol(String),
+    Unknown,
+}
+
+/// The fact tract is given for one input, made from the declared signature (or from the graph
+/// where the two disagree, so that typing still gets as far as the outputs).
+#[derive(Debug, Clone)]
+struct InputFact {
+    /// The input's name in the graph.
+    name: String,
+    dtype: DatumType,
+    dims: Option<Vec<FactDim>>,
+}
+
+impl InputFact {
+    fn to_inference(&self, symbols: &SymbolScope) -> InferenceFact {
+        let fact = InferenceFact::default().with_datum_type(self.dtype);
+        match &self.dims {
+            None => fact,
+            Some(dims) => fact.with_shape(ShapeFactoid::closed(
+                dims.iter()
+                    .map(|d| match d {
+                        FactDim::Fixed(n) => DimFact::from((*n as i64).to_dim()),
+                        FactDim::Symbol(s) => DimFact::from(symbols.sym(s).to_dim()),
+                        FactDim::Unknown => DimFact::default(),
+                    })
+                    .collect(),
+            )),
+        }
+    }
+}
+
+/// Where a declared dim name was first seen.
+#[derive(Debug, Clone)]
+struct Site {
+    kind: TensorKind,
+    tensor: String,
+    axis: usize,
+    /// The graph's dim there.
+    graph: String,
+}
+
+/// The model typed with a declared signature.
+pub(crate) struct Typed {
+    /// Typed, not yet decluttered (see [`Parsed::declutter`]); inputs and outputs are the
+    /// declared ones, in the declared order.
+    pub(crate) model: TypedModel,
+    /// Each dim name declared on an input, with the tract symbol that stands for it (none when
+    /// the graph computes that dim from others).
+    pub(crate) symbols: BTreeMap<String, Option<Symbol>>,
+}
+
+/// Types `parsed` with `declared` and checks every declared name, dtype and dim against the
+/// graph. Returns the typed model, or every problem found at once as [`Error::Signature`].
+pub(crate) fn confront(parsed: &Parsed, declared: &Signature) -> Result<Typed, Error> {
+    let (graph_inputs, graph_outputs) = graph_io(parsed)?;
+    let mut problems = Vec::new();
+    names_problems(
+        TensorKind::Input,
+        &declared.inputs,
+        &graph_inputs,
+        &mut problems,
+    );
+    names_problems(
+        TensorKind::Output,
+        &declared.outputs,
+        &graph_outputs,
+        &mut problems,
+    );
+
+    // Inputs: dtype, rank and dims against what the graph declares, choosing a tract symbol for
+    // each declared dim name. The graph's own symbol is reused when it has one at that place:
+    // graphs (torch's exporter, for one) name inner tensors' dims with it, and another name
+    // would fail to unify with them.
+    let mut bound: BTreeMap<String, (String, Site)> = BTreeMap::new(); // declared name -> symbol
+    let mut owner: HashMap<String, (String, Site)> = HashMap::new(); // symbol -> declared name
+    let mut facts = Vec::new();
+    let mut undetermined: Vec<(String, Site)> = Vec::new();
+    for spec in &declared.inputs {
+        let Some(graph) = graph_inputs.iter().find(|g| g.name == spec.name) else {
+            continue;
+        };
+        let want = datum_type(spec.dtype);
+        let dtype = match graph.dtype {
+            Some(g) if g != want => {
+                problems.push(SignatureProblem::DType {
+                    kind: TensorKind::Input,
+                    name: spec.name.clone(),
+                    declared: spec.dtype,
+                    graph: dtype_name(g),
+                });
+                g
+            }
+            _ => want,
+        };
+        let graph_dims = match &graph.shape {
+            Some(dims) if dims.len() != spec.shape.len() => {
+                problems.push(SignatureProblem::Rank {
+                    kind: TensorKind::Input,
+                    name: spec.name.clone(),
+                    declared: spec.shape.clone(),
+                    graph: shape_text(dims),
+                });
+                let dims = dims
+                    .iter()
+                    .map(|d| match d {
+                        GraphDim::Fixed(n) => FactDim::Fixed(*n),
+                        GraphDim::Named(s) => FactDim::Symbol(s.clone()),
+                        GraphDim::Unknown(_) => FactDim::Unknown,
+                    })
+                    .collect();
+                facts.push(InputFact {
+                    name: graph.name.clone(),
+                    dtype,
+                    dims: Some(dims),
+                });
+                continue;
+            }
+            Some(dims) => dims.clone(),
+            None => vec![GraphDim::Unknown("?".into()); spec.shape.len()],
+        };
+        let mut dims = Vec::new();
+        for (axis, (d, g)) in spec.shape.iter().zip(&graph_dims).enumerate() {
+            let site = Site {
+                kind: TensorKind::Input,
+                tensor: spec.name.clone(),
+                axis,
+                graph: g.to_string(),
+            };
+            let dim_problem = |graph: &GraphDim| SignatureProblem::Dim {
+                kind: TensorKind::Input,
+                name: spec.name.clone(),
+                axis,
+                declared: d.clone(),
+                graph: graph.to_string(),
+            };
+            dims.push(match (d, g) {
+                (Dim::Fixed(n), GraphDim::Fixed(m)) => {
+                    if n != m {
+                        problems.push(dim_problem(g));
+                    }
+                    FactDim::Fixed(*m)
+                }
+                (Dim::Fixed(n), _) => FactDim::Fixed(*n),
+                (Dim::Named(_), GraphDim::Fixed(m)) => {
+                    problems.push(dim_problem(g));
+                    FactDim::Fixed(*m)
+                }
+                (Dim::Named(name), _)
+                    if parsed_is_nnef(parsed) && !matches!(g, GraphDim::Named(_)) =>
+                {
+                    // An NNEF input's dim is an expression of other symbols: nothing to bind,
+                    // the run-time checks and tract's own keep it consistent.
+                    undetermined.push((name.clone(), site));
+                    FactDim::Unknown
+                }
+                (Dim::Named(name), _) => {
+                    if let Some((symbol, _)) = bound.get(name) {
+                        FactDim::Symbol(symbol.clone())
+                    } else {
+                        let symbol = match g {
+                            GraphDim::Named(s) => s.clone(),
+                            _ => name.clone(),
+                        };
+                        if let Some((other, first)) = owner.get(&symbol) {
+                            problems.push(SignatureProblem::DimSplit {
+                                graph: symbol.clone(),
+                                first_kind: first.kind,
+                                first: first.tensor.clone(),
+                                first_axis: first.axis,
+                                first_declared: other.clone(),
+                                kind: TensorKind::Input,
+                                name: spec.name.clone(),
+                                axis,
+                                declared: name.clone(),
+                            });
+                        } else {
+                            owner.insert(symbol.clone(), (name.clone(), site.clone()));
+                        }
+                        bound.insert(name.clone(), (symbol.clone(), site));
+                        FactDim::Symbol(symbol)
+                    }
+                }
+            });
+        }
+        facts.push(InputFact {
+            name: graph.name.clone(),
+            dtype,
+            dims: Some(dims),
+        });
+    }
+
+    let output_names: Vec<String> = declared
+        .outputs
+        .iter()
+        .filter(|o| graph_outputs.iter().any(|g| g.name == o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    let model = match type_model(parsed, &facts, &output_names) {
+        Ok(model) => model,
+        // A wrong signature is the likelier cause of a typing failure: report it.
+        Err(Error::Typing { .. }) if !problems.is_empty() => {
+            return Err(Error::Signature(problems));
+        }
+        Err(e) => return Err(e),
+    };
+
+    // Outputs: dtype, rank and dims against what tract infers from the declared inputs.
+    let mut output_only: BTreeMap<String, (TDim, Site)> = BTreeMap::new();
+    for (ix, name) in output_names.iter().enumerate() {
+        let Some(spec) = declared.output(name) else {
+            continue;
+        };
+        let fact = model
+            .output_fact(ix)
+            .map_err(|e| Error::Typing { reason: reason(&e) })?;
+        if !dtype_compatible(spec.dtype, fact.datum_type) {
+            problems.push(SignatureProblem::DType {
+                kind: TensorKind::Output,
+                name: name.clone(),
+                declared: spec.dtype,
+                graph: dtype_name(fact.datum_type),
+            });
+        }
+        if fact.rank() != spec.shape.len() {
+            problems.push(SignatureProblem::Rank {
+                kind: TensorKind::Output,
+                name: name.clone(),
+                declared: spec.shape.clone(),
+                graph: format!(
+                    "[{}]",
+                    fact.shape
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            continue;
+        }
+        for (axis, (d, g)) in spec.shape.iter().zip(fact.shape.iter()).enumerate() {
+            let g = g.clone().simplify();
+            let site = Site {
+                kind: TensorKind::Output,
+                tensor: name.clone(),
+                axis,
+                graph: g.to_string(),
+            };
+            let dim_problem = || SignatureProblem::Dim {
+                kind: TensorKind::Output,
+                name: name.clone(),
+                axis,
+                declared: d.clone(),
+                graph: g.to_string(),
+            };
+            match d {
+                Dim::Fixed(n) => {
+                    if g.as_i64() != Some(*n as i64) {
+                        problems.push(dim_problem());
+                    }
+                }
+                Dim::Named(_) if g.as_i64().is_some() => problems.push(dim_problem()),
+                Dim::Named(dim) => {
+                    if let Some((symbol, first)) = bound.get(dim) {
+                        if g != TDim::Sym(model.sym(symbol)) {
+                            problems.push(conflict(dim, first, &site));
+                        }
+                    } else if let Some((first_dim, first)) = output_only.get(dim) {
+                        // A name only outputs use may alias an input's dim (silero's
+                        // `Reshapespeech_probs_dim_0` is `seq_len`); it must stand for one
+                        // graph dim wherever it appears.
+                        if *first_dim != g {
+                            problems.push(conflict(dim, first, &site));
+                        }
+                    } else {
+                        output_only.insert(dim.clone(), (g.clone(), site));
+                    }
+                }
+            }
+        }
+    }
+    if let Parsed::Onnx(proto) = parsed {
+        let labels = onnx_class_labels(proto);
+        for spec in &declared.outputs {
+            let (Some(graph), Some(declared)) = (labels.get(&spec.name), &spec.class_labels) else {
+                continue;
+            };
+            // Integer classes are named by the author; string classes are what the model returns.
+            let strings = spec.dtype == DType::String;
+            if graph.len() != declared.len() || (strings && graph != declared) {
+                problems.push(SignatureProblem::ClassLabels {
+                    name: spec.name.clone(),
+                    declared: declared.clone(),
+                    graph: graph.clone(),
+                });
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Signature(problems));
+    }
+    let mut symbols: BTreeMap<String, Option<Symbol>> = bound
+        .into_iter()
+        .map(|(name, (symbol, _))| (name, Some(model.sym(&symbol))))
+        .collect();
+    for (name, _) in undetermined {
+        symbols.entry(name).or_insert(None);
+    }
+    Ok(Typed { model, symbols })
+}
+
+fn parsed_is_nnef(parsed: &Parsed) -> bool {
+    matches!(parsed, Parsed::Nnef(_))
+}
+
+fn conflict(dim: &str, first: &Site, site: &Site) -> SignatureProblem {
+    SignatureProblem::DimConflict {
+        dim: dim.to_owned(),
+        first_kind: first.kind,
+        first: first.tensor.clone(),
+        first_axis: first.axis,
+        first_graph: first.graph.clone(),
+        kind: site.kind,
+        name: site.tensor.clone(),
+        axis: site.axis,
+        graph: site.graph.clone(),
+    }
+}
+
+/// Whether an output tract computes as `graph` can be returned as `declared`: the same dtype,
+/// or shape values (`TDim`), which tiffin returns as i64.
+fn dtype_compatible(declared: DType, graph: DatumType) -> bool {
+    dtype_of(graph) == Some(declared)
+}
+
+fn shape_text(dims: &[GraphDim]) -> String {
+    format!(
+        "[{}]",
+        dims.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn names_problems(
+    kind: TensorKind,
+    declared: &[TensorSpec],
+    graph: &[GraphTensor],
+    out: &mut Vec<SignatureProblem>,
+) {
+    let graph_names: Vec<String> = graph.iter().map(|g| g.name.clone()).collect();
+    for spec in declared {
+        if !graph_names.contains(&spec.name) {
+            out.push(SignatureProblem::Missing {
+                kind,
+                name: spec.name.clone(),
+                graph: graph_names.clone(),
+            });
+        }
+    }
+    for g in graph {
+        if !declared.iter().any(|d| d.name == g.name) {
+            out.push(SignatureProblem::Undeclared {
+                kind,
+                name: g.name.clone(),
+            });
+        }
+    }
+}
+
+/// Types the graph with the given input facts (in the order given) and outputs (selected by
+/// name, in the order given).
+fn type_model(
+    parsed: &Parsed,
+    facts: &[InputFact],
+    outputs: &[String],
+) -> Result<TypedModel, Error> {
+    match parsed {
+        Parsed::Onnx(proto) => {
+            let Err(Error::Typing { reason: first }) = onnx_typed(proto, facts, outputs, false)
+            else {
+                return onnx_typed(proto, facts, outputs, false);
+            };
+            // Shapes some exporters write into `value_info` use symbols of their own that do
+            // not unify with the declared ones; the graph types without them.
+            let second = onnx_typed(proto, facts, outputs, true);
+            if !matches!(second, Err(Error::Typing { .. })) {
+                return second;
+            }
+            // Casts of shape values (PaddlePaddle's exporter writes Shape -> Cast(int32) ->
+            // Slice -> Cast(int64) -> Reshape) hide a symbolic size from tract, which then
+            // cannot type the Reshape; without the casts the sizes stay symbolic.
+            if let Some(rewritten) = without_shape_casts(proto) {
+                let third = onnx_typed(&rewritten, facts, outputs, true);
+                if !matches!(third, Err(Error::Typing { .. })) {
+                    return third;
+                }
+            }
+            Err(Error::Typing { reason: first })
+        }
+        Parsed::Nnef(model) => {
+            let typing = |e: TractError| Error::Typing { reason: reason(&e) };
+            let mut model = (**model).clone();
+            model
+                .set_input_names(facts.iter().map(|f| &f.name))
+                .map_err(typing)?;
+            let outlets = select_outputs(&model, outputs).map_err(typing)?;
+            model.select_output_outlets(&outlets).map_err(typing)?;
+            Ok(model)
+        }
+    }
+}
+
+/// A copy of the graph where every integer `Cast` of a shape value (an output of `Shape`,
+/// possibly sliced, gathered, squeezed or concatenated) is an `Identity`; `None` when there is
+/// no such cast. Shape values are sizes, which every integer type holds, so the graph computes
+/// the same sizes; tract then keeps them symbolic instead of needing them as numbers.
+fn without_shape_casts(proto: &pb::ModelProto) -> Option<pb::ModelProto> {
+    use pb::tensor_proto::DataType;
+    const CARRY: [&str; 7] = [
+        "Slice",
+        "Gather",
+        "Squeeze",
+        "Unsqueeze",
+        "Concat",
+        "Cast",
+        "Identity",
+    ];
+    let integer = |to: i64| {
+        i32::try_from(to)
+            .ok()
+            .and_then(|to| DataType::try_from(to).ok())
+            .is_some_and(|dt| matches!(dt, DataType::Int32 | DataType::Int64))
+    };
+    let mut proto = proto.clone();
+    let graph = proto.graph.as_mut()?;
+    let mut shape_valued: HashSet<String> = HashSet::new();
+    let mut changed = false;
+    // Nodes are topologically sorted in a valid ONNX graph, so one pass sees producers first.
+    for node in &mut graph.node {
+        let from_shape = node.input.first().is_some_and(|i| shape_valued.contains(i));
+        let carries =
+            node.op_type == "Shape" || (from_shape && CARRY.contains(&node.op_type.as_str()));
+        if node.op_type == "Cast" && from_shape {
+            let to = node.attribute.iter().find(|a| a.name == "to").map(|a| a.i);
+            if to.is_some_and(integer) {
+                node.op_type = "Identity".into();
+                node.attribute.clear();
+                changed = true;
+            }
+        }
+        if carries {
+            shape_valued.extend(node.output.iter().cloned());
+        }
+    }
+    changed.then_some(proto)
+}
+
+fn select_outputs<F, O>(model: &Graph<F, O>, names: &[String]) -> TractResult<Vec<OutletId>>
+where
+    F: Fact + Clone + 'static,
+    O: fmt::Debug + fmt::Display + AsRef<dyn Op> + AsMut<dyn Op> + Clone + 'static,
+{
+    names
+        .iter()
+        .map(|name| {
+            model
+                .outputs
+                .iter()
+                .find(|o| model.outlet_label(**o) == Some(name.as_str()))
+                .copied()
+                .ok_or_else(|| TractError::msg(format!("the graph has no output `{name}`")))
+        })
+        .collect()
+}
+
+fn onnx_typed(
+    proto: &pb::ModelProto,
+    facts: &[InputFact],
+    outputs: &[String],
+    ignore_value_info: bool,
+) -> Result<TypedModel, Error> {
+    let typing = |e: TractError| Error::Typing { reason: reason(&e) };
+    let onnx = onnx_framework().with_ignore_value_info(ignore_value_info);
+    let mut model = onnx
+        .model_for_proto_model(proto)
+        .map_err(|e| Error::Parse {
+            format: ModelFormat::Onnx,
+            reason: reason(&e),
+        })?;
+    unsupported_operators(&model)?;
+    model
+        .set_input_names(facts.iter().map(|f| &f.name))
+        .map_err(typing)?;
+    for (ix, fact) in facts.iter().enumerate() {
+        let fact = fact.to_inference(&model.symbols);
+        model.set_input_fact(ix, fact).map_err(typing)?;
+    }
+    let outlets = select_outputs(&model, outputs).map_err(typing)?;
+    model.select_output_outlets(&outlets).map_err(typing)?;
+    model.into_typed().map_err(typing)
+}
+
+/// Refuses, up front and by name, the operators tract left unimplemented: otherwise they only
+/// fail later, inside typing, with a less direct message.
+fn unsupported_operators(model: &InferenceModel) -> Result<(), Error> {
+    use tract_onnx::tract_hir::ops::unimpl::UnimplementedOp;
+    let mut ops: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    for node in model.nodes() {
+        if node.op.as_op().downcast_ref::<UnimplementedOp>().is_some() {
+            let name = node.op.name();
+            let op = name
+                .strip_prefix("Unimplemented(")
+                .and_then(|s| s.strip_suffix(')'))
+                .unwrap_or(&name);
+            if seen.insert(op.to_owned()) {
+                ops.push(format!("{op} (node {})", node.name));
+            }
+        }
+    }
+    if ops.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedOperators { ops })
+    }
+}
+
+/// The classes of the ONNX-ML classifiers (`classlabels_strings` / `classlabels_int64s` /
+/// `classlabels_ints` of `LinearClassifier`, `TreeEnsembleClassifier`, `SVMClassifier`, and of a
+/// `ZipMap`) that reach each graph output, through operators that keep the class axis.
+pub(crate) fn onnx_class_labels(proto: &pb::ModelProto) -> HashMap<String, Vec<String>> {
+    const CLASSIFIERS: [&str; 4] = [
+        "LinearClassifier",
+        "TreeEnsembleClassifier",
+        "SVMClassifier",
+        "ZipMap",
+    ];
+    const PASS_THROUGH: [&str; 6] = [
+        "Identity",
+        "Cast",
+        "Normalizer",
+        "Softmax",
+        "CastMap",
+        "ArgMax",
+    ];
+    let mut labels = HashMap::new();
+    let Some(graph) = &proto.graph else {
+        return labels;
+    };
+    let producer: HashMap<&str, &pb::NodeProto> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
+        .collect();
+    let classes = |node: &pb::NodeProto| -> Option<Vec<String>> {
+        node.attribute.iter().find_map(|a| match a.name.as_str() {
+            "classlabels_strings" if !a.strings.is_empty() => Some(
+                a.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
+            "classlabels_int64s" | "classlabels_ints" if !a.ints.is_empty() => {
+                Some(a.ints.iter().map(|i| i.to_string()).collect())
+            }
+            _ => None,
+        })
+    };
+    for output in &graph.output {
+        let mut name = output.name.as_str();
+        // Graphs are acyclic; the bound only guards against a malformed file.
+        for _ in 0..graph.node.len().min(64) {
+            let Some(node) = producer.get(name) else {
+                break;
+            };
+            if CLASSIFIERS.contains(&node.op_type.as_str()) {
+                if let Some(classes) = classes(node) {
+                    labels.insert(output.name.clone(), classes);
+                }
+                break;
+            }
+            match (
+                PASS_THROUGH.contains(&node.op_type.as_str()),
+                node.input.first(),
+            ) {
+                (true, Some(input)) => name = input,
+                _ => break,
+            }
+        }
+    }
+    labels
+}
+
+/// Column names from the ONNX `metadata_props`: `feature_names.INPUT`, or `feature_names` when
+/// the model has one input; a JSON list of strings or a comma-separated list.
+fn onnx_feature_names(
+    proto: &pb::ModelProto,
+    input: &str,
+    single_input: bool,
+) -> Option<Vec<String>> {
+    let key = format!("feature_names.{input}");
+    let value = proto
+        .metadata_props
+        .iter()
+        .find(|p| p.key == key)
+        .or_else(|| {
+            proto
+                .metadata_props
+                .iter()
+                .find(|p| single_input && p.key == "feature_names")
+        })?;
+    let text = value.value.trim();
+    if text.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(text).ok()
+    } else {
+        Some(text.split(',').map(|s| s.trim().to_owned()).collect())
+    }
+}
+
+/// What the graph itself says about its inputs and outputs, as a tiffin signature: names and
+/// dtypes, shapes with each dynamic dim named (the graph's own symbol when it is a valid name,
+/// else `batch` for the first axis and `INPUT_dimAXIS` for others), class labels of ONNX-ML
+/// classifiers, and feature names from the ONNX metadata.
+pub fn graph_signature(source: &ModelSource, format: ModelFormat) -> Result<Signature, Error> {
+    let parsed = parse(source, format)?;
+    let (graph_inputs, graph_outputs) = graph_io(&parsed)?;
+    let mut inputs = Vec::new();
+    for g in &graph_inputs {
+        let dtype = g.dtype.and_then(dtype_of).ok_or_else(|| Error::Typing {
+            reason: format!(
+                "input `{}` has {}, which tiffin does not support",
+                g.name,
+                g.dtype
+                    .map_or("no dtype".into(), |d| format!("dtype {d:?}"))
+            ),
+        })?;
+        let shape = g.shape.as_ref().ok_or_else(|| Error::Typing {
+            reason: format!(
+                "input `{}` has no shape in the graph; declare its shape in tiffin.toml",
+                g.name
+            ),
+        })?;
+        let shape = shape
+            .iter()
+            .enumerate()
+            .map(|(axis, d)| match d {
+                GraphDim::Fixed(n) => Dim::Fixed(*n),
+                GraphDim::Named(s) => Dim::Named(s.clone()),
+                GraphDim::Unknown(_) if axis == 0 => Dim::Named("batch".into()),
+                GraphDim::Unknown(_) => Dim::Named(invented(&g.name, axis)),
+            })
+            .collect();
+        let feature_names = match &parsed {
+            Parsed::Onnx(proto) => onnx_feature_names(proto, &g.name, graph_inputs.len() == 1),
+            Parsed::Nnef(_) => None,
+        };
+        inputs.push(TensorSpec {
+            name: g.name.clone(),
+            dtype,
+            shape,
+            feature_names,
+            class_labels: None,
+            description: None,
+        });
+    }
+    let facts: Vec<InputFact> = inputs
+        .iter()
+        .map(|spec| InputFact {
+            name: spec.name.clone(),
+            dtype: datum_type(spec.dtype),
+            dims: Some(
+                spec.shape
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => FactDim::Fixed(*n),
+                        Dim::Named(s) => FactDim::Symbol(s.clone()),
+                    })
+                    .collect(),
+            ),
+        })
+        .collect();
+    let output_names: Vec<String> = graph_outputs.iter().map(|g| g.name.clone()).collect();
+    let model = type_model(&parsed, &facts, &output_names)?;
+    let labels = match &parsed {
+        Parsed::Onnx(proto) => onnx_class_labels(proto),
+        Parsed::Nnef(_) => HashMap::new(),
+    };
+    let mut outputs = Vec::new();
+    for (ix, g) in graph_outputs.iter().enumerate() {
+        let fact = model
+            .output_fact(ix)
+            .map_err(|e| Error::Typing { reason: reason(&e) })?;
+        let dtype = dtype_of(fact.datum_type).ok_or_else(|| Error::Typing {
+            reason: format!(
+                "output `{}` has dtype {:?}, which tiffin does not support",
+                g.name, fact.datum_type
+            ),
+        })?;
+        let shape = fact
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(axis, d)| match typed_dim(&d.clone().simplify()) {
+                GraphDim::Fixed(n) => Dim::Fixed(n),
+                GraphDim::Named(s) => Dim::Named(s),
+                GraphDim::Unknown(_) => match g.shape.as_ref().and_then(|s| s.get(axis)) {
+                    Some(GraphDim::Named(s)) => Dim::Named(s.clone()),
+                    _ => Dim::Named(invented(&g.name, axis)),
+                },
+            })
+            .collect();
+        outputs.push(TensorSpec {
+            name: g.name.clone(),
+            dtype,
+            shape,
+            feature_names: None,
+            class_labels: labels.get(&g.name).cloned(),
+            description: None,
+        });
+    }
+    Ok(Signature { inputs, outputs })
+}
+
+/// A dim name for an axis the graph leaves unnamed: `NAME_dimAXIS`, with the characters a dim
+/// name cannot hold replaced by `_`.
+fn invented(tensor: &str, axis: usize) -> String {
+    let mut name: String = tensor
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        name.insert(0, '_');
+    }
+    format!("{name}_dim{axis}")
+}
+
+/// Checks the declared signature against the graph and reports every problem at once, as
+/// [`Error::Signature`]; other errors say why the graph could not be read or typed at all.
+pub fn check_signature(
+    declared: &Signature,
+    source: &ModelSource,
+    format: ModelFormat,
+) -> Result<(), Error> {
+    let parsed = parse(source, format)?;
+    confront(&parsed, declared).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_invented_names() {
+        assert!(
+            is_identifier("batch")
+                && is_identifier("_x1")
+                && is_identifier("Reshapespeech_probs_dim_0")
+        );
+        assert!(
+            !is_identifier("?")
+                && !is_identifier("1x")
+                && !is_identifier("a b")
+                && !is_identifier("")
+        );
+        assert_eq!(
+            invented("save_infer_model/scale_0.tmp_1", 1),
+            "save_infer_model_scale_0_tmp_1_dim1"
+        );
+        assert_eq!(invented("0", 2), "_0_dim2");
+    }
+
+    #[test]
+    fn feature_names_come_from_metadata() {
+        let prop = |k: &str, v: &str| pb::StringStringEntryProto {
+            key: k.into(),
+            value: v.into(),
+        };
+        let proto = pb::ModelProto {
+            metadata_props: vec![
+                prop("feature_names", r#"["a b", "c"]"#),
+                prop("feature_names.y", "d, e ,f"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            onnx_feature_names(&proto, "x", true),
+            Some(vec!["a b".into(), "c".into()])
+        );
+        assert_eq!(onnx_feature_names(&proto, "x", false), None);
+        assert_eq!(
+            onnx_feature_names(&proto, "y", false),
+            Some(vec!["d".into(), "e".into(), "f".into()])
+        );
+    }
+
+    #[test]
+    fn model_bytes_stay_out_of_debug_output() {
+        assert_eq!(
+            format!("{:?}", ModelSource::Bytes(vec![7; 1000])),
+            "Bytes(1000 bytes)"
+        );
+    }
+}

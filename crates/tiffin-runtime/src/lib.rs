@@ -1,0 +1,24 @@
+//! Runs the models of tiffin packages through tract: ONNX and NNEF adapters, and the ai.onnx.ml
+//! operators (tree ensembles, scalers, encoders, ZipMap) that tract lacks or gets wrong.
+//!
+//! [`Model::load`] reads a model, checks it against the package signature and optimizes it once;
+//! [`Model::run`] then serves every call, from any thread. [`graph_signature`] and
+//! [`check_signature`] compare a signature with what the graph says; [`to_nnef`] converts ONNX
+//! to NNEF.
+
+mod error;
+mod graph;
+mod model;
+mod nnef;
+mod onnx_ml;
+mod tensor;
+mod tract_io;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::{Error, SignatureProblem, TensorKind};
+pub use graph::{ModelSource, check_signature, graph_signature};
+pub use model::{LoadOptions, Model};
+pub use nnef::to_nnef;
+pub use tensor::{ShapeMismatch, Tensor, TensorData, ValueError, f16, flatten_json};

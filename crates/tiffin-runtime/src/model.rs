@@ -1,0 +1,581 @@
+//! [`Model`]: a model loaded once, checked against its package signature, optimized once and run
+//! many times from many threads, with the inputs of every call checked before tract sees them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tiffin_manifest::{DType, Dim, ModelFormat, Signature};
+use tract_onnx::prelude::*;
+
+use crate::error::Error;
+use crate::graph::{ModelSource, Typed, confront, parse, reason};
+use crate::tensor::{Tensor, TensorData};
+
+/// How a [`Model`] is prepared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// How many plans concretized for one set of dynamic dim sizes (one batch size, say) are
+    /// kept, least recently used first out; 0 runs every call on the one plan that takes any
+    /// size. A size gets its own plan the first time it is seen, built on a background thread
+    /// while calls keep running on the general plan; [`Model::prepare`] builds one up front.
+    /// Models with several dynamic dims (an image's height and width) run several times faster
+    /// on such plans.
+    pub plan_cache: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions { plan_cache: 8 }
+    }
+}
+
+impl LoadOptions {
+    /// The options with `plan_cache` set.
+    pub fn with_plan_cache(mut self, plans: usize) -> LoadOptions {
+        self.plan_cache = plans;
+        self
+    }
+}
+
+/// One axis of a declared input, as checked at run time.
+#[derive(Debug, Clone, Copy)]
+enum Axis {
+    Fixed(usize),
+    /// Index into [`Model::dims`].
+    Named(usize),
+}
+
+/// A dynamic dim shared by the inputs.
+#[derive(Debug, Clone)]
+struct NamedDim {
+    name: String,
+    /// The tract symbol that stands for it; none when the graph computes it from others.
+    symbol: Option<Symbol>,
+}
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// A model ready to run: `Send + Sync`, so one instance serves every thread and every batch size.
+pub struct Model {
+    signature: Signature,
+    inputs: Vec<Vec<Axis>>,
+    dims: Vec<NamedDim>,
+    /// The outputs' shapes as tract infers them, in terms of the dims' symbols.
+    output_shapes: Vec<Vec<TDim>>,
+    /// The plan that takes any size.
+    plan: Plan,
+    plans: Option<Arc<PlanCache>>,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field(
+                "inputs",
+                &self
+                    .signature
+                    .inputs
+                    .iter()
+                    .map(|i| &i.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "outputs",
+                &self
+                    .signature
+                    .outputs
+                    .iter()
+                    .map(|o| &o.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("plan_cache", &self.plans.as_ref().map(|c| c.capacity))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// Reads the model, checks it against `signature` (every problem at once, as
+    /// [`Error::Signature`]), types it with the signature's inputs (named dims become tract
+    /// symbols, fixed dims fixed) and optimizes it. Operators neither tract nor tiffin implement
+    /// are refused here, by name, rather than at the first run.
+    pub fn load(
+        source: &ModelSource,
+        format: ModelFormat,
+        signature: &Signature,
+        options: &LoadOptions,
+    ) -> Result<Model, Error> {
+        let parsed = parse(source, format)?;
+        let Typed { model, symbols } = confront(&parsed, signature)?;
+        let model = parsed.declutter(model)?;
+        drop(parsed);
+        let dims: Vec<NamedDim> = symbols
+            .into_iter()
+            .map(|(name, symbol)| NamedDim { name, symbol })
+            .collect();
+        let inputs = signature
+            .inputs
+            .iter()
+            .map(|spec| {
+                spec.shape
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => Axis::Fixed(*n as usize),
+                        Dim::Named(name) => {
+                            Axis::Named(dims.iter().position(|d| &d.name == name).unwrap_or_else(
+                                || {
+                                    unreachable!(
+                                        "confront binds every dim name declared on an input"
+                                    )
+                                },
+                            ))
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let output_shapes = (0..signature.outputs.len())
+            .map(|ix| {
+                let fact = model
+                    .output_fact(ix)
+                    .map_err(|e| Error::Typing { reason: reason(&e) })?;
+                Ok(fact.shape.iter().cloned().collect())
+            })
+            .collect::<Result<_, Error>>()?;
+        // The model is decluttered already: only the optimizing passes are left.
+        let mut optimized = model.clone();
+        optimized
+            .optimize()
+            .map_err(|e| Error::Optimize { reason: reason(&e) })?;
+        let plan = optimized
+            .into_runnable()
+            .map_err(|e| Error::Optimize { reason: reason(&e) })?;
+        let plans =
+            (options.plan_cache > 0).then(|| Arc::new(PlanCache::new(model, options.plan_cache)));
+        Ok(Model {
+            signature: signature.clone(),
+            inputs,
+            dims,
+            output_shapes,
+            plan,
+            plans,
+        })
+    }
+
+    /// The signature the model was loaded with.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Builds now, on this thread, the plan concretized for these sizes of the named dims (every
+    /// one of them, e.g. `[("batch", 64)]`), so that the first calls of that size need not wait
+    /// for it to be built in the background. Returns false when the plan cache is off.
+    pub fn prepare(&self, sizes: &[(&str, usize)]) -> Result<bool, Error> {
+        let key = self
+            .dims
+            .iter()
+            .map(|d| {
+                let found = sizes.iter().find(|(name, _)| *name == d.name);
+                found.map(|(_, size)| *size).ok_or_else(|| {
+                    Error::Source(format!(
+                        "no size given for dim `{}`; give every one of {}",
+                        d.name,
+                        self.dims
+                            .iter()
+                            .map(|d| format!("`{}`", d.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>, Error>>()?;
+        if let Some((name, _)) = sizes
+            .iter()
+            .find(|(name, _)| !self.dims.iter().any(|d| d.name == *name))
+        {
+            return Err(Error::Source(format!("the model has no dim `{name}`")));
+        }
+        match &self.plans {
+            Some(cache) => {
+                let subs = substitutions(&self.dims, &key);
+                cache.build(key, subs)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Runs the model. `inputs` come in the order of the signature's inputs; the outputs are
+    /// returned in the order of its outputs. Every input is checked first: count, dtype (exact,
+    /// never cast), rank, fixed sizes and the sizes of named dims, which must agree across
+    /// inputs. A call with a zero-sized dim returns empty outputs when every output is empty
+    /// for it, and is refused otherwise.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
+        let sizes = self.check_inputs(inputs)?;
+        if let Some(empty) = self.empty_outputs(inputs, &sizes)? {
+            return Ok(empty);
+        }
+        let plan = match &self.plans {
+            Some(cache) => cache
+                .plan_for(&sizes, &self.dims)
+                .unwrap_or_else(|| self.plan.clone()),
+            None => self.plan.clone(),
+        };
+        let values = inputs
+            .iter()
+            .map(|t| crate::tract_io::to_tract(t).map(|t| t.into_tvalue()))
+            .collect::<TractResult<TVec<TValue>>>()
+            .map_err(|e| Error::Run { reason: reason(&e) })?;
+        let outputs = plan
+            .run(values)
+            .map_err(|e| Error::Run { reason: reason(&e) })?;
+        outputs
+            .iter()
+            .zip(&self.signature.outputs)
+            .map(|(value, spec)| {
+                let t = crate::tract_io::from_tract(value).map_err(|reason| Error::Output {
+                    name: spec.name.clone(),
+                    reason,
+                })?;
+                if t.dtype() != spec.dtype {
+                    return Err(Error::Output {
+                        name: spec.name.clone(),
+                        reason: format!(
+                            "the model returned {}, but {} is declared",
+                            t.dtype(),
+                            spec.dtype
+                        ),
+                    });
+                }
+                Ok(t)
+            })
+            .collect()
+    }
+
+    /// Checks the inputs against the signature and returns the size of each named dim.
+    fn check_inputs(&self, inputs: &[Tensor]) -> Result<Vec<usize>, Error> {
+        let specs = &self.signature.inputs;
+        if inputs.len() != specs.len() {
+            return Err(Error::InputCount {
+                expected: specs.len(),
+                found: inputs.len(),
+                names: specs.iter().map(|s| s.name.clone()).collect(),
+            });
+        }
+        // Each named dim's size, with the input and axis that set it.
+        let mut sizes: Vec<Option<(usize, usize, usize)>> = vec![None; self.dims.len()];
+        for (position, ((t, spec), axes)) in inputs.iter().zip(specs).zip(&self.inputs).enumerate()
+        {
+            if t.dtype() != spec.dtype {
+                return Err(Error::InputDType {
+                    name: spec.name.clone(),
+                    position,
+                    expected: spec.dtype,
+                    found: t.dtype(),
+                });
+            }
+            if t.shape().len() != axes.len() {
+                return Err(Error::InputRank {
+                    name: spec.name.clone(),
+                    position,
+                    expected: spec.shape.clone(),
+                    found: t.shape().to_vec(),
+                });
+            }
+            for (axis, (&size, a)) in t.shape().iter().zip(axes).enumerate() {
+                match *a {
+                    Axis::Fixed(n) if n != size => {
+                        return Err(Error::InputDim {
+                            name: spec.name.clone(),
+                            position,
+                            axis,
+                            expected: n as u64,
+                            shape: spec.shape.clone(),
+                            found: t.shape().to_vec(),
+                        });
+                    }
+                    Axis::Fixed(_) => {}
+                    Axis::Named(slot) => match sizes[slot] {
+                        None => sizes[slot] = Some((size, position, axis)),
+                        Some((first_size, first, first_axis)) if first_size != size => {
+                            return Err(Error::InconsistentDim {
+                                dim: self.dims[slot].name.clone(),
+                                first: specs[first].name.clone(),
+                                first_axis,
+                                first_size,
+                                name: spec.name.clone(),
+                                axis,
+                                size,
+                            });
+                        }
+                        Some(_) => {}
+                    },
+                }
+            }
+        }
+        Ok(sizes
+            .into_iter()
+            .map(|s| s.map_or(0, |(size, _, _)| size))
+            .collect())
+    }
+
+    /// For a call where some input has a zero-sized axis: the outputs, when every one of them is
+    /// empty (their shapes follow from the dims' sizes, so nothing needs to run), or the error
+    /// naming that axis. `None` when no input is empty.
+    fn empty_outputs(
+        &self,
+        inputs: &[Tensor],
+        sizes: &[usize],
+    ) -> Result<Option<Vec<Tensor>>, Error> {
+        let Some((position, axis)) = inputs.iter().enumerate().find_map(|(ix, t)| {
+            t.shape()
+                .iter()
+                .position(|&s| s == 0)
+                .map(|axis| (ix, axis))
+        }) else {
+            return Ok(None);
+        };
+        let spec = &self.signature.inputs[position];
+        let refuse = || Error::EmptyInput {
+            name: spec.name.clone(),
+            axis,
+            dim: spec.shape[axis].clone(),
+        };
+        let mut values = SymbolValues::default();
+        for (dim, &size) in self.dims.iter().zip(sizes) {
+            if let Some(symbol) = &dim.symbol {
+                values.set(symbol, size as i64);
+            }
+        }
+        let mut outputs = Vec::new();
+        for (shape, spec) in self.output_shapes.iter().zip(&self.signature.outputs) {
+            let shape = shape
+                .iter()
+                .map(|d| {
+                    d.eval_to_i64(&values)
+                        .ok()
+                        .and_then(|v| usize::try_from(v).ok())
+                })
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(refuse)?;
+            if !shape.contains(&0) {
+                return Err(refuse());
+            }
+            let t = Tensor::new(shape, empty(spec.dtype)).map_err(|e| Error::Output {
+                name: spec.name.clone(),
+                reason: e.to_string(),
+            })?;
+            outputs.push(t);
+        }
+        Ok(Some(outputs))
+    }
+}
+
+fn empty(dtype: DType) -> TensorData {
+    match dtype {
+        DType::F16 => TensorData::F16(vec![]),
+        DType::F32 => TensorData::F32(vec![]),
+        DType::F64 => TensorData::F64(vec![]),
+        DType::I8 => TensorData::I8(vec![]),
+        DType::I16 => TensorData::I16(vec![]),
+        DType::I32 => TensorData::I32(vec![]),
+        DType::I64 => TensorData::I64(vec![]),
+        DType::U8 => TensorData::U8(vec![]),
+        DType::U16 => TensorData::U16(vec![]),
+        DType::U32 => TensorData::U32(vec![]),
+        DType::U64 => TensorData::U64(vec![]),
+        DType::Bool => TensorData::Bool(vec![]),
+        DType::String => TensorData::String(vec![]),
+    }
+}
+
+/// Each dim's tract symbol with its size, for concretizing.
+fn substitutions(dims: &[NamedDim], sizes: &[usize]) -> HashMap<Symbol, TDim> {
+    dims.iter()
+        .zip(sizes)
+        .filter_map(|(d, &size)| d.symbol.clone().map(|s| (s, (size as i64).to_dim())))
+        .collect()
+}
+
+fn optimize(model: TypedModel) -> Result<Plan, Error> {
+    let optimized = model
+        .into_optimized()
+        .map_err(|e| Error::Optimize { reason: reason(&e) })?;
+    optimized
+        .into_runnable()
+        .map_err(|e| Error::Optimize { reason: reason(&e) })
+}
+
+/// Plans concretized for one set of dim sizes, built in the background from the decluttered
+/// model, kept least recently used first out.
+struct PlanCache {
+    model: TypedModel,
+    capacity: usize,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// Ready plans with the tick of their last use.
+    plans: Vec<(Vec<usize>, Plan, u64)>,
+    /// Sizes that failed to concretize; they keep running on the general plan.
+    failed: Vec<Vec<usize>>,
+    building: bool,
+    tick: u64,
+}
+
+impl PlanCache {
+    fn new(model: TypedModel, capacity: usize) -> PlanCache {
+        PlanCache {
+            model,
+            capacity,
+            state: Mutex::new(CacheState::default()),
+        }
+    }
+
+    /// The concretized plan for `sizes` when there is one; otherwise starts building it on a
+    /// background thread, one build at a time, so that a stream of ever-new sizes costs at most
+    /// one core while the calls run on the general plan.
+    fn plan_for(self: &Arc<Self>, sizes: &[usize], dims: &[NamedDim]) -> Option<Plan> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.tick += 1;
+        let tick = state.tick;
+        if let Some(entry) = state.plans.iter_mut().find(|(k, _, _)| k == sizes) {
+            entry.2 = tick;
+            return Some(entry.1.clone());
+        }
+        if state.building || state.failed.iter().any(|k| k == sizes) {
+            return None;
+        }
+        state.building = true;
+        drop(state);
+        let cache = Arc::clone(self);
+        let key = sizes.to_vec();
+        let subs = substitutions(dims, &key);
+        let spawned = std::thread::Builder::new()
+            .name("tiffin-plan".into())
+            .spawn(move || {
+                // A size that fails to concretize is remembered and keeps the general plan.
+                let _ = cache.build(key, subs);
+                cache
+                    .state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .building = false;
+            });
+        if spawned.is_err() {
+            // No thread to build on: keep running on the general plan.
+            self.state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .building = false;
+        }
+        None
+    }
+
+    /// Concretizes and optimizes the plan for `key` and keeps it, evicting the least recently
+    /// used plan when full.
+    fn build(&self, key: Vec<usize>, subs: HashMap<Symbol, TDim>) -> Result<(), Error> {
+        let plan = self
+            .model
+            .set_symbols(&subs)
+            .map_err(|e| Error::Optimize { reason: reason(&e) })
+            .and_then(optimize);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match plan {
+            Ok(plan) => {
+                state.plans.retain(|(k, _, _)| *k != key);
+                if state.plans.len() >= self.capacity
+                    && let Some(oldest) = state
+                        .plans
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, e)| e.2)
+                        .map(|(ix, _)| ix)
+                {
+                    state.plans.remove(oldest);
+                }
+                let tick = state.tick;
+                state.plans.push((key, plan, tick));
+                Ok(())
+            }
+            Err(e) => {
+                state.failed.push(key);
+                if state.failed.len() > 4 * self.capacity.max(1) {
+                    state.failed.remove(0);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{fixture, reference};
+
+    fn mnist(plan_cache: usize) -> Model {
+        let text = std::fs::read_to_string(fixture("mnist_cnn").join("tiffin.toml")).unwrap();
+        let signature = tiffin_manifest::Authoring::from_toml_str(&text)
+            .unwrap()
+            .signature;
+        let source =
+            ModelSource::Bytes(std::fs::read(fixture("mnist_cnn").join("model.onnx")).unwrap());
+        let options = LoadOptions::default().with_plan_cache(plan_cache);
+        Model::load(&source, ModelFormat::Onnx, &signature, &options).unwrap()
+    }
+
+    fn ready(model: &Model) -> Vec<Vec<usize>> {
+        let cache = model.plans.as_ref().unwrap();
+        let state = cache.state.lock().unwrap();
+        state.plans.iter().map(|(k, _, _)| k.clone()).collect()
+    }
+
+    /// Waits for the background build to finish; it takes seconds in a debug build.
+    fn settle(model: &Model) {
+        let cache = model.plans.as_ref().unwrap();
+        for _ in 0..6000 {
+            if !cache.state.lock().unwrap().building {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the plan took over a minute to build");
+    }
+
+    /// A size gets its plan when first seen, built in the background; the concretized plan
+    /// answers like the general one.
+    #[test]
+    fn sizes_get_their_own_plan() {
+        let model = mnist(2);
+        let image = crate::testutil::head_rows(&reference("mnist_cnn").inputs["image"], 3);
+        assert!(ready(&model).is_empty());
+        let general = model.run(std::slice::from_ref(&image)).unwrap();
+        settle(&model);
+        assert_eq!(ready(&model), vec![vec![3]]);
+        let concrete = model.run(std::slice::from_ref(&image)).unwrap();
+        crate::testutil::assert_close("logits", &concrete[0], &general[0], 1e-6);
+    }
+
+    /// The cache keeps `plan_cache` plans, dropping the least recently used.
+    #[test]
+    fn the_least_recently_used_plan_goes_first() {
+        let model = mnist(2);
+        assert!(model.prepare(&[("batch", 1)]).unwrap());
+        assert!(model.prepare(&[("batch", 2)]).unwrap());
+        let image = crate::testutil::head_rows(&reference("mnist_cnn").inputs["image"], 1);
+        model.run(&[image]).unwrap();
+        model.prepare(&[("batch", 4)]).unwrap();
+        let mut kept = ready(&model);
+        kept.sort();
+        assert_eq!(kept, vec![vec![1], vec![4]]);
+        let err = model.prepare(&[("n", 4)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no size given for dim `batch`; give every one of `batch`"
+        );
+        assert!(!mnist(0).prepare(&[("batch", 1)]).unwrap());
+    }
+}

@@ -1,0 +1,449 @@
+//! Tensors at the boundary between tiffin and the runtime: a dtype, a row-major buffer and a shape.
+//!
+//! This is tiffin's own type rather than tract's so that payload decoding (JSON, the V2 binary
+//! extension) and the server do not depend on tract's API; the runtime converts at the edge.
+
+use std::fmt;
+
+use tiffin_manifest::DType;
+pub use tract_onnx::prelude::f16;
+
+/// The values of a tensor, row-major, one variant per dtype.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum TensorData {
+    Bool(Vec<bool>),
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+    I8(Vec<i8>),
+    I16(Vec<i16>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    F16(Vec<f16>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    String(Vec<String>),
+}
+
+/// Runs `$body` with `$v` bound to the inner `Vec` of any variant.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! dispatch_data {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            $crate::TensorData::Bool($v) => $body,
+            $crate::TensorData::U8($v) => $body,
+            $crate::TensorData::U16($v) => $body,
+            $crate::TensorData::U32($v) => $body,
+            $crate::TensorData::U64($v) => $body,
+            $crate::TensorData::I8($v) => $body,
+            $crate::TensorData::I16($v) => $body,
+            $crate::TensorData::I32($v) => $body,
+            $crate::TensorData::I64($v) => $body,
+            $crate::TensorData::F16($v) => $body,
+            $crate::TensorData::F32($v) => $body,
+            $crate::TensorData::F64($v) => $body,
+            $crate::TensorData::String($v) => $body,
+        }
+    };
+}
+
+impl TensorData {
+    /// The dtype of the values.
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::Bool(_) => DType::Bool,
+            TensorData::U8(_) => DType::U8,
+            TensorData::U16(_) => DType::U16,
+            TensorData::U32(_) => DType::U32,
+            TensorData::U64(_) => DType::U64,
+            TensorData::I8(_) => DType::I8,
+            TensorData::I16(_) => DType::I16,
+            TensorData::I32(_) => DType::I32,
+            TensorData::I64(_) => DType::I64,
+            TensorData::F16(_) => DType::F16,
+            TensorData::F32(_) => DType::F32,
+            TensorData::F64(_) => DType::F64,
+            TensorData::String(_) => DType::String,
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        dispatch_data!(self, v => v.len())
+    }
+
+    /// True when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A shape and values that agree with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: TensorData,
+}
+
+/// The shape and the number of values of a [`Tensor`] disagree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shape {shape:?} holds {expected} values, but {found} were given")]
+pub struct ShapeMismatch {
+    /// The shape asked for.
+    pub shape: Vec<usize>,
+    /// The values the shape holds.
+    pub expected: usize,
+    /// The values given.
+    pub found: usize,
+}
+
+impl Tensor {
+    /// A tensor of `shape` holding `data`, which must have exactly as many values as the shape.
+    pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, ShapeMismatch> {
+        let expected = shape.iter().product::<usize>();
+        if expected != data.len() {
+            return Err(ShapeMismatch {
+                shape,
+                expected,
+                found: data.len(),
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// The shape, outermost dimension first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The values, row-major.
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    /// The dtype of the values.
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    /// The shape and the values.
+    pub fn into_parts(self) -> (Vec<usize>, TensorData) {
+        (self.shape, self.data)
+    }
+}
+
+impl fmt::Display for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}", self.dtype().as_str(), self.shape)
+    }
+}
+
+/// Why a JSON value could not become an element of a tensor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("value {index}: {reason}")]
+pub struct ValueError {
+    /// Position of the value in row-major order.
+    pub index: usize,
+    /// What is wrong with it and what was expected.
+    pub reason: String,
+}
+
+impl TensorData {
+    /// Converts JSON values (already flattened, row-major) into values of `dtype`, refusing any
+    /// value that does not fit exactly: a fraction or an out-of-range number for an integer
+    /// dtype, a string for a number, a number for a string. Floats also take the strings `NaN`,
+    /// `Infinity` and `-Infinity`, which JSON cannot write as numbers.
+    pub fn from_json(dtype: DType, values: &[serde_json::Value]) -> Result<TensorData, ValueError> {
+        use serde_json::Value;
+        fn each<T>(
+            values: &[Value],
+            f: impl Fn(&Value) -> Result<T, String>,
+        ) -> Result<Vec<T>, ValueError> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(index, v)| f(v).map_err(|reason| ValueError { index, reason }))
+                .collect()
+        }
+        fn describe(v: &Value) -> String {
+            match v {
+                Value::String(_) => "a string".into(),
+                Value::Array(_) => "a list".into(),
+                Value::Object(_) => "an object".into(),
+                Value::Null => "null".into(),
+                other => format!("`{other}`"),
+            }
+        }
+        fn int<T: TryFrom<i64> + TryFrom<u64>>(v: &Value, name: &str) -> Result<T, String> {
+            let out_of_range = || format!("{} does not fit in {name}", describe(v));
+            match v {
+                Value::Number(n) if n.is_i64() => {
+                    T::try_from(n.as_i64().unwrap()).map_err(|_| out_of_range())
+                }
+                Value::Number(n) if n.is_u64() => {
+                    T::try_from(n.as_u64().unwrap()).map_err(|_| out_of_range())
+                }
+                Value::Number(n) => match n.as_f64() {
+                    // 3.0 is an integer written as a float (numpy does that); 3.5 is not.
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                        T::try_from(f as i64).map_err(|_| out_of_range())
+                    }
+                    _ => Err(format!(
+                        "{} is not an integer, expected {name}",
+                        describe(v)
+                    )),
+                },
+                _ => Err(format!("{} is not a number, expected {name}", describe(v))),
+            }
+        }
+        fn float(v: &Value, name: &str) -> Result<f64, String> {
+            match v {
+                Value::Number(n) => Ok(n.as_f64().expect("serde_json numbers convert to f64")),
+                Value::String(s) if s == "NaN" || s == "nan" => Ok(f64::NAN),
+                Value::String(s) if s == "Infinity" || s == "inf" => Ok(f64::INFINITY),
+                Value::String(s) if s == "-Infinity" || s == "-inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(format!("{} is not a number, expected {name}", describe(v))),
+            }
+        }
+        Ok(match dtype {
+            DType::Bool => TensorData::Bool(each(values, |v| match v {
+                Value::Bool(b) => Ok(*b),
+                Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
+                Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
+                _ => Err(format!("{} is not a boolean, expected bool", describe(v))),
+            })?),
+            DType::U8 => TensorData::U8(each(values, |v| int(v, "u8"))?),
+            DType::U16 => TensorData::U16(each(values, |v| int(v, "u16"))?),
+            DType::U32 => TensorData::U32(each(values, |v| int(v, "u32"))?),
+            DType::U64 => TensorData::U64(each(values, |v| int(v, "u64"))?),
+            DType::I8 => TensorData::I8(each(values, |v| int(v, "i8"))?),
+            DType::I16 => TensorData::I16(each(values, |v| int(v, "i16"))?),
+            DType::I32 => TensorData::I32(each(values, |v| int(v, "i32"))?),
+            DType::I64 => TensorData::I64(each(values, |v| int(v, "i64"))?),
+            DType::F16 => TensorData::F16(each(values, |v| float(v, "f16").map(f16::from_f64))?),
+            DType::F32 => TensorData::F32(each(values, |v| float(v, "f32").map(|f| f as f32))?),
+            DType::F64 => TensorData::F64(each(values, |v| float(v, "f64"))?),
+            DType::String => TensorData::String(each(values, |v| match v {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(format!("{} is not a string, expected string", describe(v))),
+            })?),
+        })
+    }
+
+    /// The values as JSON, row-major and flat. Non-finite floats become the strings `NaN`,
+    /// `Infinity` and `-Infinity` (JSON has no numbers for them), which [`TensorData::from_json`]
+    /// reads back.
+    pub fn to_json(&self) -> Vec<serde_json::Value> {
+        use serde_json::Value;
+        fn float(f: f64) -> Value {
+            if f.is_finite() {
+                serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+            } else if f.is_nan() {
+                Value::String("NaN".into())
+            } else if f > 0.0 {
+                Value::String("Infinity".into())
+            } else {
+                Value::String("-Infinity".into())
+            }
+        }
+        match self {
+            TensorData::F16(v) => v.iter().map(|x| float(x.to_f64())).collect(),
+            // Through the shortest decimal that reads back as the same f32, not through f64,
+            // so 0.1f32 is written 0.1 and not 0.10000000149011612.
+            TensorData::F32(v) => v
+                .iter()
+                .map(|x| {
+                    if x.is_finite() {
+                        float(x.to_string().parse().expect("a float prints"))
+                    } else {
+                        float(*x as f64)
+                    }
+                })
+                .collect(),
+            TensorData::F64(v) => v.iter().map(|x| float(*x)).collect(),
+            TensorData::Bool(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::U8(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::U16(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::U32(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::U64(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::I8(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::I16(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::I32(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::I64(v) => v.iter().map(|x| Value::from(*x)).collect(),
+            TensorData::String(v) => v.iter().map(|x| Value::from(x.as_str())).collect(),
+        }
+    }
+
+    /// Reads little-endian raw bytes (the V2 binary tensor extension's layout) of a fixed-size dtype.
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Result<TensorData, String> {
+        let size = dtype
+            .size_of()
+            .ok_or_else(|| format!("{} has no fixed size", dtype.as_str()))?;
+        if !bytes.len().is_multiple_of(size) {
+            return Err(format!(
+                "{} bytes is not a whole number of {} values ({size} bytes each)",
+                bytes.len(),
+                dtype.as_str()
+            ));
+        }
+        macro_rules! le {
+            ($t:ty) => {
+                bytes
+                    .chunks_exact(size)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
+                    .collect()
+            };
+        }
+        Ok(match dtype {
+            DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
+            DType::U8 => TensorData::U8(bytes.to_vec()),
+            DType::U16 => TensorData::U16(le!(u16)),
+            DType::U32 => TensorData::U32(le!(u32)),
+            DType::U64 => TensorData::U64(le!(u64)),
+            DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
+            DType::I16 => TensorData::I16(le!(i16)),
+            DType::I32 => TensorData::I32(le!(i32)),
+            DType::I64 => TensorData::I64(le!(i64)),
+            DType::F16 => TensorData::F16(le!(f16)),
+            DType::F32 => TensorData::F32(le!(f32)),
+            DType::F64 => TensorData::F64(le!(f64)),
+            DType::String => unreachable!("size_of is None for strings"),
+        })
+    }
+}
+
+/// The JSON form of a tensor: `{"dtype": "f32", "shape": [2, 3], "data": [...]}`, the values
+/// flat and row-major (nested lists are accepted when reading), or `"b64"` with the base64 of
+/// the little-endian bytes instead of `"data"` for large fixed-size tensors. Golden examples and
+/// fixture references are stored in this form.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TensorJson {
+    dtype: DType,
+    shape: Vec<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    b64: Option<String>,
+}
+
+/// Flattens nested JSON lists into one row-major list.
+pub fn flatten_json(value: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    match value {
+        serde_json::Value::Array(items) => items.iter().for_each(|v| flatten_json(v, out)),
+        other => out.push(other.clone()),
+    }
+}
+
+impl serde::Serialize for Tensor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TensorJson {
+            dtype: self.dtype(),
+            shape: self.shape.clone(),
+            data: Some(serde_json::Value::Array(self.data.to_json())),
+            b64: None,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tensor {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Tensor, D::Error> {
+        use base64::Engine as _;
+        use serde::de::Error as _;
+        let wire = TensorJson::deserialize(deserializer)?;
+        let data = match (wire.data, wire.b64) {
+            (Some(values), None) => {
+                let mut flat = Vec::new();
+                flatten_json(&values, &mut flat);
+                TensorData::from_json(wire.dtype, &flat).map_err(D::Error::custom)?
+            }
+            (None, Some(b64)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(D::Error::custom)?;
+                TensorData::from_le_bytes(wire.dtype, &bytes).map_err(D::Error::custom)?
+            }
+            _ => {
+                return Err(D::Error::custom(
+                    "a tensor needs exactly one of `data` and `b64`",
+                ));
+            }
+        };
+        Tensor::new(wire.shape, data).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_must_match_the_values() {
+        let t = Tensor::new(vec![2, 3], TensorData::F32(vec![0.0; 6])).unwrap();
+        assert_eq!((t.shape(), t.dtype()), (&[2, 3][..], DType::F32));
+        let err = Tensor::new(vec![2, 3], TensorData::I64(vec![1; 5])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "shape [2, 3] holds 6 values, but 5 were given"
+        );
+        assert!(Tensor::new(vec![0, 4], TensorData::String(vec![])).is_ok());
+    }
+
+    #[test]
+    fn json_values_convert_exactly_or_say_why_not() {
+        use serde_json::json;
+        let ints = TensorData::from_json(DType::I64, &[json!(1), json!(-2), json!(3.0)]).unwrap();
+        assert_eq!(ints, TensorData::I64(vec![1, -2, 3]));
+        let err = TensorData::from_json(DType::I64, &[json!(1), json!(2.5)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "value 1: `2.5` is not an integer, expected i64"
+        );
+        let err = TensorData::from_json(DType::U8, &[json!(300)]).unwrap_err();
+        assert_eq!(err.to_string(), "value 0: `300` does not fit in u8");
+        let err = TensorData::from_json(DType::F32, &[json!("x")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "value 0: a string is not a number, expected f32"
+        );
+        let err = TensorData::from_json(DType::I32, &[json!("NaN")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "value 0: a string is not a number, expected i32"
+        );
+        let floats = TensorData::from_json(DType::F32, &[json!(0.1), json!("NaN")]).unwrap();
+        let TensorData::F32(f) = &floats else {
+            panic!()
+        };
+        assert!(f[0] == 0.1 && f[1].is_nan());
+        assert_eq!(floats.to_json(), vec![json!(0.1), json!("NaN")]);
+    }
+
+    #[test]
+    fn tensor_json_round_trips_and_reads_nested_and_base64() {
+        let t = Tensor::new(vec![2, 2], TensorData::F32(vec![1.5, -0.1, 3.0, 4.0])).unwrap();
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            text,
+            r#"{"dtype":"f32","shape":[2,2],"data":[1.5,-0.1,3.0,4.0]}"#
+        );
+        assert_eq!(serde_json::from_str::<Tensor>(&text).unwrap(), t);
+        let nested: Tensor =
+            serde_json::from_str(r#"{"dtype":"f32","shape":[2,2],"data":[[1.5,-0.1],[3,4]]}"#)
+                .unwrap();
+        assert_eq!(nested, t);
+        let b64: Tensor =
+            serde_json::from_str(r#"{"dtype":"i32","shape":[2],"b64":"AQAAAP////8="}"#).unwrap();
+        assert_eq!(b64.data(), &TensorData::I32(vec![1, -1]));
+        let err = serde_json::from_str::<Tensor>(r#"{"dtype":"f32","shape":[3],"data":[1,2]}"#)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("shape [3] holds 3 values, but 2 were given"),
+            "{err}"
+        );
+    }
+}

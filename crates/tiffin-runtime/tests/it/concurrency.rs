@@ -1,0 +1,67 @@
+//! One `Model` serves many threads at once, with the same answers as one thread.
+
+use std::sync::Arc;
+
+use tiffin_runtime::{LoadOptions, Model, Tensor};
+
+use crate::common::*;
+
+fn concurrent_runs_match_sequential(name: &str, options: LoadOptions, atol: f64) {
+    let model = Arc::new(
+        Model::load(
+            &source(name),
+            tiffin_manifest::ModelFormat::Onnx,
+            &signature(name),
+            &options,
+        )
+        .unwrap(),
+    );
+    let r = reference(name);
+    let inputs = reference_inputs(&model, &r);
+    let calls: Vec<Vec<Tensor>> = [1, 7, 64, 3]
+        .iter()
+        .map(|&n| rows(&inputs, Some(n)))
+        .collect();
+    let sequential: Vec<Vec<Tensor>> = calls.iter().map(|c| model.run(c).unwrap()).collect();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let model = Arc::clone(&model);
+            let calls = calls.clone();
+            std::thread::spawn(move || {
+                // Each thread starts at a different call, so different sizes run at once.
+                (0..12)
+                    .map(|i| (t + i) % calls.len())
+                    .map(|c| (c, model.run(&calls[c]).unwrap()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for thread in threads {
+        for (c, outputs) in thread.join().unwrap() {
+            for (got, want) in outputs.iter().zip(&sequential[c]) {
+                let drift = max_abs_diff(name, got, want);
+                assert!(
+                    drift <= atol,
+                    "{name} call {c}: concurrent answer drifts by {drift}"
+                );
+            }
+        }
+    }
+}
+
+/// Without the plan cache, every call runs the one general plan: answers are identical.
+#[test]
+fn threads_share_one_model() {
+    concurrent_runs_match_sequential(
+        "breast_cancer",
+        LoadOptions::default().with_plan_cache(0),
+        0.0,
+    );
+    concurrent_runs_match_sequential("mnist_cnn", LoadOptions::default().with_plan_cache(0), 0.0);
+}
+
+/// With it, calls move to size-specific plans while others run: answers stay within float noise.
+#[test]
+fn threads_share_one_model_with_plan_cache() {
+    concurrent_runs_match_sequential("mnist_cnn", LoadOptions::default(), 1e-6);
+}
