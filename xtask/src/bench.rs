@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use crate::process;
 
 mod hash;
+mod runtime;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -25,7 +26,12 @@ enum BenchCommand {
     /// bytes under the target folder, packs it, then times each command (best of 5 after a
     /// warm-up, page cache warm) and prints a table and a verdict.
     Hash(hash::HashArgs),
-    /// Run every benchmark: `bench hash`, then the criterion benches of tiffin-hash.
+    /// Time models through tiffin (load + optimize, batch 1 and 64) beside onnxruntime.
+    ///
+    /// Runs the criterion bench `model` of tiffin-runtime on every fixture, then the same
+    /// measurements with onnxruntime (one thread) when a Python with onnxruntime is available.
+    Runtime(runtime::RuntimeArgs),
+    /// Run every benchmark: `bench hash`, the criterion benches of tiffin-hash, `bench runtime`.
     All(AllArgs),
 }
 
@@ -41,6 +47,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
         .unwrap_or(BenchCommand::All(AllArgs::default()))
     {
         BenchCommand::Hash(args) => hash::run(&args),
+        BenchCommand::Runtime(args) => runtime::run(&args),
         BenchCommand::All(args) => run_all(&args),
     }
 }
@@ -50,5 +57,6 @@ fn run_all(args: &AllArgs) -> Result<()> {
     let mut criterion = process::cargo();
     criterion.args(["bench", "-p", "tiffin-hash"]);
     process::announce(&process::shown(&criterion));
-    process::run(&mut criterion)
+    process::run(&mut criterion)?;
+    runtime::run(&runtime::RuntimeArgs::default())
 }

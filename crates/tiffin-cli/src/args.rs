@@ -6,12 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Pack a trained model into a package anyone can run and trust, and check such packages.
 #[derive(Debug, Parser)]
-#[command(
-    name = "tiffin",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "tiffin", version, max_term_width = 100)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -22,6 +17,12 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Write a tiffin.toml for a model, with the signature read from its graph.
+    ///
+    /// Names, dtypes and shapes of inputs and outputs come from the graph, dynamic dims named;
+    /// class labels and feature names too where the graph carries them. Fill in the rest
+    /// (description, license, training, examples), then run `tiffin pack`.
+    Init(InitArgs),
     /// Build NAME/VERSION/ and NAME-VERSION.tiffin from a folder holding tiffin.toml.
     ///
     /// The package holds the model, tiffin.json (metadata, signature, every file's size, sha256 and
@@ -36,6 +37,17 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// Show a package's manifest, signature, files and digests, without checking them.
     Inspect(InspectArgs),
+    /// Run a package's model on a JSON payload and print the outputs as JSON.
+    ///
+    /// The package is verified first. The payload is `{"X": [[...]]}` (inputs by name), a bare
+    /// list for a one-input model, records with feature names `[{"mean radius": 17.9, ...}]`, or
+    /// `{"columns": [...], "data": [[...]]}`. Integer outputs with class labels print the labels.
+    Predict(PredictArgs),
+    /// Convert a package's ONNX model to NNEF, as a new package version `VERSION+nnef`.
+    ///
+    /// The golden examples are rerun on the converted model and the drift of each output is
+    /// printed; the new package is written only if every output stays within its tolerance.
+    Convert(ConvertArgs),
     /// List every callable a pickle or joblib file imports when loaded, without loading it.
     ///
     /// Loading a pickle runs the callables it names, which is why tiffin refuses to package one.
@@ -56,6 +68,10 @@ pub(crate) struct PackArgs {
     /// Replace an existing package of the same name and version.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Example inputs (JSON, any form `predict` takes) to run and store with their outputs as
+    /// golden examples, which `verify` reruns [default: `[examples] inputs` of tiffin.toml].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) examples: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -68,6 +84,10 @@ pub(crate) struct VerifyArgs {
     /// Recompute sha256 as well as blake3 (slower; blake3 alone already checks every byte).
     #[arg(long)]
     pub(crate) sha256: bool,
+    /// Check digests and files only: do not load the model, check its signature against the
+    /// graph, or rerun the golden examples.
+    #[arg(long)]
+    pub(crate) no_run: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -89,4 +109,59 @@ pub(crate) struct ScanArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The model: an .onnx file, an NNEF archive (.nnef.tar, .nnef.tgz) or an NNEF folder.
+    pub(crate) model: PathBuf,
+    /// The package name [default: from the model's file name].
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// The package version.
+    #[arg(long, default_value = "0.1.0")]
+    pub(crate) version: String,
+    /// Replace an existing tiffin.toml.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Print the file instead of writing tiffin.toml beside the model.
+    #[arg(long)]
+    pub(crate) stdout: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PredictArgs {
+    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin).
+    pub(crate) package: PathBuf,
+    /// The payload: JSON text, or @FILE to read it from a file [default: read standard input].
+    #[arg(long, short)]
+    pub(crate) input: Option<String>,
+    /// Print class indices as the model gives them instead of their labels.
+    #[arg(long)]
+    pub(crate) raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConvertArgs {
+    /// An ONNX package folder or archive with golden examples.
+    pub(crate) package: PathBuf,
+    /// The format to convert to.
+    #[arg(long, value_enum)]
+    pub(crate) to: TargetFormat,
+    /// Where to write the new package [default: beside the original].
+    #[arg(long, short)]
+    pub(crate) out: Option<PathBuf>,
+    /// Replace an existing package of the same name and version.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Print the drift table and the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Formats `convert` writes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum TargetFormat {
+    /// tract's NNEF archive.
+    Nnef,
 }

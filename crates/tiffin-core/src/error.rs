@@ -76,6 +76,39 @@ pub enum Error {
     /// Hashing failed.
     #[error(transparent)]
     Hash(#[from] tiffin_hash::Error),
+    /// The model could not be loaded, checked or run.
+    #[error("{}", path.display())]
+    Model {
+        /// The package or model file concerned.
+        path: PathBuf,
+        /// What the runtime said (boxed: runtime errors are large, and errors should be cheap to
+        /// move around on the happy path).
+        source: Box<tiffin_runtime::Error>,
+    },
+    /// A payload (a request, example inputs) does not fit the signature.
+    #[error(transparent)]
+    Payload(#[from] crate::payload::PayloadError),
+    /// A package failed verification, so it will not be loaded.
+    #[error(
+        "{} failed verification ({problems} problem{}): run `tiffin verify {}` for the list",
+        path.display(),
+        if *problems == 1 { "" } else { "s" },
+        path.display()
+    )]
+    Invalid {
+        /// The package.
+        path: PathBuf,
+        /// How many problems verification found.
+        problems: usize,
+    },
+    /// Golden example files could not be read or written.
+    #[error("{}: {reason}", path.display())]
+    Examples {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// The result type of this crate.

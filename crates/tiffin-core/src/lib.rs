@@ -6,20 +6,29 @@
 //! of `tiffin.json`. Everything that reads or writes packages goes through this crate, so the
 //! command line and the server cannot disagree about what a valid package is.
 
+mod convert;
 mod error;
+pub mod examples;
+mod init;
 pub mod layout;
 mod model_card;
 mod pack;
 mod package;
+pub mod payload;
+mod run;
 pub mod safety;
 pub mod scan;
 mod verify;
 
+pub use convert::{Conversion, ConvertOptions, convert_to_nnef};
 pub use error::{Error, Result};
+pub use init::{authoring_for, render_toml};
 pub use pack::{PackOptions, Packed, pack};
 pub use package::{Inspection, PackageKind, inspect, package_kind};
+pub use run::{Loaded, load};
 pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
 
 /// Re-exported so that users of this crate name one version of the lower crates.
 pub use tiffin_hash as hash;
 pub use tiffin_manifest as manifest;
+pub use tiffin_runtime as runtime;

@@ -8,12 +8,13 @@ use std::time::UNIX_EPOCH;
 
 use rayon::prelude::*;
 use tiffin_hash::{Algorithms, Digest, Progress};
-use tiffin_manifest::{Authoring, FileEntry, FileRole, Manifest};
+use tiffin_manifest::{Authoring, Examples, FileEntry, FileRole, Manifest};
+use tiffin_runtime::{Model, ModelSource};
 
 use crate::layout::{
     self, AUTHORING_FILE, CHECKSUM_FILE, MANIFEST_FILE, MODEL_CARD_FILE, SIGNATURE_FILE,
 };
-use crate::{Error, Result, model_card, safety};
+use crate::{Error, Result, examples, model_card, safety};
 
 /// What to pack and where.
 #[derive(Debug, Clone)]
@@ -24,6 +25,9 @@ pub struct PackOptions {
     pub out: Option<PathBuf>,
     /// Replace an existing package of the same name and version.
     pub force: bool,
+    /// Example inputs to run and store with their outputs as golden examples (any payload form
+    /// `predict` takes); overrides `[examples] inputs` of `tiffin.toml`.
+    pub examples: Option<PathBuf>,
 }
 
 /// A package that `pack` wrote.
@@ -84,9 +88,34 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
         }
     }
 
-    let inputs = collect_inputs(&dir, &authoring)?;
+    let mut inputs = collect_inputs(&dir, &authoring)?;
     let created = created_time(&authoring, &toml_path, &inputs)?;
     let model_path = authoring.model.path.trim_end_matches('/').to_owned();
+    let examples_file = options
+        .examples
+        .clone()
+        .or_else(|| authoring.examples.as_ref().map(|e| dir.join(&e.inputs)));
+    let examples = check_model(&dir, &authoring, examples_file.as_deref())?;
+    if let Some(golden) = &examples {
+        for (path, bytes) in [
+            (examples::INPUTS_FILE, &golden.inputs),
+            (examples::OUTPUTS_FILE, &golden.outputs),
+        ] {
+            if inputs.iter().any(|i| i.path == path) {
+                return Err(Error::BadInput {
+                    path: dir.join(path),
+                    reason: format!(
+                        "tiffin writes `{path}` for the golden examples; rename your file"
+                    ),
+                });
+            }
+            inputs.push(Input {
+                path: path.to_owned(),
+                role: FileRole::Example,
+                content: Content::Bytes(bytes.clone()),
+            });
+        }
+    }
 
     fs::create_dir_all(&out).map_err(Error::write(&out))?;
     let staging = tempfile::Builder::new()
@@ -94,8 +123,20 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
         .tempdir_in(&out)
         .map_err(Error::write(&out))?;
     let entries = stage(staging.path(), &inputs, progress)?;
-    let manifest =
+    let mut manifest =
         Manifest::from_authoring(&authoring, created, model_path, entries).map_err(manifest_err)?;
+    if examples.is_some() {
+        let given = authoring
+            .examples
+            .as_ref()
+            .map(|e| e.tolerance.clone())
+            .unwrap_or_default();
+        manifest.examples = Some(Examples {
+            inputs: examples::INPUTS_FILE.to_owned(),
+            outputs: examples::OUTPUTS_FILE.to_owned(),
+            tolerance: examples::tolerances(&authoring.signature, &given),
+        });
+    }
     manifest.validate().map_err(|e| manifest_err(e.into()))?;
     let json = manifest.to_canonical_json();
     let digest = layout::package_digest(&json);
@@ -145,6 +186,51 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
         archive,
         archive_size,
     })
+}
+
+/// The golden example files a pack writes.
+#[derive(Debug)]
+struct Golden {
+    inputs: Vec<u8>,
+    outputs: Vec<u8>,
+}
+
+/// Checks the declared signature against the model's graph, and with example inputs, loads the
+/// model, runs them and returns the golden files. A model tiffin cannot load is refused here, so
+/// that every package it writes can run.
+fn check_model(dir: &Path, a: &Authoring, examples_file: Option<&Path>) -> Result<Option<Golden>> {
+    let model_path = dir.join(a.model.path.trim_end_matches('/'));
+    let format = a.model.resolved_format().expect("validated model format");
+    let source = if model_path.is_dir() {
+        ModelSource::Dir(model_path.clone())
+    } else {
+        ModelSource::Bytes(fs::read(&model_path).map_err(Error::read(&model_path))?)
+    };
+    let model_err = |source| Error::Model {
+        path: model_path.clone(),
+        source: Box::new(source),
+    };
+    let Some(examples_file) = examples_file else {
+        tiffin_runtime::check_signature(&a.signature, &source, format).map_err(model_err)?;
+        return Ok(None);
+    };
+    let options = tiffin_runtime::LoadOptions::default().with_plan_cache(0);
+    let model = Model::load(&source, format, &a.signature, &options).map_err(model_err)?;
+    let text = fs::read(examples_file).map_err(Error::read(examples_file))?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| Error::Examples {
+            path: examples_file.to_owned(),
+            reason: format!("not JSON: {e}"),
+        })?;
+    let inputs = crate::payload::decode(&a.signature, &payload).map_err(|e| Error::Examples {
+        path: examples_file.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let outputs = model.run(&inputs).map_err(model_err)?;
+    Ok(Some(Golden {
+        inputs: examples::write_tensors(&examples::tensor_names(&a.signature.inputs), &inputs),
+        outputs: examples::write_tensors(&examples::tensor_names(&a.signature.outputs), &outputs),
+    }))
 }
 
 /// The authoring folder and its `tiffin.toml`, from a folder or a file path.

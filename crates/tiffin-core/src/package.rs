@@ -96,6 +96,51 @@ pub(crate) fn first_entry_manifest<R: Read>(
     read_capped(entry, size, Path::new(MANIFEST_FILE))
 }
 
+/// Reads the files of a package whose paths `wanted` accepts, into memory, by package path. Only
+/// regular files listed in the manifest should be asked for; call this on verified packages.
+pub(crate) fn read_files(
+    path: &Path,
+    kind: PackageKind,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    match kind {
+        PackageKind::Folder => {
+            for entry in walkdir::WalkDir::new(path).min_depth(1).sort_by_file_name() {
+                let entry = entry.map_err(|e| Error::Read {
+                    path: path.to_owned(),
+                    source: e.into(),
+                })?;
+                let rel = entry
+                    .path()
+                    .strip_prefix(path)
+                    .expect("walkdir stays below its root");
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                if entry.file_type().is_file() && wanted(&rel) {
+                    out.insert(
+                        rel,
+                        std::fs::read(entry.path()).map_err(Error::read(entry.path()))?,
+                    );
+                }
+            }
+        }
+        PackageKind::Archive => {
+            let file = File::open(path).map_err(Error::read(path))?;
+            let mut archive = tar::Archive::new(BufReader::new(file));
+            for entry in archive.entries().map_err(Error::read(path))? {
+                let mut entry = entry.map_err(Error::read(path))?;
+                let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                if entry.header().entry_type() == tar::EntryType::Regular && wanted(&name) {
+                    let mut bytes = Vec::with_capacity(entry.size() as usize);
+                    entry.read_to_end(&mut bytes).map_err(Error::read(path))?;
+                    out.insert(name, bytes);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn read_capped(reader: impl Read, declared: u64, what: &Path) -> Result<Vec<u8>> {
     if declared > MAX_MANIFEST_SIZE {
         return Err(Error::BadInput {

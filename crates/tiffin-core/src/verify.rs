@@ -11,6 +11,7 @@ use serde::Serialize;
 use tiffin_hash::{Algorithms, Digests, Progress};
 use tiffin_manifest::{FileEntry, Manifest, check_relative_path};
 
+use crate::examples::Drift;
 use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE};
 use crate::package::{PackageKind, first_entry_manifest, package_kind, read_manifest_bytes};
 use crate::{Error, Result, safety};
@@ -22,12 +23,16 @@ pub struct VerifyOptions {
     /// of the disk; add sha256 to also prove the sha256 digests (the ones `checksum.txt` and
     /// signatures use) right.
     pub algorithms: Algorithms,
+    /// Once every digest checks out, load the model: check the signature against the graph and
+    /// rerun the golden examples against their tolerances.
+    pub run_model: bool,
 }
 
 impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
             algorithms: Algorithms::BLAKE3,
+            run_model: true,
         }
     }
 }
@@ -51,8 +56,16 @@ pub struct Report {
     pub files_checked: usize,
     /// Bytes hashed.
     pub bytes_checked: u64,
+    /// True when the model was loaded and its signature checked against the graph.
+    pub model_checked: bool,
+    /// How far each output of the golden examples moved, when they were rerun.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub examples: Option<Vec<Drift>>,
     /// Everything wrong, in the order found; empty when the package is good.
     pub problems: Vec<Problem>,
+    /// The manifest, when it could be read (not part of the JSON report: `inspect` shows it).
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
 }
 
 impl Report {
@@ -95,6 +108,10 @@ pub enum ProblemKind {
     UnsafeFormat,
     /// The archive ends early or is damaged.
     Truncated,
+    /// The model cannot be loaded, or its graph disagrees with the declared signature.
+    Model,
+    /// A golden example's output moved beyond its tolerance.
+    Drift,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +152,11 @@ pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
             manifest
         }
     };
+    let mut model_checked = false;
+    let mut drifts = None;
+    if let (true, true, Some(m)) = (options.run_model, findings.problems.is_empty(), &manifest) {
+        (model_checked, drifts) = check_model(path, kind, m, &mut findings)?;
+    }
     let mut algorithms = Vec::new();
     if options.algorithms.sha256 {
         algorithms.push("sha256");
@@ -151,8 +173,80 @@ pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
         algorithms,
         files_checked: findings.files_checked,
         bytes_checked: findings.bytes_checked,
+        model_checked,
+        examples: drifts,
         problems: findings.problems,
+        manifest,
     })
+}
+
+/// Loads the model of an intact package: the signature is checked against the graph as it loads,
+/// then the golden examples are rerun. Returns whether the model loaded, and the drifts.
+fn check_model(
+    path: &Path,
+    kind: PackageKind,
+    manifest: &Manifest,
+    findings: &mut Findings,
+) -> Result<(bool, Option<Vec<Drift>>)> {
+    let model_file = Some(manifest.model.path.as_str());
+    let source = crate::run::model_source(path, kind, manifest)?;
+    let options = tiffin_runtime::LoadOptions::default().with_plan_cache(0);
+    let model = match tiffin_runtime::Model::load(
+        &source,
+        manifest.model.format,
+        &manifest.signature,
+        &options,
+    ) {
+        Ok(model) => model,
+        Err(tiffin_runtime::Error::Signature(problems)) => {
+            for p in problems {
+                findings.push(model_file, ProblemKind::Model, format!("signature: {p}"));
+            }
+            return Ok((false, None));
+        }
+        Err(e) => {
+            findings.push(model_file, ProblemKind::Model, e.to_string());
+            return Ok((false, None));
+        }
+    };
+    let drifts = match crate::run::rerun_examples(path, kind, manifest, &model) {
+        Ok(drifts) => drifts,
+        Err(e) => {
+            findings.push(
+                manifest.examples.as_ref().map(|e| e.inputs.as_str()),
+                ProblemKind::Drift,
+                chain(&e),
+            );
+            return Ok((true, None));
+        }
+    };
+    for d in drifts.iter().flatten().filter(|d| !d.passed()) {
+        let message = match &d.problem {
+            Some(problem) => format!("golden output `{}`: {problem}", d.output),
+            None => format!(
+                "golden output `{}` drifted: {} of {} outside tolerance (max abs {:.3e}, max rel {:.3e})",
+                d.output, d.mismatches, d.compared, d.max_abs, d.max_rel
+            ),
+        };
+        findings.push(
+            manifest.examples.as_ref().map(|e| e.outputs.as_str()),
+            ProblemKind::Drift,
+            message,
+        );
+    }
+    Ok((true, drifts))
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Parses and validates `tiffin.json`; problems go to `findings`. Returns the manifest when its

@@ -36,7 +36,7 @@ pub struct Authoring {
     /// The model's inputs and outputs.
     pub signature: Signature,
     /// Extra files to ship with the model, e.g. `requirements.txt`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileSpec>,
     /// Example inputs to run at pack time; their outputs become the package's golden outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,7 +58,7 @@ pub struct Package {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Authors, e.g. `["Ada <ada@example.com>"]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authors: Vec<String>,
     /// License of the model as an SPDX expression, e.g. `"Apache-2.0"` or
     /// `"MIT OR Apache-2.0"`; `"LicenseRef-<name>"` for a license of your own,
@@ -81,7 +81,7 @@ pub struct Package {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_card: Option<String>,
     /// Keywords to find the model by, e.g. `["tabular", "classification"]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
 }
 

@@ -369,7 +369,7 @@ pub struct Runtime {
     pub tract: Option<semver::VersionReq>,
     /// Pinned Python requirements the model was trained with, for the record, e.g.
     /// `["scikit-learn==1.5.2"]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub python: Vec<String>,
 }
 
@@ -378,7 +378,7 @@ pub struct Runtime {
 #[serde(deny_unknown_fields)]
 pub struct Device {
     /// CPU features the model needs, e.g. `["avx2"]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpu_features: Vec<String>,
     /// Whether the model needs a GPU.
     #[serde(default)]

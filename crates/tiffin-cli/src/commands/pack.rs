@@ -12,6 +12,7 @@ pub(crate) fn run(args: &PackArgs, quiet: bool) -> anyhow::Result<Outcome> {
         source: args.dir.clone(),
         out: args.out.clone(),
         force: args.force,
+        examples: args.examples.clone(),
     };
     let bar = Bar::new(quiet, "packing");
     let packed = pack(&options, &bar)?;

@@ -15,7 +15,14 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
         Algorithms::BLAKE3
     };
     let bar = Bar::new(quiet, "verifying");
-    let report = verify(&args.path, &VerifyOptions { algorithms }, &bar)?;
+    let report = verify(
+        &args.path,
+        &VerifyOptions {
+            algorithms,
+            run_model: !args.no_run,
+        },
+        &bar,
+    )?;
     bar.finish();
     if args.json {
         super::print_json(&report)?;
@@ -33,6 +40,13 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
             report.algorithms.join("+"),
         );
         println!("  digest   {}", report.digest);
+        if report.model_checked {
+            println!("  model    loads; signature matches the graph");
+        }
+        if let Some(drifts) = &report.examples {
+            println!("  golden examples rerun:");
+            super::print_drifts(drifts);
+        }
     } else {
         println!(
             "{}: {} problem(s)",

@@ -6,7 +6,9 @@ use crate::tiffin;
 fn help() {
     let here = std::env::current_dir().unwrap();
     insta::assert_snapshot!("help", tiffin(&["--help"], &here, None));
-    for command in ["pack", "verify", "inspect", "scan"] {
+    for command in [
+        "init", "pack", "verify", "inspect", "predict", "convert", "scan",
+    ] {
         insta::assert_snapshot!(
             format!("help_{command}"),
             tiffin(&[command, "--help"], &here, None)

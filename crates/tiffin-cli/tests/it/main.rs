@@ -2,6 +2,7 @@
 
 mod commands;
 mod help;
+mod run;
 
 use std::path::Path;
 use std::process::Command;

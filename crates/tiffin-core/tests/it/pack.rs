@@ -128,6 +128,7 @@ fn an_existing_version_is_kept_unless_forced() {
         source: fixtures().join("iris"),
         out: Some(out.path().to_owned()),
         force: false,
+        examples: None,
     };
     let err = tiffin_core::pack(&options, &NoProgress).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
@@ -186,6 +187,7 @@ fn pickles_are_refused_by_content_and_nothing_is_written() {
             source: dir.path().to_owned(),
             out: Some(out.clone()),
             force: false,
+            examples: None,
         };
         let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
         assert!(
@@ -212,6 +214,7 @@ fn a_pickle_shipped_as_an_extra_file_is_refused_too() {
         source: dir.path().to_owned(),
         out: None,
         force: false,
+        examples: None,
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -231,6 +234,7 @@ fn links_and_missing_files_are_refused_with_the_path() {
         source: dir.path().to_owned(),
         out: None,
         force: false,
+        examples: None,
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -259,6 +263,7 @@ fn every_authoring_problem_is_reported_at_once() {
         source: dir.path().to_owned(),
         out: None,
         force: false,
+        examples: None,
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -275,6 +280,7 @@ fn a_folder_without_tiffin_toml_says_what_to_write() {
         source: dir.path().to_owned(),
         out: None,
         force: false,
+        examples: None,
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(err.starts_with("no tiffin.toml in "), "{err}");

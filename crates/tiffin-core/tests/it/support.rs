@@ -38,6 +38,7 @@ pub(crate) fn pack_into(source: &Path, out: &Path) -> Packed {
         source: source.to_owned(),
         out: Some(out.to_owned()),
         force: false,
+        examples: None,
     };
     tiffin_core::pack(&options, &NoProgress)
         .unwrap_or_else(|e| panic!("packing {}: {e}", source.display()))
@@ -46,6 +47,7 @@ pub(crate) fn pack_into(source: &Path, out: &Path) -> Packed {
 pub(crate) fn verify(path: &Path) -> Report {
     let options = VerifyOptions {
         algorithms: tiffin_core::hash::Algorithms::BOTH,
+        run_model: true,
     };
     tiffin_core::verify(path, &options, &NoProgress).unwrap()
 }
@@ -122,4 +124,24 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Re-seals a package folder after its files were edited: recomputes every listed file's size
+/// and digests, rewrites `tiffin.json` and `checksum.txt`. This is what a hostile packer can do;
+/// only what verify checks beyond digests (content, the model, the examples) can catch it.
+pub(crate) fn reseal(folder: &Path) {
+    use tiffin_core::hash::{Algorithms, hash_file};
+    let bytes = std::fs::read(folder.join("tiffin.json")).unwrap();
+    let mut manifest = tiffin_core::manifest::Manifest::from_json_slice(&bytes).unwrap();
+    for f in &mut manifest.files {
+        let d = hash_file(&folder.join(&f.path), Algorithms::BOTH, &NoProgress).unwrap();
+        f.size = d.size;
+        f.sha256 = d.sha256.unwrap().to_hex();
+        f.blake3 = d.blake3.unwrap().to_hex();
+    }
+    let json = manifest.to_canonical_json();
+    std::fs::write(folder.join("tiffin.json"), &json).unwrap();
+    let checksums =
+        tiffin_core::layout::checksums(&manifest, &tiffin_core::layout::package_digest(&json));
+    std::fs::write(folder.join("checksum.txt"), checksums).unwrap();
 }

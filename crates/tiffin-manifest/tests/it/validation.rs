@@ -527,17 +527,36 @@ fn example_tolerances_must_name_outputs_and_be_sane() {
     let output = a.signature.outputs[0].name.clone();
     let tolerance = [
         ("nope".to_owned(), Tolerance::default()),
-        (output.clone(), Tolerance { abs: -1.0, compare: Compare::TopK, ..Tolerance::default() }),
+        (
+            output.clone(),
+            Tolerance {
+                abs: -1.0,
+                compare: Compare::TopK,
+                ..Tolerance::default()
+            },
+        ),
     ];
-    a.examples = Some(ExamplesSpec { inputs: "../x.json".into(), tolerance: tolerance.into_iter().collect() });
+    a.examples = Some(ExamplesSpec {
+        inputs: "../x.json".into(),
+        tolerance: tolerance.into_iter().collect(),
+    });
     let errors = authoring_errors(&a);
-    assert!(messages(&errors, "examples.inputs")[0].contains("`..`"), "{errors}");
-    assert!(messages(&errors, "examples.tolerance.nope")[0].starts_with("`nope` is not an output of the signature"));
+    assert!(
+        messages(&errors, "examples.inputs")[0].contains("`..`"),
+        "{errors}"
+    );
+    assert!(
+        messages(&errors, "examples.tolerance.nope")[0]
+            .starts_with("`nope` is not an output of the signature")
+    );
     assert_eq!(
         messages(&errors, &format!("examples.tolerance.{output}.abs")),
         ["-1 is not a tolerance: use a number >= 0"]
     );
-    assert_eq!(messages(&errors, &format!("examples.tolerance.{output}.k")), ["top_k needs k >= 1, e.g. k = 3"]);
+    assert_eq!(
+        messages(&errors, &format!("examples.tolerance.{output}.k")),
+        ["top_k needs k >= 1, e.g. k = 3"]
+    );
 }
 
 #[test]

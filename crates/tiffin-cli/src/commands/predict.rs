@@ -1,0 +1,30 @@
+//! `tiffin predict`: run a package's model on a JSON payload.
+
+use std::io::Read;
+
+use anyhow::Context;
+use tiffin_core::runtime::LoadOptions;
+
+use crate::Outcome;
+use crate::args::PredictArgs;
+
+pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<Outcome> {
+    let text = match args.input.as_deref() {
+        Some(file) if file.starts_with('@') => std::fs::read_to_string(&file[1..])
+            .with_context(|| format!("cannot read {}", &file[1..]))?,
+        Some(inline) => inline.to_owned(),
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the payload from standard input")?;
+            text
+        }
+    };
+    let payload: serde_json::Value =
+        serde_json::from_str(&text).context("the payload is not JSON")?;
+    let loaded = tiffin_core::load(&args.package, &LoadOptions::default().with_plan_cache(0))?;
+    let outputs = loaded.predict_json(&payload, !args.raw)?;
+    println!("{}", serde_json::to_string(&outputs)?);
+    Ok(Outcome::Success)
+}

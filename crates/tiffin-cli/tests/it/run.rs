@@ -1,0 +1,178 @@
+//! init, predict and convert: the commands that run a model.
+
+use crate::{fixtures, tiffin};
+
+#[test]
+fn init_reads_the_signature_from_the_graph() {
+    let model = fixtures().join("iris/model.onnx");
+    let out = tiffin(
+        &["init", model.to_str().unwrap(), "--stdout"],
+        &fixtures(),
+        None,
+    );
+    insta::assert_snapshot!("init_iris", out);
+}
+
+#[test]
+fn init_writes_a_file_that_packs() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("breast_cancer/model.onnx"),
+        temp.path().join("model.onnx"),
+    )
+    .unwrap();
+    let t = Some(temp.path());
+    let out = tiffin(
+        &["init", "model.onnx", "--name", "bc", "--version", "2.0.0"],
+        temp.path(),
+        t,
+    );
+    assert!(out.starts_with("exit_code: 0"), "{out}");
+    let again = tiffin(&["init", "model.onnx"], temp.path(), t);
+    assert!(again.contains("already exists: pass --force"), "{again}");
+    let packed = tiffin(&["pack"], temp.path(), t);
+    assert!(packed.contains("packed bc 2.0.0"), "{packed}");
+}
+
+/// Packs breast_cancer with golden examples into a temp folder.
+fn packed_with_examples() -> tempfile::TempDir {
+    let temp = tempfile::tempdir().unwrap();
+    let rows: Vec<serde_json::Value> = reference_rows("breast_cancer", "X", 7);
+    std::fs::write(
+        temp.path().join("examples.json"),
+        serde_json::json!({ "X": rows }).to_string(),
+    )
+    .unwrap();
+    let source = fixtures().join("breast_cancer");
+    let args = [
+        "pack",
+        source.to_str().unwrap(),
+        "--out",
+        ".",
+        "--examples",
+        "examples.json",
+    ];
+    let out = tiffin(&args, temp.path(), Some(temp.path()));
+    assert!(out.starts_with("exit_code: 0"), "{out}");
+    temp
+}
+
+/// The first `n` rows of a fixture's reference input, as nested JSON lists.
+fn reference_rows(fixture: &str, input: &str, n: usize) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(fixtures().join(fixture).join("reference.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tensor = &reference["inputs"][input];
+    let width = tensor["shape"][1].as_u64().unwrap() as usize;
+    let data = tensor["data"].as_array().unwrap();
+    data.chunks(width)
+        .take(n)
+        .map(|row| serde_json::Value::Array(row.to_vec()))
+        .collect()
+}
+
+#[test]
+fn verify_reruns_the_golden_examples() {
+    let temp = packed_with_examples();
+    let t = Some(temp.path());
+    insta::assert_snapshot!(
+        "verify_with_examples",
+        tiffin(&["verify", "breast_cancer-1.0.0.tiffin"], temp.path(), t)
+    );
+}
+
+#[test]
+fn predict_answers_named_outputs_with_labels() {
+    let temp = packed_with_examples();
+    let t = Some(temp.path());
+    let rows = reference_rows("breast_cancer", "X", 2);
+    let payload = serde_json::json!({ "X": rows }).to_string();
+    insta::assert_snapshot!(
+        "predict",
+        tiffin(
+            &["predict", "breast_cancer-1.0.0.tiffin", "--input", &payload],
+            temp.path(),
+            t
+        )
+    );
+    insta::assert_snapshot!(
+        "predict_raw",
+        tiffin(
+            &[
+                "predict",
+                "breast_cancer/1.0.0",
+                "--raw",
+                "--input",
+                &payload
+            ],
+            temp.path(),
+            t
+        )
+    );
+    let bad = r#"{"X": [[1, 2, 3]]}"#;
+    insta::assert_snapshot!(
+        "predict_bad_shape",
+        tiffin(
+            &["predict", "breast_cancer-1.0.0.tiffin", "--input", bad],
+            temp.path(),
+            t
+        )
+    );
+    let unknown = r#"{"Y": [[1]]}"#;
+    insta::assert_snapshot!(
+        "predict_unknown_input",
+        tiffin(
+            &["predict", "breast_cancer-1.0.0.tiffin", "--input", unknown],
+            temp.path(),
+            t
+        )
+    );
+}
+
+#[test]
+fn convert_to_nnef_checks_parity_then_packs() {
+    // The CNN converts; scikit-learn models use ONNX-ML operators that have no NNEF form.
+    let temp = tempfile::tempdir().unwrap();
+    let t = Some(temp.path());
+    let text = std::fs::read_to_string(fixtures().join("mnist_cnn/reference.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let examples = serde_json::json!({ "image": reference["inputs"]["image"] });
+    std::fs::write(temp.path().join("examples.json"), examples.to_string()).unwrap();
+    let source = fixtures().join("mnist_cnn");
+    let args = [
+        "pack",
+        source.to_str().unwrap(),
+        "--out",
+        ".",
+        "--examples",
+        "examples.json",
+    ];
+    let out = tiffin(&args, temp.path(), t);
+    assert!(out.starts_with("exit_code: 0"), "{out}");
+    let archive = std::fs::read_dir(temp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".tiffin"))
+        .unwrap();
+    let out = tiffin(
+        &["convert", &archive, "--to", "nnef", "--json"],
+        temp.path(),
+        t,
+    );
+    assert!(out.starts_with("exit_code: 0"), "{out}");
+    let converted = archive.replace(".tiffin", "+nnef.tiffin");
+    let verify = tiffin(&["verify", &converted], temp.path(), t);
+    assert!(
+        verify.starts_with("exit_code: 0") && verify.contains("golden examples rerun"),
+        "{verify}"
+    );
+    let inspect = tiffin(&["inspect", "--json", &converted], temp.path(), t);
+    assert!(inspect.contains("\"format\": \"nnef\""), "{inspect}");
+
+    let bc = packed_with_examples();
+    let refused = tiffin(
+        &["convert", "breast_cancer-1.0.0.tiffin", "--to", "nnef"],
+        bc.path(),
+        Some(bc.path()),
+    );
+    assert!(refused.contains("has no NNEF form"), "{refused}");
+}

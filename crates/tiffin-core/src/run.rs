@@ -1,0 +1,172 @@
+//! Loading a package's model and running it: what `predict`, `verify`'s examples, `convert` and
+//! the server all go through.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tiffin_manifest::{FileRole, Manifest};
+use tiffin_runtime::{LoadOptions, Model, ModelSource, Tensor};
+
+use crate::package::{PackageKind, package_kind, read_files};
+use crate::{Error, Result, VerifyOptions, examples, payload, verify};
+
+/// A verified package with its model loaded, ready to answer many calls from many threads.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its digest, `sha256:<hex>`.
+    pub digest: String,
+    /// The model.
+    pub model: Model,
+}
+
+/// Verifies a package (digests and file list; refusing it on any problem), then loads its model.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
+    let verify_options = VerifyOptions {
+        run_model: false,
+        ..VerifyOptions::default()
+    };
+    let report = verify::verify(path, &verify_options, &tiffin_hash::NoProgress)?;
+    if !report.is_ok() {
+        return Err(Error::Invalid {
+            path: path.to_owned(),
+            problems: report.problems.len(),
+        });
+    }
+    let manifest = report
+        .manifest
+        .expect("a package without problems has a manifest");
+    let kind = package_kind(path)?;
+    let source = model_source(path, kind, &manifest)?;
+    let model = Model::load(&source, manifest.model.format, &manifest.signature, options).map_err(
+        |source| Error::Model {
+            path: path.to_owned(),
+            source: Box::new(source),
+        },
+    )?;
+    Ok(Loaded {
+        path: path.to_owned(),
+        digest: report.digest,
+        manifest,
+        model,
+    })
+}
+
+impl Loaded {
+    /// Decodes a JSON payload (any form [`payload::decode`] takes), runs the model and encodes
+    /// the outputs by name, with class labels mapped when `map_labels`.
+    pub fn predict_json(
+        &self,
+        input: &serde_json::Value,
+        map_labels: bool,
+    ) -> Result<serde_json::Value> {
+        let inputs = payload::decode(&self.manifest.signature, input)?;
+        let outputs = self.run(&inputs)?;
+        Ok(payload::encode(
+            &self.manifest.signature,
+            &outputs,
+            map_labels,
+        ))
+    }
+
+    /// Runs the model on inputs in signature order.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.model.run(inputs).map_err(|source| Error::Model {
+            path: self.path.clone(),
+            source: Box::new(source),
+        })
+    }
+}
+
+/// The model of a verified package as the runtime reads it: the one file's bytes, or for an NNEF
+/// folder the folder itself (package folders) or a tar of its files (archives).
+pub(crate) fn model_source(
+    path: &Path,
+    kind: PackageKind,
+    manifest: &Manifest,
+) -> Result<ModelSource> {
+    let model_path = manifest.model.path.as_str();
+    let prefix = format!("{model_path}/");
+    let is_single_file = manifest
+        .files
+        .iter()
+        .any(|f| f.path == model_path && f.role == FileRole::Model);
+    if is_single_file {
+        let mut files = read_files(path, kind, |p| p == model_path)?;
+        let bytes = files
+            .remove(model_path)
+            .ok_or_else(|| missing(path, model_path))?;
+        return Ok(ModelSource::Bytes(bytes));
+    }
+    match kind {
+        PackageKind::Folder => Ok(ModelSource::Dir(path.join(model_path))),
+        PackageKind::Archive => {
+            let files = read_files(path, kind, |p| p.starts_with(&prefix))?;
+            if files.is_empty() {
+                return Err(missing(path, model_path));
+            }
+            Ok(ModelSource::Bytes(tar_of(&files, &prefix)))
+        }
+    }
+}
+
+fn missing(path: &Path, model_path: &str) -> Error {
+    Error::NotAPackage {
+        path: path.to_owned(),
+        reason: format!("the model `{model_path}` is not in it"),
+    }
+}
+
+/// A plain tar of the files below `prefix`, with the prefix removed: an NNEF archive.
+fn tar_of(files: &BTreeMap<String, Vec<u8>>, prefix: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, &name[prefix.len()..], &bytes[..])
+            .expect("writing a tar to memory cannot fail for validated package paths");
+    }
+    builder
+        .into_inner()
+        .expect("writing a tar to memory cannot fail")
+}
+
+/// Reruns a package's golden examples on `model` and compares them with the stored outputs.
+/// `None` when the package has no examples.
+pub(crate) fn rerun_examples(
+    path: &Path,
+    kind: PackageKind,
+    manifest: &Manifest,
+    model: &Model,
+) -> Result<Option<Vec<examples::Drift>>> {
+    let Some(ex) = &manifest.examples else {
+        return Ok(None);
+    };
+    let files = read_files(path, kind, |p| p == ex.inputs || p == ex.outputs)?;
+    let sig = &manifest.signature;
+    let read = |file: &str, wanted: Vec<&str>| {
+        let bytes = files.get(file).ok_or_else(|| missing(path, file))?;
+        examples::read_tensors(bytes, &wanted).map_err(|reason| Error::Examples {
+            path: path.join(file),
+            reason,
+        })
+    };
+    let inputs = read(&ex.inputs, examples::tensor_names(&sig.inputs))?;
+    let golden = read(&ex.outputs, examples::tensor_names(&sig.outputs))?;
+    let actual = model.run(&inputs).map_err(|source| Error::Model {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })?;
+    Ok(Some(examples::compare(
+        sig,
+        &ex.tolerance,
+        &golden,
+        &actual,
+    )))
+}
