@@ -1,6 +1,7 @@
 //! Criterion benchmarks of `Model` on every fixture that loads: load + optimize from ONNX and from
-//! NNEF, and runs at batch 1 and 64 on the general (symbolic) plan and on a plan concretized for
-//! the batch size. `cargo bench -p tiffin-runtime --bench model [-- FILTER]`.
+//! NNEF, runs at batch 1 and 64 on the general (symbolic) plan and on a plan concretized for the
+//! batch size, and the cost of building that concretized plan.
+//! `cargo bench -p tiffin-runtime --bench model [-- FILTER]`.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -157,6 +158,14 @@ fn run(c: &mut Criterion) {
             });
             group.bench_function(BenchmarkId::new(format!("fixed/{name}"), n), |b| {
                 b.iter(|| concrete.run(black_box(&inputs)).expect("runs"))
+            });
+            // What a size's first plan costs to build (in the background, or by `prepare`).
+            group.bench_function(BenchmarkId::new(format!("prepare/{name}"), n), |b| {
+                b.iter(|| {
+                    concrete
+                        .prepare(black_box(&sizes))
+                        .expect("a concretized plan")
+                })
             });
         }
     }

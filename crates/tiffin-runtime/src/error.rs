@@ -8,6 +8,7 @@ use tiffin_manifest::{DType, Dim, ModelFormat};
 
 /// Why a model could not be loaded, run or converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The model file (or folder) could not be read or parsed as the declared format.
     #[error("cannot read the {format} model: {reason}")]
@@ -133,6 +134,10 @@ pub enum Error {
         /// The dimension as declared, e.g. `batch`.
         dim: Dim,
     },
+    /// [`Model::prepare`](crate::Model::prepare) was given sizes that do not name the model's
+    /// dims.
+    #[error("{0}")]
+    PrepareSizes(String),
     /// tract failed while running the model.
     #[error("the model failed while running: {reason}")]
     Run {
@@ -209,6 +214,7 @@ impl fmt::Display for TensorKind {
 
 /// One disagreement between a declared signature and what the graph says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureProblem {
     /// A declared tensor the graph does not have.
     #[error(

@@ -43,9 +43,10 @@ pub(crate) enum Parsed {
     Nnef(Box<TypedModel>),
 }
 
-/// tract's NNEF reader and writer as tiffin uses them: with tract-onnx's operators (converted
-/// ONNX-ML models need them) and with quoted identifiers, so that tensor names such as
-/// `save_infer_model/scale_0.tmp_1` survive a round trip unchanged.
+/// tract's NNEF reader and writer as tiffin uses them: with tract-onnx's operators and tiffin's
+/// own (converted ONNX-ML models need them), and with quoted identifiers, so that tensor names
+/// such as `save_infer_model/scale_0.tmp_1` survive a round trip unchanged.
+///
 /// Built once per process: building it parses NNEF's standard library, about 10 ms, which
 /// would otherwise be most of the load time of a small model.
 pub(crate) fn nnef_framework() -> &'static tract_nnef::framework::Nnef {

@@ -121,20 +121,22 @@ impl Model {
                 spec.shape
                     .iter()
                     .map(|d| match d {
-                        Dim::Fixed(n) => Axis::Fixed(*n as usize),
-                        Dim::Named(name) => {
-                            Axis::Named(dims.iter().position(|d| &d.name == name).unwrap_or_else(
-                                || {
-                                    unreachable!(
-                                        "confront binds every dim name declared on an input"
-                                    )
-                                },
-                            ))
-                        }
+                        Dim::Fixed(n) => Ok(Axis::Fixed(*n as usize)),
+                        // `confront` binds every dim name an input declares, or fails.
+                        Dim::Named(name) => dims
+                            .iter()
+                            .position(|d| &d.name == name)
+                            .map(Axis::Named)
+                            .ok_or_else(|| Error::Typing {
+                                reason: format!(
+                                    "dim `{name}` of input `{}` is not bound",
+                                    spec.name
+                                ),
+                            }),
                     })
                     .collect()
             })
-            .collect();
+            .collect::<Result<_, Error>>()?;
         let output_shapes = (0..signature.outputs.len())
             .map(|ix| {
                 let fact = model
@@ -178,7 +180,7 @@ impl Model {
             .map(|d| {
                 let found = sizes.iter().find(|(name, _)| *name == d.name);
                 found.map(|(_, size)| *size).ok_or_else(|| {
-                    Error::Source(format!(
+                    Error::PrepareSizes(format!(
                         "no size given for dim `{}`; give every one of {}",
                         d.name,
                         self.dims
@@ -194,7 +196,9 @@ impl Model {
             .iter()
             .find(|(name, _)| !self.dims.iter().any(|d| d.name == *name))
         {
-            return Err(Error::Source(format!("the model has no dim `{name}`")));
+            return Err(Error::PrepareSizes(format!(
+                "the model has no dim `{name}`"
+            )));
         }
         match &self.plans {
             Some(cache) => {
@@ -515,6 +519,13 @@ impl PlanCache {
 mod tests {
     use super::*;
     use crate::testutil::{fixture, reference};
+
+    /// One model serves many threads.
+    #[test]
+    fn models_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Model>();
+    }
 
     fn mnist(plan_cache: usize) -> Model {
         let text = std::fs::read_to_string(fixture("mnist_cnn").join("tiffin.toml")).unwrap();

@@ -7,6 +7,9 @@
 //! registering under the two names replaces tract's builder; the builders themselves accept only
 //! the `ai.onnx.ml` domain. A node becomes an inference-time [`Expansion`] that checks shapes
 //! with a symbolic batch, then wires one typed operator computing every output at once.
+//!
+//! The typed operator has no NNEF form yet, so `tiffin convert` refuses tree models by operator
+//! name (tract's own classifier had one); running them from ONNX is unaffected.
 
 mod forest;
 mod post;
@@ -23,6 +26,7 @@ use forest::{Forest, Outputs};
 use post::Label;
 use spec::{Labels, Spec, Which};
 
+/// Adds both operators to tract-onnx's table, replacing tract's `TreeEnsembleClassifier`.
 pub(crate) fn register(ops: &mut OnnxOpRegister) {
     ops.insert("TreeEnsembleClassifier", build_classifier);
     ops.insert("TreeEnsembleRegressor", build_regressor);
@@ -182,20 +186,27 @@ impl Expansion for TreeEnsemble {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let fact = model.outlet_fact(inputs[0])?.clone();
+        let [source] = inputs else {
+            bail!(
+                "{}: expected one input, got {}",
+                self.spec.which.op_name(),
+                inputs.len()
+            );
+        };
+        let fact = model.outlet_fact(*source)?.clone();
         check_input(
             &self.spec,
             fact.rank(),
             fact.shape.get(1).and_then(|d| d.to_usize().ok()),
         )?;
         let (input, forest) = match fact.datum_type {
-            DatumType::F32 => (inputs[0], Compiled::F32(Arc::new(Forest::new(&self.spec)))),
-            DatumType::F64 => (inputs[0], Compiled::F64(Arc::new(Forest::new(&self.spec)))),
+            DatumType::F32 => (*source, Compiled::F32(Arc::new(Forest::new(&self.spec)))),
+            DatumType::F64 => (*source, Compiled::F64(Arc::new(Forest::new(&self.spec)))),
             // onnxruntime compares integer features with f32 thresholds, which converts them
             // to f32: casting first gives the same comparisons.
             DatumType::I32 | DatumType::I64 => {
                 let cast = tract_onnx::tract_core::ops::cast::cast(DatumType::F32);
-                let cast = model.wire_node(format!("{prefix}.cast"), cast, &[inputs[0]])?[0];
+                let cast = model.wire_node(format!("{prefix}.cast"), cast, &[*source])?[0];
                 (cast, Compiled::F32(Arc::new(Forest::new(&self.spec))))
             }
             dt => bail!(

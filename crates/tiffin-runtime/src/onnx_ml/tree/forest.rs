@@ -27,7 +27,7 @@ use super::spec::{Aggregate, Cmp, Spec, Which};
 /// (tree, row) pairs walked together.
 const LANES: usize = 8;
 /// Rows evaluated together: their inputs and scores stay in cache while every tree runs.
-const BLOCK_ROWS: usize = 512;
+const BLOCK_ROWS: usize = 128;
 /// The low bits of a node's `packed` hold the feature index, the top four the comparison.
 const FEATURE_MASK: u32 = super::spec::MAX_FEATURE;
 /// The const parameter value meaning "read the comparison from each node".
