@@ -155,6 +155,7 @@ pub fn convert_to_nnef(options: &ConvertOptions) -> Result<Conversion> {
         training: manifest.training.clone(),
         runtime: manifest.runtime.clone(),
         device: manifest.device.clone(),
+        serving: manifest.serving.clone(),
         signature: manifest.signature.clone(),
         files: carried
             .iter()

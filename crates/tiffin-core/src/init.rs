@@ -59,6 +59,7 @@ pub fn authoring_for(model: &Path, name: Option<&str>, version: &str) -> Result<
         training: None,
         runtime: Runtime::default(),
         device: Device::default(),
+        serving: Default::default(),
         signature,
         files: Vec::new(),
         examples: None,

@@ -469,7 +469,7 @@ mod tests {
         let e = decode_tensor(&s, &json!([1.5])).unwrap_err().to_string();
         assert_eq!(
             e,
-            "input `ids`: at [0]: `1.5` is not an integer, expected i64"
+            "input `ids`: at [0]: a fractional number is not an integer, expected i64"
         );
     }
 

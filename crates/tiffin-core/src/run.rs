@@ -72,6 +72,14 @@ impl Loaded {
         ))
     }
 
+    /// Reruns the package's golden examples on the loaded model and compares them with the
+    /// stored outputs, one [`examples::Drift`] per output; `None` when the package has none.
+    /// A server calls this before it calls a model ready.
+    pub fn check_examples(&self) -> Result<Option<Vec<examples::Drift>>> {
+        let kind = package_kind(&self.path)?;
+        rerun_examples(&self.path, kind, &self.manifest, &self.model)
+    }
+
     /// Runs the model on inputs in signature order.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.model.run(inputs).map_err(|source| Error::Model {

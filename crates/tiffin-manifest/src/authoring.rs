@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::{self, Problems};
 use crate::{
-    Device, Error, ExamplesSpec, FileRole, Framework, ModelFormat, Runtime, Signature, Training,
-    ValidationErrors, infer_format,
+    Device, Error, ExamplesSpec, FileRole, Framework, ModelFormat, Runtime, Serving, Signature,
+    Training, ValidationErrors, infer_format,
 };
 
 /// The authoring file `tiffin.toml`: describes a trained model so that `tiffin pack` can
@@ -33,6 +33,9 @@ pub struct Authoring {
     /// What the model needs from the machine that runs it.
     #[serde(default)]
     pub device: Device,
+    /// How `tiffin serve` runs the model: batching and input checks.
+    #[serde(default, skip_serializing_if = "Serving::is_default")]
+    pub serving: Serving,
     /// The model's inputs and outputs.
     pub signature: Signature,
     /// Extra files to ship with the model, e.g. `requirements.txt`.

@@ -44,8 +44,8 @@ pub use error::Error;
 pub use examples::{Compare, Examples, ExamplesSpec, Tolerance};
 pub use manifest::{FORMAT_VERSION, FileEntry, Manifest, ModelRef};
 pub use types::{
-    DType, Device, Dim, FileRole, Framework, ModelFormat, Runtime, Signature, TensorSpec, Training,
-    infer_format,
+    DType, Device, Dim, FileRole, Framework, ModelFormat, Runtime, Serving, Signature, TensorSpec,
+    Training, infer_format,
 };
 pub use validate::{Problem, ValidationErrors, check_relative_path};
 

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::{self, Problems};
 use crate::{
-    Authoring, Device, Error, Examples, FileRole, Framework, ModelFormat, Runtime, Signature,
-    Training, ValidationErrors,
+    Authoring, Device, Error, Examples, FileRole, Framework, ModelFormat, Runtime, Serving,
+    Signature, Training, ValidationErrors,
 };
 
 /// The version of the `tiffin.json` format this crate reads and writes.
@@ -58,6 +58,9 @@ pub struct Manifest {
     /// What the model needs from the machine that runs it.
     #[serde(default)]
     pub device: Device,
+    /// How `tiffin serve` runs the model: batching and input checks.
+    #[serde(default, skip_serializing_if = "Serving::is_default")]
+    pub serving: Serving,
     /// The model's inputs and outputs.
     pub signature: Signature,
     /// Every file of the package except `tiffin.json` and `checksum.txt`, sorted by path.
@@ -142,6 +145,7 @@ impl Manifest {
             training: a.training.clone(),
             runtime: a.runtime.clone(),
             device: a.device.clone(),
+            serving: a.serving.clone(),
             signature: a.signature.clone(),
             files,
             examples: None,

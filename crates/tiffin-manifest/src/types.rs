@@ -373,6 +373,32 @@ pub struct Runtime {
     pub python: Vec<String>,
 }
 
+/// How `tiffin serve` runs the model: dynamic batching and input checks. Each setting may be
+/// overridden on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Serving {
+    /// Merge concurrent requests into one model run of at most this many rows, e.g. `64`.
+    /// Batching needs every input and output to share a named first dim (the batch); absent
+    /// or 1 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch_size: Option<u32>,
+    /// How long a request may wait for others to join its batch, in microseconds, e.g. `500`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay_us: Option<u64>,
+    /// Accept NaN and infinite values in float inputs (models that treat NaN as a missing
+    /// value, such as tree ensembles); by default a request holding one is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_non_finite: bool,
+}
+
+impl Serving {
+    /// True when nothing is set, so that `tiffin.json` leaves the section out.
+    pub fn is_default(&self) -> bool {
+        *self == Serving::default()
+    }
+}
+
 /// What the model needs from the machine that runs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -160,6 +160,23 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// True when the error is the caller's inputs' fault (count, dtype, rank, sizes, an empty
+    /// batch the model cannot answer) rather than the model's or tiffin's: a server answers
+    /// these with 400 and the rest with 500.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InputCount { .. }
+                | Error::InputDType { .. }
+                | Error::InputRank { .. }
+                | Error::InputDim { .. }
+                | Error::InconsistentDim { .. }
+                | Error::EmptyInput { .. }
+        )
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

@@ -257,6 +257,13 @@ impl Model {
             .collect()
     }
 
+    /// Checks inputs as [`Model::run`] does, without running the model: count, dtype, rank,
+    /// fixed sizes and named dims agreeing across inputs. A server checks each request this way
+    /// before merging it into a batch, so that one bad request cannot fail the others.
+    pub fn check(&self, inputs: &[Tensor]) -> Result<(), Error> {
+        self.check_inputs(inputs).map(drop)
+    }
+
     /// Checks the inputs against the signature and returns the size of each named dim.
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<Vec<usize>, Error> {
         let specs = &self.signature.inputs;

@@ -79,6 +79,83 @@ impl TensorData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The position of the first NaN or infinite value, for inputs that must be finite.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        match self {
+            TensorData::F16(v) => v.iter().position(|x| !x.is_finite()),
+            TensorData::F32(v) => v.iter().position(|x| !x.is_finite()),
+            TensorData::F64(v) => v.iter().position(|x| !x.is_finite()),
+            _ => None,
+        }
+    }
+
+    /// The values as little-endian raw bytes, the V2 binary tensor extension's layout (a bool
+    /// is one byte); `None` for strings, which have no fixed size.
+    pub fn to_le_bytes(&self) -> Option<Vec<u8>> {
+        macro_rules! le {
+            ($v:expr) => {
+                $v.iter().flat_map(|x| x.to_le_bytes()).collect()
+            };
+        }
+        Some(match self {
+            TensorData::Bool(v) => v.iter().map(|&b| u8::from(b)).collect(),
+            TensorData::U8(v) => v.clone(),
+            TensorData::U16(v) => le!(v),
+            TensorData::U32(v) => le!(v),
+            TensorData::U64(v) => le!(v),
+            TensorData::I8(v) => le!(v),
+            TensorData::I16(v) => le!(v),
+            TensorData::I32(v) => le!(v),
+            TensorData::I64(v) => le!(v),
+            TensorData::F16(v) => le!(v),
+            TensorData::F32(v) => le!(v),
+            TensorData::F64(v) => le!(v),
+            TensorData::String(_) => return None,
+        })
+    }
+
+    /// The values `range` (in values, not bytes) as a new buffer of the same dtype.
+    fn slice(&self, range: std::ops::Range<usize>) -> TensorData {
+        macro_rules! cut {
+            ($variant:ident, $v:expr) => {
+                TensorData::$variant($v[range].to_vec())
+            };
+        }
+        match self {
+            TensorData::Bool(v) => cut!(Bool, v),
+            TensorData::U8(v) => cut!(U8, v),
+            TensorData::U16(v) => cut!(U16, v),
+            TensorData::U32(v) => cut!(U32, v),
+            TensorData::U64(v) => cut!(U64, v),
+            TensorData::I8(v) => cut!(I8, v),
+            TensorData::I16(v) => cut!(I16, v),
+            TensorData::I32(v) => cut!(I32, v),
+            TensorData::I64(v) => cut!(I64, v),
+            TensorData::F16(v) => cut!(F16, v),
+            TensorData::F32(v) => cut!(F32, v),
+            TensorData::F64(v) => cut!(F64, v),
+            TensorData::String(v) => cut!(String, v),
+        }
+    }
+
+    /// Appends `other`'s values; false (and nothing appended) when the dtypes differ.
+    fn append(&mut self, other: &TensorData) -> bool {
+        macro_rules! cat {
+            ($($variant:ident),*) => {
+                match (self, other) {
+                    $((TensorData::$variant(a), TensorData::$variant(b)) => {
+                        a.extend_from_slice(b);
+                        true
+                    })*
+                    _ => false,
+                }
+            };
+        }
+        cat!(
+            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, F32, F64, String
+        )
+    }
 }
 
 /// A shape and values that agree with it.
@@ -133,6 +210,64 @@ impl Tensor {
     pub fn into_parts(self) -> (Vec<usize>, TensorData) {
         (self.shape, self.data)
     }
+
+    /// Stacks tensors along their first axis: the tensors of several requests merged into one
+    /// batch. They must share the dtype and every other axis; the error says which part differs.
+    pub fn concat_rows(parts: &[&Tensor]) -> Result<Tensor, String> {
+        let Some((first, rest)) = parts.split_first() else {
+            return Err("no tensors to stack".into());
+        };
+        let Some((_, inner)) = first.shape.split_first() else {
+            return Err("a scalar has no rows to stack".into());
+        };
+        let mut data = first.data.clone();
+        let mut rows = first.shape[0];
+        for (ix, part) in rest.iter().enumerate() {
+            if part.shape.get(1..) != Some(inner) {
+                return Err(format!(
+                    "part {} has shape {:?}, which does not stack on {:?}",
+                    ix + 1,
+                    part.shape,
+                    first.shape
+                ));
+            }
+            if !data.append(&part.data) {
+                return Err(format!(
+                    "part {} holds {}, not {}",
+                    ix + 1,
+                    part.dtype(),
+                    first.dtype()
+                ));
+            }
+            rows += part.shape[0];
+        }
+        let mut shape = first.shape.clone();
+        shape[0] = rows;
+        Ok(Tensor { shape, data })
+    }
+
+    /// Cuts a tensor into consecutive blocks of rows along its first axis, `rows[i]` rows in
+    /// block `i`; the inverse of [`Tensor::concat_rows`]. `None` when the counts do not add up
+    /// to the tensor's rows.
+    pub fn split_rows(&self, rows: &[usize]) -> Option<Vec<Tensor>> {
+        let (&total, inner) = self.shape.split_first()?;
+        if rows.iter().sum::<usize>() != total {
+            return None;
+        }
+        let row_len: usize = inner.iter().product();
+        let mut start = 0;
+        Some(
+            rows.iter()
+                .map(|&n| {
+                    let mut shape = self.shape.clone();
+                    shape[0] = n;
+                    let data = self.data.slice(start * row_len..(start + n) * row_len);
+                    start += n;
+                    Tensor { shape, data }
+                })
+                .collect(),
+        )
+    }
 }
 
 impl fmt::Display for Tensor {
@@ -174,7 +309,10 @@ impl TensorData {
                 Value::Array(_) => "a list".into(),
                 Value::Object(_) => "an object".into(),
                 Value::Null => "null".into(),
-                other => format!("`{other}`"),
+                // Not the value itself: errors go back to clients, and never echo their data.
+                Value::Bool(_) => "a boolean".into(),
+                Value::Number(n) if n.is_f64() => "a fractional number".into(),
+                Value::Number(_) => "the number".into(),
             }
         }
         fn int<T: TryFrom<i64> + TryFrom<u64>>(v: &Value, name: &str) -> Result<T, String> {
@@ -223,8 +361,22 @@ impl TensorData {
             DType::I16 => TensorData::I16(each(values, |v| int(v, "i16"))?),
             DType::I32 => TensorData::I32(each(values, |v| int(v, "i32"))?),
             DType::I64 => TensorData::I64(each(values, |v| int(v, "i64"))?),
-            DType::F16 => TensorData::F16(each(values, |v| float(v, "f16").map(f16::from_f64))?),
-            DType::F32 => TensorData::F32(each(values, |v| float(v, "f32").map(|f| f as f32))?),
+            // A finite number too large for the narrower type would silently become infinite.
+            DType::F16 => TensorData::F16(each(values, |v| {
+                let f = float(v, "f16")?;
+                let h = f16::from_f64(f);
+                if f.is_finite() && !h.is_finite() {
+                    return Err("the number does not fit in f16".into());
+                }
+                Ok(h)
+            })?),
+            DType::F32 => TensorData::F32(each(values, |v| {
+                let f = float(v, "f32")?;
+                if f.is_finite() && !(f as f32).is_finite() {
+                    return Err("the number does not fit in f32".into());
+                }
+                Ok(f as f32)
+            })?),
             DType::F64 => TensorData::F64(each(values, |v| float(v, "f64"))?),
             DType::String => TensorData::String(each(values, |v| match v {
                 Value::String(s) => Ok(s.clone()),
@@ -381,6 +533,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rows_stack_and_split_back() {
+        let a = Tensor::new(vec![1, 2], TensorData::F32(vec![1.0, 2.0])).unwrap();
+        let b = Tensor::new(vec![2, 2], TensorData::F32(vec![3.0, 4.0, 5.0, 6.0])).unwrap();
+        let both = Tensor::concat_rows(&[&a, &b]).unwrap();
+        assert_eq!(both.shape(), &[3, 2]);
+        assert_eq!(both.split_rows(&[1, 2]).unwrap(), vec![a.clone(), b]);
+        assert_eq!(both.split_rows(&[1, 1]), None);
+        let odd = Tensor::new(vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap();
+        assert!(
+            Tensor::concat_rows(&[&a, &odd])
+                .unwrap_err()
+                .contains("[1, 3]")
+        );
+        let ints = Tensor::new(vec![1, 2], TensorData::I64(vec![1, 2])).unwrap();
+        assert!(
+            Tensor::concat_rows(&[&a, &ints])
+                .unwrap_err()
+                .contains("i64")
+        );
+        let labels =
+            Tensor::new(vec![2], TensorData::String(vec!["a".into(), "b".into()])).unwrap();
+        let halves = labels.split_rows(&[1, 1]).unwrap();
+        assert_eq!(
+            Tensor::concat_rows(&[&halves[0], &halves[1]]).unwrap(),
+            labels
+        );
+    }
+
+    #[test]
+    fn raw_bytes_read_back_and_non_finite_values_are_found() {
+        for data in [
+            TensorData::F32(vec![1.5, -2.0]),
+            TensorData::I64(vec![-1, 1 << 40]),
+            TensorData::Bool(vec![true, false]),
+            TensorData::F16(vec![f16::from_f32(0.5)]),
+        ] {
+            let bytes = data.to_le_bytes().unwrap();
+            assert_eq!(
+                TensorData::from_le_bytes(data.dtype(), &bytes).unwrap(),
+                data
+            );
+        }
+        assert_eq!(TensorData::String(vec![]).to_le_bytes(), None);
+        assert_eq!(
+            TensorData::F64(vec![1.0, f64::NAN]).first_non_finite(),
+            Some(1)
+        );
+        assert_eq!(
+            TensorData::F32(vec![f32::NEG_INFINITY]).first_non_finite(),
+            Some(0)
+        );
+        assert_eq!(TensorData::F32(vec![1.0]).first_non_finite(), None);
+    }
+
+    #[test]
     fn shape_must_match_the_values() {
         let t = Tensor::new(vec![2, 3], TensorData::F32(vec![0.0; 6])).unwrap();
         assert_eq!((t.shape(), t.dtype()), (&[2, 3][..], DType::F32));
@@ -400,10 +607,14 @@ mod tests {
         let err = TensorData::from_json(DType::I64, &[json!(1), json!(2.5)]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "value 1: `2.5` is not an integer, expected i64"
+            "value 1: a fractional number is not an integer, expected i64"
         );
         let err = TensorData::from_json(DType::U8, &[json!(300)]).unwrap_err();
-        assert_eq!(err.to_string(), "value 0: `300` does not fit in u8");
+        assert_eq!(err.to_string(), "value 0: the number does not fit in u8");
+        let err = TensorData::from_json(DType::F32, &[json!(1e300)]).unwrap_err();
+        assert_eq!(err.to_string(), "value 0: the number does not fit in f32");
+        let inf = TensorData::from_json(DType::F32, &[json!("Infinity")]).unwrap();
+        assert_eq!(inf, TensorData::F32(vec![f32::INFINITY]));
         let err = TensorData::from_json(DType::F32, &[json!("x")]).unwrap_err();
         assert_eq!(
             err.to_string(),
