@@ -55,6 +55,17 @@ pub(crate) enum Command {
     /// with its byte offset, flagging those that are not plain data. Exits 1 when any import can
     /// run code.
     Scan(ScanArgs),
+    /// Serve packages over HTTP: KServe/Triton V2, MLflow scoring, TF-Serving V1 and
+    /// `POST /predict`.
+    ///
+    /// Every package is verified (digests, signature against the graph) and its golden
+    /// examples rerun before it is served; one that fails stops the start unless
+    /// --allow-partial. Several names and versions are served at once; the newest version
+    /// answers when none is named. SIGHUP or `POST /admin/reload` loads the packages again from
+    /// the same paths (a folder is searched for packages, so a new version dropped into it is
+    /// found), swapping them in without failing a request; SIGTERM or Ctrl-C stops accepting,
+    /// finishes the requests in flight and exits 0. `GET /openapi.json` describes every endpoint.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -164,4 +175,59 @@ pub(crate) struct ConvertArgs {
 pub(crate) enum TargetFormat {
     /// tract's NNEF archive.
     Nnef,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Package folders (NAME/VERSION/), archives (NAME-VERSION.tiffin), or folders holding them.
+    #[arg(required = true)]
+    pub(crate) packages: Vec<PathBuf>,
+    /// The address to listen on; 0.0.0.0 for every interface.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// The port to listen on; 0 picks a free one (the log says which).
+    #[arg(long, short, default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// Serve the packages that load even if others fail verification.
+    #[arg(long)]
+    pub(crate) allow_partial: bool,
+    /// Merge concurrent requests into model runs of at most this many rows, for every model
+    /// whose signature has a batch dim (1 turns batching off) [default: each package's
+    /// `serving.max_batch_size`, else off].
+    #[arg(long)]
+    pub(crate) max_batch_size: Option<usize>,
+    /// How long a request may wait for others to join its batch, in microseconds
+    /// [default: each package's `serving.max_delay_us`, else 500].
+    #[arg(long)]
+    pub(crate) max_delay_us: Option<u64>,
+    /// Largest request body, in bytes, after gzip/deflate decoding.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub(crate) max_body_bytes: usize,
+    /// Most rows one request may send.
+    #[arg(long, default_value_t = 4096)]
+    pub(crate) max_request_rows: usize,
+    /// Model runs at once [default: the number of cores].
+    #[arg(long)]
+    pub(crate) max_concurrency: Option<usize>,
+    /// Requests that may wait for a model run; beyond this, 503 with Retry-After.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) max_queue: usize,
+    /// Longest a request may take, in milliseconds; longer ones get 503.
+    #[arg(long, default_value_t = 30_000)]
+    pub(crate) timeout_ms: u64,
+    /// Longest shutdown waits for requests in flight, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) grace_ms: u64,
+    /// Log format: human-readable text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How `serve` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
 }

@@ -9,6 +9,7 @@ mod inspect;
 mod pack;
 mod predict;
 mod scan;
+mod serve;
 mod verify;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -20,6 +21,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(args) => verify::run(&args, cli.quiet),
         Command::Inspect(args) => inspect::run(&args),
         Command::Scan(args) => scan::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }
 

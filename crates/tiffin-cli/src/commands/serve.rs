@@ -1,0 +1,89 @@
+//! `tiffin serve`: the model server on a socket, until SIGTERM or Ctrl-C.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tiffin_server::{AppState, Config};
+use tracing_subscriber::EnvFilter;
+
+use crate::Outcome;
+use crate::args::{LogFormat, ServeArgs};
+
+pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let filter = EnvFilter::try_from_env("TIFFIN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => subscriber.init(),
+        LogFormat::Json => subscriber.json().init(),
+    }
+    let defaults = Config::default();
+    let config = Config {
+        max_body_bytes: args.max_body_bytes,
+        max_request_rows: args.max_request_rows,
+        max_concurrency: args.max_concurrency.unwrap_or(defaults.max_concurrency),
+        max_queue: args.max_queue,
+        request_timeout: Duration::from_millis(args.timeout_ms),
+        shutdown_grace: Duration::from_millis(args.grace_ms),
+        force_batch_size: args.max_batch_size,
+        force_delay: args.max_delay_us.map(Duration::from_micros),
+        allow_partial: args.allow_partial,
+        ..defaults
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let state = AppState::new(config, args.packages.clone());
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        tracing::info!("listening on http://{addr}");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signals = tiffin_server::signals(state.clone());
+        let server = tokio::spawn(tiffin_server::serve(listener, state.clone(), async move {
+            tokio::select! {
+                () = signals => {}
+                _ = stopped => {}
+            }
+        }));
+        match state.load().await {
+            Ok(report) => {
+                for (name, version, took) in &report.loaded {
+                    tracing::info!(%name, %version, ms = took.as_millis() as u64, "loaded");
+                }
+                for failure in &report.failed {
+                    tracing::warn!(%failure, "left out");
+                }
+                if state.registry().is_empty() {
+                    let _ = stop.send(());
+                    server.await??;
+                    anyhow::bail!("no package could be served");
+                }
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "ready: {} model version(s) on http://{addr}",
+                    report.loaded.len()
+                );
+            }
+            Err(failures) => {
+                let _ = stop.send(());
+                server.await??;
+                let list: Vec<String> = failures.iter().map(|f| format!("  {f}")).collect();
+                anyhow::bail!(
+                    "not serving: {} package(s) failed (--allow-partial serves the rest):\n{}",
+                    failures.len(),
+                    list.join("\n")
+                );
+            }
+        }
+        server.await??;
+        Ok(Outcome::Success)
+    })
+}

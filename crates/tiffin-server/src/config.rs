@@ -1,0 +1,60 @@
+//! [`Config`]: the server's limits, batching defaults and load policy, all configurable.
+
+use std::time::Duration;
+
+/// How the server runs: limits that keep a slow or hostile client from exhausting it, batching
+/// defaults (a package's `[serving]` table overrides them), and what to do with a package that
+/// fails to load.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request body accepted, in bytes, after gzip/deflate decoding.
+    pub max_body_bytes: usize,
+    /// Largest number of rows (the batch dim) one request may send.
+    pub max_request_rows: usize,
+    /// Model runs at once: the size of the blocking pool inference runs on.
+    pub max_concurrency: usize,
+    /// Requests that may wait for a model run beyond those running; more get 503.
+    pub max_queue: usize,
+    /// Time a request may take, from its first byte to its answer; longer ones get 503.
+    pub request_timeout: Duration,
+    /// Time a client has to send a request's headers once its connection is open.
+    pub header_timeout: Duration,
+    /// Open connections at once; further connections wait to be accepted.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight before it gives up on them.
+    pub shutdown_grace: Duration,
+    /// Batch size for packages that do not set `serving.max_batch_size`; 0 or 1 is off.
+    pub max_batch_size: usize,
+    /// Wait for a batch to fill for packages that do not set `serving.max_delay_us`.
+    pub max_delay: Duration,
+    /// Override every package's batch size (including turning batching off with 1).
+    pub force_batch_size: Option<usize>,
+    /// Override every package's batching delay.
+    pub force_delay: Option<Duration>,
+    /// Serve the packages that load even when others fail; otherwise one failure stops the start.
+    pub allow_partial: bool,
+    /// Concretized plans kept per model, one per batch size seen (see tiffin-runtime).
+    pub plan_cache: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Config {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_request_rows: 4096,
+            max_concurrency: cores,
+            max_queue: 256,
+            request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
+            max_batch_size: 0,
+            max_delay: Duration::from_micros(500),
+            force_batch_size: None,
+            force_delay: None,
+            allow_partial: false,
+            plan_cache: 8,
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! tiffin's model server: verified packages served over the protocols real clients speak.
+//!
+//! One axum [`Router`](axum::Router) (see [`app`]) carries every protocol as a thin layer over
+//! tiffin-core: the Open Inference Protocol (KServe/Triton V2, with the binary tensor
+//! extension), MLflow's scoring protocol, TF-Serving/KServe V1 and the simple `{"X": [[...]]}`
+//! form, plus health, Prometheus metrics and an OpenAPI document built from the loaded
+//! signatures. Requests are checked against the package signature before they reach a model,
+//! run on a bounded pool of blocking threads (never on the async executor), and merged into
+//! batches per model when the signature allows it. [`serve`] runs the router on a socket with
+//! header timeouts, reloads and a graceful shutdown.
+
+mod batch;
+mod config;
+mod error;
+mod metrics;
+mod pool;
+mod protocol;
+mod registry;
+mod serve;
+mod state;
+
+pub use config::Config;
+pub use error::{ApiError, Flavor};
+pub use protocol::app;
+pub use registry::{LoadFailure, Registry, Served, discover};
+pub use serve::{serve, signals};
+pub use state::{AppState, ReloadReport};

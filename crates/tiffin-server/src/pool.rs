@@ -1,0 +1,126 @@
+//! [`Pool`]: the bounded set of blocking threads model runs happen on, with a bounded queue.
+//!
+//! tract runs a model synchronously, so a run on the async executor would stall every other
+//! request on that worker. Runs go to tokio's blocking threads instead, at most
+//! `max_concurrency` at once; requests beyond those wait in a queue of at most `max_queue`, and
+//! the next one is refused with 503 at once rather than piling up memory and latency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+/// The inference pool: shared by every model, so the machine's cores are shared fairly.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    max_queue: usize,
+}
+
+/// A reserved slot in the pool: a model run may start.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    permit: OwnedSemaphorePermit,
+    /// How long the request waited for it.
+    pub(crate) waited: Duration,
+}
+
+/// Counts a waiting request for as long as it waits, even when its future is dropped (the
+/// client went away, or the request timed out).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(max_concurrency: usize, max_queue: usize) -> Pool {
+        Pool {
+            permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            waiting: AtomicUsize::new(0),
+            max_queue,
+        }
+    }
+
+    /// Waits for a free slot, or refuses at once with 503 when the queue is full.
+    pub(crate) async fn reserve(&self) -> Result<Slot, ApiError> {
+        let start = Instant::now();
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(Slot {
+                permit,
+                waited: Duration::ZERO,
+            });
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_queue {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(ApiError::unavailable(
+                "the server is at its limit of queued requests; retry later",
+            ));
+        }
+        let _waiting = Waiting(&self.waiting);
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+        Ok(Slot {
+            permit,
+            waited: start.elapsed(),
+        })
+    }
+
+    /// Runs `f` on a blocking thread in `slot`. The slot is held until `f` returns, even if
+    /// the caller stops waiting, so the pool never runs more than its size.
+    pub(crate) async fn run<T: Send + 'static>(
+        slot: Slot,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit = slot.permit;
+        tokio::task::spawn_blocking(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| ApiError::internal(&format_args!("a model run panicked: {e}")))
+    }
+
+    /// Requests waiting for a slot now.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_with_503() {
+        let pool = Pool::new(1, 1);
+        let running = pool.reserve().await.unwrap();
+        // One may wait...
+        let pool = Arc::new(pool);
+        let waiter = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.reserve().await.map(|s| s.waited) })
+        };
+        while pool.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // ...the next is refused.
+        let refused = pool.reserve().await.unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Pool::run(running, || 7).await.unwrap(), 7);
+        assert!(waiter.await.unwrap().is_ok());
+        assert_eq!(pool.queued(), 0);
+    }
+}

@@ -1,0 +1,288 @@
+//! The HTTP surface: [`app`] builds one router for every protocol, with the middleware every
+//! request goes through (request id, timeout, metrics, logs, gzip/deflate both ways).
+
+mod mlflow;
+mod openapi;
+mod simple;
+mod v1;
+mod v2;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use serde_json::json;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
+
+use crate::error::{ApiError, Flavor};
+use crate::metrics::{ModelLabels, RequestLabels};
+use crate::registry::Served;
+use crate::state::AppState;
+
+/// The request id header: taken from the client when it sends a sane one, made up otherwise,
+/// and sent back on every answer.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The router for every protocol, over `state`. Test it with `tower::ServiceExt::oneshot`;
+/// [`serve`](crate::serve) runs it on a socket.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        // Health, shared by the protocols that ask for it under these names.
+        .route("/", get(root))
+        .route("/health", get(health))
+        .route("/ping", get(mlflow::ping))
+        .route("/version", get(mlflow::version))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/admin/reload", post(reload))
+        .merge(v2::routes())
+        .merge(mlflow::routes())
+        .merge(v1::routes())
+        .merge(simple::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        // Bodies are decoded before handlers read them, and the size limit applies to what
+        // the decoding yields, so a small compressed bomb cannot expand past it. Answers are
+        // compressed with gzip or deflate only when asked: never brotli, which a widely used
+        // async V2 client advertises but cannot decode.
+        .layer(RequestDecompressionLayer::new().gzip(true).deflate(true))
+        .layer(CompressionLayer::new().gzip(true).deflate(true))
+        .with_state(state)
+}
+
+/// The protocol a path belongs to, for metrics and error shapes.
+fn protocol_of(path: &str) -> &'static str {
+    if path.starts_with("/v2") {
+        "v2"
+    } else if path.starts_with("/v1") {
+        "v1"
+    } else if path == "/invocations" || path == "/ping" || path == "/version" {
+        "mlflow"
+    } else if path == "/predict" || path.starts_with("/models/") {
+        "simple"
+    } else {
+        "other"
+    }
+}
+
+/// Counts the request in flight for as long as it is, even when the client goes away.
+struct InFlight<'a>(&'a AppState);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics().request_finished();
+    }
+}
+
+/// Every request: an id, a deadline, metrics and one structured log line.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let protocol = protocol_of(request.uri().path());
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("{:016x}", state.request_id()), str::to_owned);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    state.metrics().request_started();
+    let _in_flight = InFlight(&state);
+    let timeout = state.config().request_timeout;
+    let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let err = ApiError::unavailable(format!(
+                "the request did not finish within {} ms",
+                timeout.as_millis()
+            ));
+            let err = if protocol == "mlflow" {
+                err.mlflow()
+            } else {
+                err
+            };
+            err.into_response()
+        }
+    };
+    let elapsed = start.elapsed();
+    let status = response.status();
+    let (model, version) = response
+        .extensions()
+        .get::<ModelLabels>()
+        .map(|l| (l.model.clone(), l.version.clone()))
+        .unwrap_or_default();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        path = %path,
+        status = status.as_u16(),
+        model = %model,
+        version = %version,
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    state.metrics().request_done(
+        RequestLabels {
+            model,
+            version,
+            protocol,
+            status: status.as_u16(),
+        },
+        elapsed,
+    );
+    response
+}
+
+/// Reads a request body, at most the configured size after decoding.
+async fn read_body(state: &AppState, body: Body, flavor: Flavor) -> Result<Bytes, ApiError> {
+    let limit = state.config().max_body_bytes;
+    let with_flavor = |e: ApiError| match flavor {
+        Flavor::Mlflow => e.mlflow(),
+        Flavor::Plain => e,
+    };
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(with_flavor(ApiError::too_large(limit)))
+        }
+        Err(err) => Err(with_flavor(ApiError::bad_request(format!(
+            "could not read the request body: {}",
+            body_error(&*err)
+        )))),
+    }
+}
+
+/// Why a body could not be read, in words that name no internals.
+fn body_error(err: &(dyn std::error::Error + 'static)) -> String {
+    let text = err.to_string();
+    if text.contains("deflate") || text.contains("gzip") || text.contains("invalid") {
+        "its content encoding does not decode".into()
+    } else {
+        "the connection ended before the body was complete".into()
+    }
+}
+
+/// A JSON body that is not valid, described by category and place, never by its content.
+fn json_error(err: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let what = match err.classify() {
+        Category::Io | Category::Eof => "it ends too early",
+        Category::Syntax => "it is not valid JSON",
+        Category::Data => "a field has the wrong type or is missing",
+    };
+    ApiError::bad_request(format!(
+        "the request body could not be read: {what} (line {}, column {})",
+        err.line(),
+        err.column()
+    ))
+}
+
+/// An answer (or error) tagged with the model that gave it, for metrics and logs.
+fn tagged(served: &Served, result: Result<Response, ApiError>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(served.labels.clone());
+    response
+}
+
+async fn root() -> Response {
+    axum::Json(json!({ "status": "alive" })).into_response()
+}
+
+/// `GET /health`: 200 once every model is loaded and its golden examples passed, 503 before.
+async fn health(State(state): State<AppState>) -> Response {
+    let registry = state.registry();
+    let body = json!({
+        "status": if state.is_ready() { "ok" } else { "loading" },
+        "models": registry.iter().map(|s| json!({"name": s.name(), "version": s.version().to_string()})).collect::<Vec<_>>(),
+    });
+    let status = if state.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response()
+}
+
+/// `POST /admin/reload`: loads the packages again from the same paths (SIGHUP does the same).
+async fn reload(State(state): State<AppState>) -> Response {
+    match state.load().await {
+        Ok(report) => axum::Json(json!({
+            "loaded": report.loaded.iter().map(|(n, v, t)| json!({"name": n, "version": v, "ms": t.as_secs_f64() * 1e3})).collect::<Vec<_>>(),
+            "kept": report.kept.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
+            "removed": report.removed.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
+            "failed": report.failed.iter().map(failure_json).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(failures) => {
+            for f in &failures {
+                tracing::warn!(failure = %f, "reload refused");
+            }
+            (
+                StatusCode::CONFLICT,
+                axum::Json(json!({
+                    "error": "the reload failed; the models served before it are still served",
+                    "failed": failures.iter().map(failure_json).collect::<Vec<_>>(),
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A load failure for an HTTP answer: the package's file name, not its full path.
+fn failure_json(f: &crate::registry::LoadFailure) -> serde_json::Value {
+    let full = f.path.display().to_string();
+    let parent = f
+        .path
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut reason = f.reason.replace(&full, "").replace(&parent, "");
+    if reason.starts_with('/') || reason.starts_with(':') {
+        reason = reason.trim_start_matches(['/', ':', ' ']).to_owned();
+    }
+    json!({
+        "package": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "reason": reason,
+    })
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found("no such endpoint; GET /openapi.json lists them").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_protocols() {
+        assert_eq!(protocol_of("/v2/models/iris/infer"), "v2");
+        assert_eq!(protocol_of("/v1/models/iris:predict"), "v1");
+        assert_eq!(protocol_of("/invocations"), "mlflow");
+        assert_eq!(protocol_of("/models/iris/predict"), "simple");
+        assert_eq!(protocol_of("/metrics"), "other");
+    }
+}

@@ -1,0 +1,57 @@
+//! The simple JSON form of the classic tutorial: `POST /predict` with `{"X": [[...]]}`, named
+//! inputs, records by feature name or pandas' split form; answers named outputs, with class
+//! labels mapped.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::Value;
+
+use super::{json_error, read_body, tagged};
+use crate::error::{ApiError, Flavor};
+use crate::registry::Served;
+use crate::state::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/predict", post(predict_only))
+        .route("/models/{m}/predict", post(predict))
+        .route("/models/{m}/versions/{v}/predict", post(predict))
+}
+
+async fn predict_only(State(state): State<AppState>, body: Body) -> Response {
+    let served = match state.registry().only() {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let result = answer(&state, &served, body).await;
+    tagged(&served, result)
+}
+
+async fn predict(
+    State(state): State<AppState>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    let name = params.get("m").map(String::as_str).unwrap_or_default();
+    let served = match state
+        .registry()
+        .get(name, params.get("v").map(String::as_str))
+    {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let result = answer(&state, &served, body).await;
+    tagged(&served, result)
+}
+
+async fn answer(state: &AppState, served: &Served, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_body(state, body, Flavor::Plain).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(&e))?;
+    let sig = served.signature();
+    let inputs = tiffin_core::payload::decode(sig, &value)?;
+    let outputs = state.infer(served, inputs).await?;
+    Ok(axum::Json(tiffin_core::payload::encode(sig, &outputs, true)).into_response())
+}

@@ -1,0 +1,146 @@
+//! TF-Serving REST / KServe V1: `POST /v1/models/{m}[/versions/{v}]:predict` with `instances`
+//! (rows) or `inputs` (columns), model listing and readiness.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::mlflow::{decode_instances, predictions, rows};
+use super::{json_error, read_body, tagged};
+use crate::error::{ApiError, Flavor};
+use crate::registry::Served;
+use crate::state::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/models", get(list))
+        .route("/v1/models/{m}", get(status).post(predict))
+        .route("/v1/models/{m}/versions/{v}", get(status).post(predict))
+}
+
+async fn list(State(state): State<AppState>) -> Response {
+    let registry = state.registry();
+    axum::Json(json!({ "models": registry.names().collect::<Vec<_>>() })).into_response()
+}
+
+/// The model (and version) a V1 path names, with the `:predict` verb split off when `verb`.
+fn target(
+    params: &std::collections::HashMap<String, String>,
+    verb: bool,
+) -> Result<(String, Option<String>), ApiError> {
+    let (m, v) = (
+        params.get("m").cloned().unwrap_or_default(),
+        params.get("v").cloned(),
+    );
+    let split = |s: &str| -> Result<String, ApiError> {
+        match s.rsplit_once(':') {
+            Some((name, "predict")) if verb => Ok(name.to_owned()),
+            Some((_, other)) => Err(ApiError::not_found(format!(
+                "`:{other}` is not supported; tiffin answers `:predict`"
+            ))),
+            None if verb => Err(ApiError::not_found("POST to `/v1/models/{name}:predict`")),
+            None => Ok(s.to_owned()),
+        }
+    };
+    Ok(match v {
+        Some(v) => (m, Some(split(&v)?)),
+        None => (split(&m)?, None),
+    })
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+) -> Response {
+    let registry = state.registry();
+    let served = match target(&params, false).and_then(|(m, v)| registry.get(&m, v.as_deref())) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let ready = state.is_ready();
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body =
+        json!({ "name": served.name(), "version": served.version().to_string(), "ready": ready });
+    tagged(&served, Ok((code, axum::Json(body)).into_response()))
+}
+
+async fn predict(
+    State(state): State<AppState>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    let registry = state.registry();
+    let served = match target(&params, true).and_then(|(m, v)| registry.get(&m, v.as_deref())) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let result = answer(&state, &served, body).await;
+    tagged(&served, result)
+}
+
+async fn answer(state: &AppState, served: &Served, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_body(state, body, Flavor::Plain).await?;
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(&e))?;
+    decode_b64(&mut value)?;
+    let sig = served.signature();
+    let (instances, inputs) = (value.get("instances"), value.get("inputs"));
+    let (row_form, tensors) = match (instances, inputs) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "send `instances` (rows) or `inputs` (columns), not both",
+            ));
+        }
+        (Some(rows), None) => (true, decode_instances(sig, rows)?),
+        (None, Some(columns)) => (false, tiffin_core::payload::decode(sig, columns)?),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "the body needs `instances` (rows) or `inputs` (columns)",
+            ));
+        }
+    };
+    let outputs = state.infer(served, tensors).await?;
+    let body = if row_form {
+        json!({ "predictions": rows(sig, &outputs) })
+    } else {
+        json!({ "outputs": predictions(sig, &outputs) })
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+/// Replaces TF-Serving's binary values `{"b64": "..."}` with the text they encode.
+fn decode_b64(value: &mut Value) -> Result<(), ApiError> {
+    match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("b64") => {
+            let encoded = map["b64"]
+                .as_str()
+                .ok_or_else(|| ApiError::bad_request("a `b64` value must be a string"))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| ApiError::bad_request("a `b64` value is not valid base64"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| ApiError::bad_request("a `b64` value is not UTF-8 text"))?;
+            *value = Value::String(text);
+        }
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                decode_b64(v)?;
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                decode_b64(v)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

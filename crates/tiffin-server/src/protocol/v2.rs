@@ -1,0 +1,588 @@
+//! The Open Inference Protocol (KServe V2 / Triton), REST: metadata, readiness, a minimal
+//! model configuration, and inference with the binary tensor data extension both ways.
+//!
+//! The body's format is decided by the `Inference-Header-Content-Length` header, never by
+//! Content-Type: widely used clients send no Content-Type, or `application/octet-stream` on
+//! pure JSON. Tensors come back as they leave the model (class indices stay indices).
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
+use tiffin_core::runtime::{Tensor, TensorData, flatten_json};
+
+use super::{json_error, read_body, tagged};
+use crate::error::{ApiError, Flavor};
+use crate::registry::{Registry, Served};
+use crate::state::AppState;
+
+/// The header that splits a body into its JSON part and its binary tensors.
+pub(super) const HEADER_LENGTH: &str = "inference-header-content-length";
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{m}", get(model_metadata))
+        .route("/v2/models/{m}/versions/{v}", get(model_metadata))
+        .route("/v2/models/{m}/ready", get(model_ready))
+        .route("/v2/models/{m}/versions/{v}/ready", get(model_ready))
+        .route("/v2/models/{m}/config", get(model_config))
+        .route("/v2/models/{m}/versions/{v}/config", get(model_config))
+        .route("/v2/models/{m}/infer", post(infer))
+        .route("/v2/models/{m}/versions/{v}/infer", post(infer))
+}
+
+/// V2's name for a dtype.
+pub(super) fn datatype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::Bool => "BOOL",
+        DType::U8 => "UINT8",
+        DType::U16 => "UINT16",
+        DType::U32 => "UINT32",
+        DType::U64 => "UINT64",
+        DType::I8 => "INT8",
+        DType::I16 => "INT16",
+        DType::I32 => "INT32",
+        DType::I64 => "INT64",
+        DType::F16 => "FP16",
+        DType::F32 => "FP32",
+        DType::F64 => "FP64",
+        DType::String => "BYTES",
+    }
+}
+
+fn dtype_of(datatype: &str) -> Option<DType> {
+    Some(match datatype {
+        "BOOL" => DType::Bool,
+        "UINT8" => DType::U8,
+        "UINT16" => DType::U16,
+        "UINT32" => DType::U32,
+        "UINT64" => DType::U64,
+        "INT8" => DType::I8,
+        "INT16" => DType::I16,
+        "INT32" => DType::I32,
+        "INT64" => DType::I64,
+        "FP16" => DType::F16,
+        "FP32" => DType::F32,
+        "FP64" => DType::F64,
+        "BYTES" => DType::String,
+        _ => return None,
+    })
+}
+
+/// A declared shape as V2 writes it: `-1` for a dynamic dim.
+pub(super) fn v2_shape(shape: &[Dim]) -> Vec<i64> {
+    shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n as i64,
+            Dim::Named(_) => -1,
+        })
+        .collect()
+}
+
+fn tensor_metadata(spec: &TensorSpec) -> Value {
+    json!({
+        "name": spec.name,
+        "datatype": datatype(spec.dtype),
+        "shape": v2_shape(&spec.shape),
+    })
+}
+
+/// The model a path names: `{m}` and, when present, `{v}`.
+fn resolve(
+    registry: &Registry,
+    params: &HashMap<String, String>,
+) -> Result<std::sync::Arc<Served>, ApiError> {
+    let name = params.get("m").map(String::as_str).unwrap_or_default();
+    registry.get(name, params.get("v").map(String::as_str))
+}
+
+async fn server_metadata() -> Response {
+    axum::Json(json!({
+        "name": "tiffin",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data", "model_configuration"],
+    }))
+    .into_response()
+}
+
+async fn live() -> Response {
+    axum::Json(json!({ "live": true })).into_response()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let ready = state.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(json!({ "ready": ready }))).into_response()
+}
+
+async fn model_metadata(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    let registry = state.registry();
+    let served = match resolve(&registry, &params) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let versions: Vec<String> = match params.get("v") {
+        Some(_) => vec![served.version().to_string()],
+        None => registry
+            .versions(served.name())
+            .into_iter()
+            .flatten()
+            .map(|s| s.version().to_string())
+            .collect(),
+    };
+    let sig = served.signature();
+    let body = json!({
+        "name": served.name(),
+        "versions": versions,
+        "platform": platform(&served),
+        "inputs": sig.inputs.iter().map(tensor_metadata).collect::<Vec<_>>(),
+        "outputs": sig.outputs.iter().map(tensor_metadata).collect::<Vec<_>>(),
+    });
+    tagged(&served, Ok(axum::Json(body).into_response()))
+}
+
+fn platform(served: &Served) -> String {
+    format!("tiffin_{}", served.loaded.manifest.model.format)
+}
+
+async fn model_ready(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    let registry = state.registry();
+    match resolve(&registry, &params) {
+        Ok(served) => {
+            let ready = state.is_ready();
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let body = json!({ "name": served.name(), "ready": ready });
+            tagged(&served, Ok((status, axum::Json(body)).into_response()))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Triton's model configuration, the minimum load tools read: with `max_batch_size` 0 the
+/// dims are the full shapes, batch dim included.
+async fn model_config(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    let registry = state.registry();
+    let served = match resolve(&registry, &params) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let config_tensor = |spec: &TensorSpec| {
+        json!({
+            "name": spec.name,
+            "data_type": format!("TYPE_{}", match spec.dtype {
+                DType::String => "STRING",
+                other => datatype(other),
+            }),
+            "dims": v2_shape(&spec.shape),
+        })
+    };
+    let sig = served.signature();
+    let body = json!({
+        "name": served.name(),
+        "platform": platform(&served),
+        "max_batch_size": 0,
+        "input": sig.inputs.iter().map(config_tensor).collect::<Vec<_>>(),
+        "output": sig.outputs.iter().map(config_tensor).collect::<Vec<_>>(),
+    });
+    tagged(&served, Ok(axum::Json(body).into_response()))
+}
+
+#[derive(Debug, Deserialize)]
+struct InferRequest {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    inputs: Vec<InputTensor>,
+    #[serde(default)]
+    outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InputTensor {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RequestedOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+}
+
+fn param<'a>(params: &'a Option<Map<String, Value>>, key: &str) -> Option<&'a Value> {
+    params.as_ref().and_then(|p| p.get(key))
+}
+
+async fn infer(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let registry = state.registry();
+    let served = match resolve(&registry, &params) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let result = infer_served(&state, &served, &headers, body).await;
+    tagged(&served, result)
+}
+
+async fn infer_served(
+    state: &AppState,
+    served: &Served,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let header_length = match headers.get(HEADER_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("`{HEADER_LENGTH}` must be a byte count"))
+                })?,
+        ),
+    };
+    let bytes = read_body(state, body, Flavor::Plain).await?;
+    let sig = served.signature();
+    let (request, inputs) = match header_length {
+        Some(0) => (None, vec![raw_input(sig, &bytes)?]),
+        Some(n) if n > bytes.len() => {
+            return Err(ApiError::bad_request(format!(
+                "`{HEADER_LENGTH}` is {n}, but the body has only {} bytes",
+                bytes.len()
+            )));
+        }
+        length => {
+            let (head, binary) = bytes.split_at(length.unwrap_or(bytes.len()));
+            let request: InferRequest = serde_json::from_slice(head).map_err(|e| json_error(&e))?;
+            let inputs = decode_inputs(sig, &request.inputs, binary)?;
+            (Some(request), inputs)
+        }
+    };
+    let wanted = requested_outputs(sig, request.as_ref())?;
+    let outputs = state.infer(served, inputs).await?;
+    Ok(encode_response(served, request.as_ref(), &wanted, &outputs))
+}
+
+/// The whole body as the raw bytes of a one-input model's input (header length 0): the batch
+/// dim is what the byte count makes it, every other dim must be fixed.
+fn raw_input(sig: &Signature, bytes: &[u8]) -> Result<Tensor, ApiError> {
+    let [spec] = sig.inputs.as_slice() else {
+        return Err(ApiError::bad_request(
+            "a body of raw bytes only fits a model with one input; send the JSON header",
+        ));
+    };
+    let size = spec.dtype.size_of().ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "input `{}` holds strings; send the JSON header with binary_data_size",
+            spec.name
+        ))
+    })?;
+    let fixed: Option<Vec<usize>> = spec.shape[1..]
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => Some(*n as usize),
+            Dim::Named(_) => None,
+        })
+        .collect();
+    let (Some(Dim::Named(_)), Some(inner)) = (spec.shape.first(), fixed) else {
+        return Err(ApiError::bad_request(format!(
+            "input `{}` has more than one dynamic dim, so raw bytes do not say its shape; send \
+             the JSON header",
+            spec.name
+        )));
+    };
+    let row_bytes = inner.iter().product::<usize>() * size;
+    if row_bytes == 0 || !bytes.len().is_multiple_of(row_bytes) {
+        return Err(ApiError::bad_request(format!(
+            "{} bytes is not a whole number of rows of input `{}` ({row_bytes} bytes each)",
+            bytes.len(),
+            spec.name
+        )));
+    }
+    let data = TensorData::from_le_bytes(spec.dtype, bytes).map_err(ApiError::bad_request)?;
+    let mut shape = vec![bytes.len() / row_bytes];
+    shape.extend(inner);
+    Tensor::new(shape, data).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The request's inputs in signature order, each checked: a known name, once; the model's
+/// datatype; a shape that holds exactly the values given.
+fn decode_inputs(
+    sig: &Signature,
+    inputs: &[InputTensor],
+    binary: &[u8],
+) -> Result<Vec<Tensor>, ApiError> {
+    let names = || {
+        sig.inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+    };
+    let mut by_name: Vec<Option<Tensor>> = vec![None; sig.inputs.len()];
+    let mut offset = 0;
+    for input in inputs {
+        let bad =
+            |message: String| ApiError::bad_request(format!("input `{}`: {message}", input.name));
+        let Some(position) = sig.inputs.iter().position(|s| s.name == input.name) else {
+            return Err(ApiError::bad_request(format!(
+                "unknown input `{}`; the model's inputs are {:?}",
+                input.name,
+                names()
+            )));
+        };
+        if by_name[position].is_some() {
+            return Err(bad("given twice".into()));
+        }
+        let spec = &sig.inputs[position];
+        let dtype = dtype_of(&input.datatype)
+            .ok_or_else(|| bad(format!("unknown datatype `{}`", input.datatype)))?;
+        if dtype != spec.dtype {
+            return Err(bad(format!(
+                "datatype {} given, but the model takes {}",
+                input.datatype,
+                datatype(spec.dtype)
+            )));
+        }
+        let shape = input
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<Vec<usize>, _>>()
+            .map_err(|_| bad(format!("shape {:?} has a negative dim", input.shape)))?;
+        let data = match param(&input.parameters, "binary_data_size") {
+            Some(size) => {
+                let size = size
+                    .as_u64()
+                    .and_then(|s| usize::try_from(s).ok())
+                    .ok_or_else(|| bad("binary_data_size must be a byte count".into()))?;
+                let end = offset + size;
+                let chunk = binary.get(offset..end).ok_or_else(|| {
+                    bad(format!(
+                        "binary_data_size is {size}, but only {} bytes of binary data are left",
+                        binary.len() - offset
+                    ))
+                })?;
+                offset = end;
+                if dtype == DType::String {
+                    TensorData::String(decode_bytes(chunk).map_err(bad)?)
+                } else {
+                    TensorData::from_le_bytes(dtype, chunk).map_err(bad)?
+                }
+            }
+            None => {
+                let data = input.data.as_ref().ok_or_else(|| {
+                    bad("has neither `data` nor a `binary_data_size` parameter".into())
+                })?;
+                let mut flat = Vec::new();
+                flatten_json(data, &mut flat);
+                TensorData::from_json(dtype, &flat).map_err(|e| bad(e.to_string()))?
+            }
+        };
+        by_name[position] = Some(Tensor::new(shape, data).map_err(|e| bad(e.to_string()))?);
+    }
+    if offset != binary.len() {
+        return Err(ApiError::bad_request(format!(
+            "{} bytes of binary data follow the JSON header that no input claims",
+            binary.len() - offset
+        )));
+    }
+    by_name
+        .into_iter()
+        .zip(&sig.inputs)
+        .map(|(t, spec)| {
+            t.ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "input `{}` is missing; the model's inputs are {:?}",
+                    spec.name,
+                    names()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// BYTES elements in binary: each a little-endian u32 length, then that many bytes (UTF-8,
+/// since tiffin's string tensors hold text).
+fn decode_bytes(mut chunk: &[u8]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    while !chunk.is_empty() {
+        let (len, rest) = chunk
+            .split_first_chunk::<4>()
+            .ok_or("a BYTES element is cut short")?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let text = rest.get(..len).ok_or("a BYTES element is cut short")?;
+        out.push(
+            String::from_utf8(text.to_vec())
+                .map_err(|_| format!("BYTES element {} is not UTF-8 text", out.len()))?,
+        );
+        chunk = &rest[len..];
+    }
+    Ok(out)
+}
+
+fn encode_bytes(values: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
+}
+
+/// Which outputs to answer with, in order, and whether each goes as binary.
+fn requested_outputs(
+    sig: &Signature,
+    request: Option<&InferRequest>,
+) -> Result<Vec<(usize, bool)>, ApiError> {
+    let all_binary = request
+        .and_then(|r| param(&r.parameters, "binary_data_output"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    match request.and_then(|r| r.outputs.as_ref()) {
+        None => Ok((0..sig.outputs.len()).map(|ix| (ix, all_binary)).collect()),
+        Some(list) => list
+            .iter()
+            .map(|o| {
+                let ix = sig
+                    .outputs
+                    .iter()
+                    .position(|s| s.name == o.name)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "unknown output `{}`; the model's outputs are {:?}",
+                            o.name,
+                            sig.outputs.iter().map(|s| &s.name).collect::<Vec<_>>()
+                        ))
+                    })?;
+                let binary = param(&o.parameters, "binary_data")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(all_binary);
+                Ok((ix, binary))
+            })
+            .collect(),
+    }
+}
+
+fn encode_response(
+    served: &Served,
+    request: Option<&InferRequest>,
+    wanted: &[(usize, bool)],
+    outputs: &[Tensor],
+) -> Response {
+    let sig = served.signature();
+    let mut binary = Vec::new();
+    let mut tensors = Vec::with_capacity(wanted.len());
+    for &(ix, as_binary) in wanted {
+        let (spec, tensor) = (&sig.outputs[ix], &outputs[ix]);
+        let mut out = json!({
+            "name": spec.name,
+            "datatype": datatype(tensor.dtype()),
+            "shape": tensor.shape(),
+        });
+        if as_binary {
+            let bytes = match tensor.data() {
+                TensorData::String(v) => encode_bytes(v),
+                other => other.to_le_bytes().expect("fixed-size dtypes have bytes"),
+            };
+            out["parameters"] = json!({ "binary_data_size": bytes.len() });
+            binary.extend_from_slice(&bytes);
+        } else {
+            out["data"] = Value::Array(tensor.data().to_json());
+        }
+        tensors.push(out);
+    }
+    let mut body = json!({
+        "model_name": served.name(),
+        "model_version": served.version().to_string(),
+        "outputs": tensors,
+    });
+    if let Some(id) = request.and_then(|r| r.id.clone()) {
+        body["id"] = id;
+    }
+    let head = serde_json::to_vec(&body).expect("JSON values serialize");
+    if binary.is_empty() {
+        return ([(header::CONTENT_TYPE, "application/json")], head).into_response();
+    }
+    let length = head.len();
+    let mut all = head;
+    all.extend_from_slice(&binary);
+    let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], all).into_response();
+    response
+        .headers_mut()
+        .insert(HEADER_LENGTH, HeaderValue::from(length));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_elements_round_trip_and_refuse_truncation() {
+        let values = vec!["setosa".to_owned(), String::new(), "é".to_owned()];
+        let bytes = encode_bytes(&values);
+        assert_eq!(decode_bytes(&bytes).unwrap(), values);
+        assert!(decode_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_bytes(&[1, 0]).is_err());
+    }
+
+    #[test]
+    fn every_dtype_has_a_v2_name_that_reads_back() {
+        for dtype in [
+            DType::Bool,
+            DType::U8,
+            DType::U16,
+            DType::U32,
+            DType::U64,
+            DType::I8,
+            DType::I16,
+            DType::I32,
+            DType::I64,
+            DType::F16,
+            DType::F32,
+            DType::F64,
+            DType::String,
+        ] {
+            assert_eq!(dtype_of(datatype(dtype)), Some(dtype));
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The served models: which packages a path names, loading and checking each one, and the
+//! [`Registry`] of names and versions requests are routed by.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use semver::Version;
+use tiffin_core::manifest::{Dim, Signature};
+use tiffin_core::runtime::LoadOptions;
+use tiffin_core::{Loaded, layout};
+
+use crate::batch::{BatchPolicy, Batcher};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::{Metrics, ModelLabels};
+use crate::pool::Pool;
+
+/// A package that could not be served, and why (for the operator: it names the path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// The package, or the path that was searched for packages.
+    pub path: PathBuf,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl fmt::Display for LoadFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+/// The packages `paths` name: each path is a package (a `NAME/VERSION/` folder or an archive),
+/// or a folder of packages (archives, `NAME/VERSION/` folders, or package folders), which is
+/// how a reload finds a version added since the start. Sorted, so loading is deterministic.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadFailure> {
+    let mut found = Vec::new();
+    for path in paths {
+        let fail = |reason: String| LoadFailure {
+            path: path.clone(),
+            reason,
+        };
+        let meta = path
+            .metadata()
+            .map_err(|e| fail(format!("cannot read it: {e}")))?;
+        if !meta.is_dir() || path.join(layout::MANIFEST_FILE).is_file() {
+            found.push(path.clone());
+            continue;
+        }
+        let before = found.len();
+        for entry in sorted_entries(path).map_err(|e| fail(format!("cannot list it: {e}")))? {
+            if entry.is_file() && entry.extension().is_some_and(|e| e == "tiffin") {
+                found.push(entry);
+            } else if entry.is_dir() {
+                if entry.join(layout::MANIFEST_FILE).is_file() {
+                    found.push(entry);
+                } else {
+                    // NAME/VERSION/ folders as `tiffin pack` writes them.
+                    let versions = sorted_entries(&entry).unwrap_or_default();
+                    found.extend(
+                        versions
+                            .into_iter()
+                            .filter(|v| v.join(layout::MANIFEST_FILE).is_file()),
+                    );
+                }
+            }
+        }
+        if found.len() == before {
+            return Err(fail(
+                "no package in this folder: give package archives (.tiffin), NAME/VERSION/ \
+                 folders, or a folder holding them"
+                    .into(),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut entries = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// Verifies a package (every digest, the signature against the graph), loads its model and
+/// reruns its golden examples; a package whose examples drift past tolerance is refused.
+pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Loaded, LoadFailure> {
+    let fail = |reason: String| LoadFailure {
+        path: path.to_owned(),
+        reason,
+    };
+    let options = LoadOptions::default().with_plan_cache(config.plan_cache);
+    let loaded = tiffin_core::load(path, &options).map_err(|e| match e {
+        // Say what is wrong, not only that something is.
+        tiffin_core::Error::Invalid { .. } => fail(problems(path)),
+        e => fail(e.to_string()),
+    })?;
+    let drifts = loaded
+        .check_examples()
+        .map_err(|e| fail(format!("running the golden examples: {e}")))?;
+    if let Some(failed) = drifts.iter().flatten().find(|d| !d.passed()) {
+        return Err(fail(format!(
+            "golden example output `{}` drifted beyond its tolerance ({} of {} values; max abs \
+             {:.3e}, max rel {:.3e}){}",
+            failed.output,
+            failed.mismatches,
+            failed.compared,
+            failed.max_abs,
+            failed.max_rel,
+            failed
+                .problem
+                .as_ref()
+                .map(|p| format!(": {p}"))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(loaded)
+}
+
+/// The problems `verify` finds in a package, one per line, with the file concerned.
+fn problems(path: &Path) -> String {
+    let options = tiffin_core::VerifyOptions {
+        run_model: false,
+        ..tiffin_core::VerifyOptions::default()
+    };
+    match tiffin_core::verify(path, &options, &tiffin_core::hash::NoProgress) {
+        Ok(report) => {
+            let lines: Vec<String> = report
+                .problems
+                .iter()
+                .map(|p| match &p.file {
+                    Some(file) => format!("{file}: {}", p.message),
+                    None => p.message.clone(),
+                })
+                .collect();
+            format!("the package failed verification: {}", lines.join("; "))
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The batch dim of a signature: the named dim every input and output starts with, if there
+/// is one. Only such models can merge requests along their first axis.
+pub(crate) fn batch_dim(sig: &Signature) -> Option<&str> {
+    fn first(shape: &[Dim]) -> Option<&str> {
+        shape.first().and_then(Dim::name)
+    }
+    let name = first(&sig.inputs.first()?.shape)?;
+    sig.inputs
+        .iter()
+        .chain(&sig.outputs)
+        .all(|t| first(&t.shape) == Some(name))
+        .then_some(name)
+}
+
+/// One model version being served.
+#[derive(Debug)]
+pub struct Served {
+    /// The verified, loaded package.
+    pub loaded: Arc<Loaded>,
+    /// How long verifying, loading and checking it took.
+    pub load_time: Duration,
+    pub(crate) batcher: Option<Batcher>,
+    pub(crate) labels: ModelLabels,
+}
+
+impl Served {
+    /// Wraps a loaded package, starting its batch collector when batching applies. Must be
+    /// called on a tokio runtime.
+    pub(crate) fn new(
+        loaded: Loaded,
+        load_time: Duration,
+        config: &Config,
+        pool: &Arc<Pool>,
+        metrics: &Arc<Metrics>,
+    ) -> Served {
+        let labels = ModelLabels {
+            model: loaded.manifest.name.clone(),
+            version: loaded.manifest.version.to_string(),
+        };
+        let serving = &loaded.manifest.serving;
+        let max_rows = config.force_batch_size.unwrap_or_else(|| {
+            serving
+                .max_batch_size
+                .map_or(config.max_batch_size, |n| n as usize)
+        });
+        let max_delay = config.force_delay.unwrap_or_else(|| {
+            serving
+                .max_delay_us
+                .map_or(config.max_delay, Duration::from_micros)
+        });
+        let loaded = Arc::new(loaded);
+        let batcher =
+            (max_rows > 1 && batch_dim(&loaded.manifest.signature).is_some()).then(|| {
+                Batcher::start(
+                    loaded.clone(),
+                    BatchPolicy {
+                        max_rows,
+                        max_delay,
+                    },
+                    pool.clone(),
+                    config.max_queue,
+                    metrics.clone(),
+                    labels.clone(),
+                )
+            });
+        metrics.loaded(&labels, load_time.as_secs_f64());
+        Served {
+            loaded,
+            load_time,
+            batcher,
+            labels,
+        }
+    }
+
+    /// The package name.
+    pub fn name(&self) -> &str {
+        &self.loaded.manifest.name
+    }
+
+    /// The package version.
+    pub fn version(&self) -> &Version {
+        &self.loaded.manifest.version
+    }
+
+    /// The package signature.
+    pub fn signature(&self) -> &Signature {
+        &self.loaded.manifest.signature
+    }
+
+    /// The most rows one merged run takes, when requests are batched.
+    pub fn max_batch_size(&self) -> Option<usize> {
+        self.batcher.as_ref().map(|b| b.policy.max_rows)
+    }
+}
+
+/// Every model version served, by name then version.
+#[derive(Debug, Default)]
+pub struct Registry {
+    models: BTreeMap<String, BTreeMap<Version, Arc<Served>>>,
+}
+
+impl Registry {
+    /// A registry holding `served`; an error names a name and version given twice with
+    /// different content.
+    pub(crate) fn new(served: Vec<Arc<Served>>) -> Result<Registry, LoadFailure> {
+        let mut models: BTreeMap<String, BTreeMap<Version, Arc<Served>>> = BTreeMap::new();
+        for s in served {
+            let versions = models.entry(s.name().to_owned()).or_default();
+            match versions.get(s.version()) {
+                Some(existing) if existing.loaded.digest == s.loaded.digest => {}
+                Some(existing) => {
+                    return Err(LoadFailure {
+                        path: s.loaded.path.clone(),
+                        reason: format!(
+                            "{} {} is also served from {}, with other content ({} vs {}); \
+                             give each version once",
+                            s.name(),
+                            s.version(),
+                            existing.loaded.path.display(),
+                            s.loaded.digest,
+                            existing.loaded.digest
+                        ),
+                    });
+                }
+                None => {
+                    versions.insert(s.version().clone(), s);
+                }
+            }
+        }
+        Ok(Registry { models })
+    }
+
+    /// Every served version, by name then version.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Served>> {
+        self.models.values().flat_map(|v| v.values())
+    }
+
+    /// The names served, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.models.keys().map(String::as_str)
+    }
+
+    /// True when nothing is served.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// The versions of `name`, oldest first.
+    pub fn versions(&self, name: &str) -> Option<impl Iterator<Item = &Arc<Served>>> {
+        self.models.get(name).map(|v| v.values())
+    }
+
+    /// The model `name` at `version`, or its newest version when none is given.
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<Served>, ApiError> {
+        let versions = self.models.get(name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no model `{name}` is served; served models: {:?}",
+                self.models.keys().collect::<Vec<_>>()
+            ))
+        })?;
+        match version {
+            None => Ok(versions
+                .values()
+                .next_back()
+                .expect("a served name has a version")
+                .clone()),
+            Some(v) => {
+                let wanted = Version::parse(v).ok();
+                wanted
+                    .and_then(|w| versions.get(&w))
+                    // A bare major (`1`), as Triton's clients name versions, picks the newest
+                    // version of that major.
+                    .or_else(|| {
+                        let major: u64 = v.parse().ok()?;
+                        versions.values().rev().find(|s| s.version().major == major)
+                    })
+                    .cloned()
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!(
+                            "model `{name}` has no version `{v}`; served versions: {:?}",
+                            versions.keys().map(ToString::to_string).collect::<Vec<_>>()
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// The model a request that names none goes to: the only name served (its newest version).
+    pub fn only(&self) -> Result<Arc<Served>, ApiError> {
+        let mut names = self.models.keys();
+        match (names.next(), names.next()) {
+            (Some(name), None) => self.get(name, None),
+            (None, _) => Err(ApiError::unavailable("no model is loaded yet")),
+            (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+                "several models are served ({:?}); name one, e.g. POST /models/{{name}}/predict",
+                self.models.keys().collect::<Vec<_>>()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiffin_core::manifest::{DType, TensorSpec};
+
+    fn spec(name: &str, shape: Vec<Dim>) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            dtype: DType::F32,
+            shape,
+            feature_names: None,
+            class_labels: None,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn batching_needs_one_named_first_dim_on_every_tensor() {
+        let batch = || Dim::Named("batch".into());
+        let mut sig = Signature {
+            inputs: vec![spec("x", vec![batch(), Dim::Fixed(4)])],
+            outputs: vec![spec("y", vec![batch()])],
+        };
+        assert_eq!(batch_dim(&sig), Some("batch"));
+        sig.outputs.push(spec("state", vec![Dim::Fixed(2)]));
+        assert_eq!(batch_dim(&sig), None);
+        sig.outputs.pop();
+        sig.inputs[0].shape[0] = Dim::Fixed(1);
+        assert_eq!(batch_dim(&sig), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! Dynamic batching: concurrent requests merged into one run, each caller given exactly its
+//! own rows (compared with unbatched answers), never more rows than the maximum.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use tiffin_core::runtime::{Tensor, TensorData};
+use tiffin_server::Config;
+
+use crate::common::{get, loaded, post};
+
+/// `n` distinct mnist images of `rows` rows each, as `{"image": [...]}` payloads.
+fn images(n: usize, rows: usize) -> Vec<Value> {
+    let reference = crate::common::reference("mnist_cnn");
+    let t: Tensor = serde_json::from_value(reference["inputs"]["image"].clone()).unwrap();
+    let TensorData::F32(values) = t.data() else {
+        panic!("f32 images")
+    };
+    let per_image = 28 * 28;
+    let available = values.len() / per_image;
+    (0..n)
+        .map(|i| {
+            let batch: Vec<Vec<Vec<Vec<f32>>>> = (0..rows)
+                .map(|r| {
+                    let k = (i * rows + r) % available;
+                    let img = &values[k * per_image..(k + 1) * per_image];
+                    vec![img.chunks(28).map(<[f32]>::to_vec).collect()]
+                })
+                .collect();
+            json!({"image": batch})
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_answers_equal_unbatched_ones_row_for_row() {
+    let payloads = images(24, 2);
+    let plain = loaded(&["mnist_cnn"], Config::default()).await;
+    let mut expected = Vec::new();
+    for p in &payloads {
+        let answer = post(&plain, "/models/mnist_cnn/predict", p).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        expected.push(answer.json());
+    }
+    let batched = loaded(
+        &["mnist_cnn"],
+        Config {
+            force_batch_size: Some(16),
+            force_delay: Some(Duration::from_millis(30)),
+            max_concurrency: 1,
+            ..Config::default()
+        },
+    )
+    .await;
+    let tasks: Vec<_> = payloads
+        .iter()
+        .cloned()
+        .map(|p| {
+            let state = batched.clone();
+            tokio::spawn(async move { post(&state, "/models/mnist_cnn/predict", &p).await })
+        })
+        .collect();
+    for (task, want) in tasks.into_iter().zip(&expected) {
+        let answer = task.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        let got = answer.json();
+        // Convolutions over a larger batch may sum in another order: equal within 1e-5.
+        let (g, w) = (&got["logits"], &want["logits"]);
+        let flat = |v: &Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+                .collect()
+        };
+        let (g, w) = (flat(g), flat(w));
+        assert_eq!(g.len(), w.len());
+        assert!(
+            g.iter().zip(&w).all(|(a, b)| (a - b).abs() <= 1e-5),
+            "{g:?} vs {w:?}"
+        );
+    }
+    let metrics = String::from_utf8(get(&batched, "/metrics").await.body.to_vec()).unwrap();
+    let line = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let runs = line("tiffin_batch_rows_count{");
+    let rows = line("tiffin_batch_rows_sum{");
+    assert_eq!(rows, 48.0);
+    assert!(
+        runs < 24.0,
+        "24 concurrent requests ran in {runs} runs: nothing was merged"
+    );
+    // No run above the maximum: the bucket at 16 rows holds every run.
+    let at_16 = line("tiffin_batch_rows_bucket{le=\"16.0\",");
+    assert_eq!(at_16, runs, "{metrics}");
+    // A request larger than the batch is refused with the limit named.
+    let answer = post(&batched, "/models/mnist_cnn/predict", &images(1, 17)[0]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.message().contains("at most 16"));
+}
+
+#[tokio::test]
+async fn a_lone_request_waits_no_longer_than_the_delay() {
+    let state = loaded(
+        &["iris"],
+        Config {
+            force_batch_size: Some(64),
+            force_delay: Some(Duration::from_millis(200)),
+            ..Config::default()
+        },
+    )
+    .await;
+    let start = std::time::Instant::now();
+    let answer = post(
+        &state,
+        "/models/iris/predict",
+        &json!({"X": [[5.1, 3.5, 1.4, 0.2]]}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // It waited for company (the delay), and then ran: a bound, not a timing goal.
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+}

@@ -1,0 +1,150 @@
+//! Shared helpers: fixture packages packed once per test run, states loaded over them, and
+//! one-shot requests through the router.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tiffin_server::{AppState, Config};
+use tower::ServiceExt;
+
+/// The fixture authoring folder `name`.
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+/// Packs `name` into `out`, returning the archive.
+pub(crate) fn pack_into(name: &str, out: &Path) -> PathBuf {
+    let packed = tiffin_core::pack(
+        &tiffin_core::PackOptions {
+            source: fixture(name),
+            out: Some(out.to_owned()),
+            force: false,
+            examples: None,
+        },
+        &tiffin_core::hash::NoProgress,
+    )
+    .expect("the fixture packs");
+    packed.archive
+}
+
+/// The archive of fixture `name`, packed once for the whole test run.
+pub(crate) fn package(name: &str) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temp dir"));
+    let _one_at_a_time = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let version = toml_version(name);
+    let archive = dir.path().join(format!("{name}-{version}.tiffin"));
+    if !archive.exists() {
+        pack_into(name, dir.path());
+    }
+    archive
+}
+
+fn toml_version(name: &str) -> String {
+    let text = std::fs::read_to_string(fixture(name).join("tiffin.toml")).expect("tiffin.toml");
+    let authoring = tiffin_core::manifest::Authoring::from_toml_str(&text).expect("valid");
+    authoring.package.version
+}
+
+/// A state over the given fixtures, loaded.
+pub(crate) async fn loaded(names: &[&str], config: Config) -> AppState {
+    let paths = names.iter().map(|n| package(n)).collect();
+    let state = AppState::new(config, paths);
+    state.load().await.expect("the fixtures load");
+    state
+}
+
+/// An answer: status, headers and body.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: bytes::Bytes,
+}
+
+impl Answer {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The error message of an error answer, in either error shape.
+    pub(crate) fn message(&self) -> String {
+        let v = self.json();
+        v.get("error")
+            .or_else(|| v.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no error message in {v}"))
+            .to_owned()
+    }
+}
+
+/// Sends one request through the router.
+pub(crate) async fn send(state: &AppState, request: Request<Body>) -> Answer {
+    let response = tiffin_server::app(state.clone())
+        .oneshot(request)
+        .await
+        .expect("the router never fails");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub(crate) async fn get(state: &AppState, uri: &str) -> Answer {
+    send(state, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+/// POSTs JSON without a Content-Type, as the V2 Python client does.
+pub(crate) async fn post(state: &AppState, uri: &str, body: &Value) -> Answer {
+    send(
+        state,
+        Request::post(uri)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    )
+    .await
+}
+
+/// POSTs JSON with `Content-Type: application/json`.
+pub(crate) async fn post_json(state: &AppState, uri: &str, body: &Value) -> Answer {
+    send(
+        state,
+        Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    )
+    .await
+}
+
+/// The reference inputs of a fixture (`reference.json`), by input name.
+pub(crate) fn reference(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(name).join("reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Rows of iris (4 features each).
+pub(crate) const IRIS_ROWS: [[f32; 4]; 3] = [
+    [5.1, 3.5, 1.4, 0.2],
+    [6.7, 3.0, 5.2, 2.3],
+    [5.9, 3.0, 4.2, 1.5],
+];

@@ -1,0 +1,11 @@
+//! Integration tests of tiffin-server: every protocol through the router with `oneshot`, the
+//! limits, batching, reloads, and a real socket with a graceful shutdown.
+
+mod batching;
+mod common;
+mod limits;
+mod mlflow;
+mod reload;
+mod simple_v1;
+mod socket;
+mod v2;

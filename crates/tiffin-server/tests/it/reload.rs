@@ -1,0 +1,167 @@
+//! Reloads: a new version found in a served folder is verified and swapped in under load
+//! without failing a request; a tampered one is refused and the old versions stay served.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::http::StatusCode;
+use serde_json::json;
+use tiffin_server::{AppState, Config};
+
+use crate::common::{IRIS_ROWS, fixture, get, post};
+
+/// Packs iris as `version` into `out` (the authoring folder copied with the version changed).
+fn pack_iris_version(version: &str, out: &Path) {
+    let authoring = tempfile::tempdir().unwrap();
+    for file in ["model.onnx", "reference.json", "tiffin.toml"] {
+        std::fs::copy(fixture("iris").join(file), authoring.path().join(file)).unwrap();
+    }
+    let toml = authoring.path().join("tiffin.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace("version = \"1.0.0\"", &format!("version = \"{version}\"")),
+    )
+    .unwrap();
+    tiffin_core::pack(
+        &tiffin_core::PackOptions {
+            source: authoring.path().to_owned(),
+            out: Some(out.to_owned()),
+            force: false,
+            examples: None,
+        },
+        &tiffin_core::hash::NoProgress,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_under_load_fails_no_request() {
+    let served = tempfile::tempdir().unwrap();
+    pack_iris_version("1.0.0", served.path());
+    let state = AppState::new(Config::default(), vec![served.path().to_owned()]);
+    let first = state.load().await.unwrap();
+    // The folder and the archive `pack` wrote are one package, served once.
+    assert_eq!(first.loaded.len(), 1);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (state, stop) = (state.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut answered = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = post(&state, "/v2/models/iris/infer", &json!({
+                        "inputs": [{"name": "X", "shape": [3, 4], "datatype": "FP32", "data": IRIS_ROWS}],
+                    }))
+                    .await;
+                    assert_eq!(answer.status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer.body));
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+
+    pack_iris_version("1.1.0", served.path());
+    let report = state.load().await.unwrap();
+    assert_eq!(
+        report
+            .loaded
+            .iter()
+            .map(|(n, v, _)| (n.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [("iris", "1.1.0")]
+    );
+    assert_eq!(report.kept, [("iris".to_owned(), "1.0.0".to_owned())]);
+
+    // A tampered 1.2.0: its model changed after packing.
+    let elsewhere = tempfile::tempdir().unwrap();
+    pack_iris_version("1.2.0", elsewhere.path());
+    let target = served.path().join("iris/1.2.0");
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(elsewhere.path().join("iris/1.2.0")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+        }
+    }
+    let model = target.join("model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&model, bytes).unwrap();
+    let failures = state.load().await.unwrap_err();
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].path.ends_with("iris/1.2.0"), "{failures:?}");
+
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        assert!(client.await.unwrap() > 0);
+    }
+    let meta = get(&state, "/v2/models/iris").await.json();
+    assert_eq!(meta["versions"], json!(["1.0.0", "1.1.0"]));
+    let answer = post(&state, "/models/iris/predict", &json!({"X": IRIS_ROWS})).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let v2 = post(
+        &state,
+        "/v2/models/iris/infer",
+        &json!({
+            "inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROWS[0]}],
+        }),
+    )
+    .await
+    .json();
+    assert_eq!(v2["model_version"], "1.1.0");
+    let old = post(
+        &state,
+        "/v2/models/iris/versions/1.0.0/infer",
+        &json!({
+            "inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROWS[0]}],
+        }),
+    )
+    .await
+    .json();
+    assert_eq!(old["model_version"], "1.0.0");
+
+    // Through the admin endpoint too: the failure named by file, without the server's paths.
+    let answer = post(&state, "/admin/reload", &json!({})).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    assert!(
+        !text.contains(&served.path().display().to_string()),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_package_stops_the_start_unless_partial_is_allowed() {
+    let served = tempfile::tempdir().unwrap();
+    pack_iris_version("1.0.0", served.path());
+    std::fs::remove_file(served.path().join("iris-1.0.0.tiffin")).unwrap();
+    let model = served.path().join("iris/1.0.0/model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&model, bytes).unwrap();
+    let good = crate::common::package("breast_cancer");
+    let paths = vec![served.path().join("iris/1.0.0"), good];
+    let strict = AppState::new(Config::default(), paths.clone());
+    let failures = strict.load().await.unwrap_err();
+    assert!(failures[0].reason.contains("model.onnx"), "{}", failures[0]);
+    assert!(!strict.is_ready());
+    let partial = AppState::new(
+        Config {
+            allow_partial: true,
+            ..Config::default()
+        },
+        paths,
+    );
+    let report = partial.load().await.unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert!(partial.is_ready());
+    assert_eq!(
+        partial.registry().names().collect::<Vec<_>>(),
+        ["breast_cancer"]
+    );
+}
