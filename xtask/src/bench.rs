@@ -10,6 +10,7 @@ use crate::process;
 
 mod hash;
 mod runtime;
+mod server;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -31,7 +32,14 @@ enum BenchCommand {
     /// Runs the criterion bench `model` of tiffin-runtime on every fixture, then the same
     /// measurements with onnxruntime (one thread) when a Python with onnxruntime is available.
     Runtime(runtime::RuntimeArgs),
-    /// Run every benchmark: `bench hash`, the criterion benches of tiffin-hash, `bench runtime`.
+    /// Requests per second and latency of `tiffin serve` under load from wrk.
+    ///
+    /// A classifier through each protocol at 1, 8 and 64 connections beside the health
+    /// endpoint on the same server, a convolution model at 64 connections without and with
+    /// batching, start-up time and memory with every fixture loaded.
+    Server(server::ServerArgs),
+    /// Run every benchmark: `bench hash`, the criterion benches of tiffin-hash, `bench runtime`,
+    /// `bench server`.
     All(AllArgs),
 }
 
@@ -48,6 +56,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     {
         BenchCommand::Hash(args) => hash::run(&args),
         BenchCommand::Runtime(args) => runtime::run(&args),
+        BenchCommand::Server(args) => server::run(&args),
         BenchCommand::All(args) => run_all(&args),
     }
 }
@@ -58,5 +67,6 @@ fn run_all(args: &AllArgs) -> Result<()> {
     criterion.args(["bench", "-p", "tiffin-hash"]);
     process::announce(&process::shown(&criterion));
     process::run(&mut criterion)?;
-    runtime::run(&runtime::RuntimeArgs::default())
+    runtime::run(&runtime::RuntimeArgs::default())?;
+    server::run(&server::ServerArgs::default())
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::{process, schema};
+use crate::{interop, process, schema};
 
 /// One check of `cargo xtask ci`.
 #[derive(Debug)]
@@ -75,6 +75,15 @@ const STEPS: &[Step] = &[
         action: Action::Cargo {
             args: &["doc", "--workspace", "--no-deps", "--locked"],
             env: &[("RUSTDOCFLAGS", "-D warnings")],
+        },
+    },
+    // Last: it needs PyPI once for its virtualenv, and a real V2 client failing is worth knowing
+    // only once the server's own tests pass.
+    Step {
+        name: "interop-v2",
+        action: Action::Task {
+            shown: "cargo xtask interop (tiffin serve against the Triton Python client)",
+            run: interop::run,
         },
     },
 ];

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod ci;
+mod interop;
 mod process;
 mod schema;
 
@@ -19,10 +20,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs.
+    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs, V2 client interop.
     ///
     /// Stops at the first failure, naming it, and exits non-zero.
     Ci,
+    /// Serve fixtures with `tiffin serve` and check them with the Triton Python client.
+    ///
+    /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
+    Interop,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Measure tiffin's speed against the usual tools; without a subcommand, run every benchmark.
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ci => ci::run(),
+        Command::Interop => interop::run(),
         Command::Schema(args) => schema::run(if args.check {
             schema::Mode::Check
         } else {

@@ -126,7 +126,7 @@ pub(crate) fn run(args: &HashArgs) -> Result<()> {
 }
 
 /// Builds the CLI in release and returns the path of the binary below `target`.
-fn build_cli(target: &Path) -> Result<PathBuf> {
+pub(super) fn build_cli(target: &Path) -> Result<PathBuf> {
     let mut build = process::cargo();
     build.args(["build", "--release", "-p", "tiffin-cli", "--locked"]);
     process::announce(&process::shown(&build));

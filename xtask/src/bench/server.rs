@@ -1,0 +1,401 @@
+//! `cargo xtask bench server`: requests per second and latency of `tiffin serve` under load.
+//!
+//! Starts the release server on loopback and drives it with wrk (installed from Debian's
+//! packages when missing) at 1, 8 and 64 connections: a classifier (breast_cancer, 30
+//! features) through `/v2/.../infer`, `/invocations` and `/predict`, beside
+//! `GET /v2/health/live` on the same server as the framework's own ceiling; then a
+//! convolution model (mnist_cnn, one image per request) at 64 connections without and with
+//! dynamic batching. It also reports the time from launch to ready and the server's memory with
+//! every fixture loaded. The load generator shares the machine's cores with the server, as the
+//! goals in the server issue assume.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Args;
+
+use crate::process;
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// Seconds each load run lasts.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+}
+
+impl Default for ServerArgs {
+    fn default() -> ServerArgs {
+        ServerArgs { duration: 5 }
+    }
+}
+
+/// A running `tiffin serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    ready_ms: u64,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `tiffin serve` on a free port and waits until it logs that it is ready.
+    fn start(tiffin: &Path, args: &[&str]) -> Result<Server> {
+        let started = Instant::now();
+        let mut child = Command::new(tiffin)
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0"])
+            // Per-request log lines are written as in production (info), to stderr, which is
+            // drained below.
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", tiffin.display()))?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut lines = BufReader::new(stderr);
+        let mut url = None;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if lines.read_line(&mut line)? == 0 {
+                bail!("tiffin serve exited before it was ready");
+            }
+            if let Some(at) = line.find("listening on http://") {
+                url = Some(line[at + "listening on ".len()..].trim().to_owned());
+            }
+            if line.contains("ready:") {
+                break;
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "tiffin serve is not ready after 2 minutes"
+            );
+        }
+        let ready_ms = started.elapsed().as_millis() as u64;
+        // Keep reading the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = lines.read_to_end(&mut sink);
+        });
+        Ok(Server {
+            child,
+            url: url.context("the server did not say where it listens")?,
+            ready_ms,
+        })
+    }
+
+    /// Resident and peak memory from /proc, in MiB.
+    fn memory(&self) -> Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| -> Result<f64> {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .with_context(|| format!("no {name} in /proc status"))?;
+            let kb: f64 = line
+                .split_whitespace()
+                .nth(1)
+                .context("a number")?
+                .parse()?;
+            Ok(kb / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
+
+/// What one wrk run measured.
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Makes sure wrk is installed, from Debian's packages when it is not.
+fn wrk() -> Result<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("wrk"))
+            .find(|p| p.is_file())
+    });
+    if let Some(path) = found {
+        return Ok(path);
+    }
+    process::announce("installing wrk from Debian's packages");
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "-q", "wrk"]);
+    if process::run(&mut install).is_err() {
+        let mut update = Command::new("apt-get");
+        update.args(["update", "-q"]);
+        process::run(&mut update).context("apt-get update (wrk is needed; run as root)")?;
+        process::run(&mut install).context("apt-get install wrk")?;
+    }
+    Ok(PathBuf::from("wrk"))
+}
+
+/// Runs wrk against `url` with `connections`, POSTing `body` when given, and reads its report.
+fn run_wrk(
+    wrk: &Path,
+    scratch: &Path,
+    url: &str,
+    body: Option<&str>,
+    connections: usize,
+    seconds: u64,
+) -> Result<Load> {
+    let mut command = Command::new(wrk);
+    command.args([
+        "--latency",
+        "-t",
+        &connections.min(2).to_string(),
+        "-c",
+        &connections.to_string(),
+        "-d",
+        &format!("{seconds}s"),
+    ]);
+    if let Some(body) = body {
+        let script = scratch.join("post.lua");
+        let escaped = body.replace('\\', "\\\\").replace('\'', "\\'");
+        std::fs::write(
+            &script,
+            format!(
+                "wrk.method = 'POST'\nwrk.body = '{escaped}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+            ),
+        )?;
+        command.arg("-s").arg(&script);
+    }
+    command.arg(url);
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run `{}`", process::shown(&command)))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(
+        !text.contains("Non-2xx"),
+        "the server answered errors under load:\n{text}"
+    );
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .context("no Requests/sec in wrk's report")?
+        .trim()
+        .parse()?;
+    let percentile = |p: &str| -> Result<f64> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(p))
+            .with_context(|| format!("no {p} latency in wrk's report:\n{text}"))?;
+        parse_latency(line.split_whitespace().nth(1).context("a latency")?)
+    };
+    Ok(Load {
+        rps,
+        p50_ms: percentile("50%")?,
+        p99_ms: percentile("99%")?,
+    })
+}
+
+/// wrk's latencies: `812.00us`, `1.23ms`, `2.01s`, in milliseconds.
+fn parse_latency(text: &str) -> Result<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        bail!("unknown latency `{text}`")
+    };
+    Ok(number.parse::<f64>()? * scale)
+}
+
+/// A row of the fixture's reference inputs as JSON, `rows` times.
+fn reference_rows(
+    fixture: &Path,
+    input: &str,
+    row_len: usize,
+    rows: usize,
+) -> Result<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(fixture.join("reference.json"))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let data = json["inputs"][input]["data"].as_array().with_context(|| {
+        format!(
+            "{}: reference input `{input}` has no plain data",
+            fixture.display()
+        )
+    })?;
+    Ok(data[..row_len]
+        .iter()
+        .cycle()
+        .take(row_len * rows)
+        .cloned()
+        .collect())
+}
+
+fn pack(tiffin: &Path, fixture: &Path, out: &Path) -> Result<()> {
+    let mut command = Command::new(tiffin);
+    command
+        .args(["-q", "pack"])
+        .arg(fixture)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null());
+    process::run(&mut command)
+}
+
+pub(crate) fn run(args: &ServerArgs) -> Result<()> {
+    let target = process::target_dir()?;
+    let tiffin = super::hash::build_cli(&target)?;
+    let wrk = wrk()?;
+    let scratch = target.join("bench-server");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let fixtures = process::workspace_root().join("fixtures");
+    let (classifier_dir, cnn_dir, all_dir) = (
+        scratch.join("classifier"),
+        scratch.join("cnn"),
+        scratch.join("all"),
+    );
+    for dir in [&classifier_dir, &cnn_dir, &all_dir] {
+        std::fs::create_dir_all(dir)?;
+    }
+    pack(&tiffin, &fixtures.join("breast_cancer"), &classifier_dir)?;
+    pack(&tiffin, &fixtures.join("mnist_cnn"), &cnn_dir)?;
+    let mut fixture_names = Vec::new();
+    for entry in std::fs::read_dir(&fixtures)? {
+        let dir = entry?.path();
+        if dir.join("tiffin.toml").is_file() {
+            pack(&tiffin, &dir, &all_dir)?;
+            fixture_names.push(dir.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    let seconds = args.duration;
+
+    // Memory and start-up with every fixture loaded.
+    let all = Server::start(&tiffin, &[all_dir.to_str().context("a UTF-8 path")?])?;
+    let (rss, _) = all.memory()?;
+    println!(
+        "every fixture ({} models): ready {} ms after launch, RSS {rss:.1} MiB",
+        fixture_names.len(),
+        all.ready_ms
+    );
+    drop(all);
+
+    let server = Server::start(
+        &tiffin,
+        &[classifier_dir
+            .join("breast_cancer-1.0.0.tiffin")
+            .to_str()
+            .context("a UTF-8 path")?],
+    )?;
+    println!(
+        "breast_cancer alone: ready {} ms after launch",
+        server.ready_ms
+    );
+    let x = reference_rows(&fixtures.join("breast_cancer"), "X", 30, 1)?;
+    let row = serde_json::Value::Array(x.clone());
+    let v2 = serde_json::json!({"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": x}]}).to_string();
+    let mlflow = serde_json::json!({"inputs": [row.clone()]}).to_string();
+    let simple = serde_json::json!({"X": [row]}).to_string();
+    let base = &server.url;
+    let endpoints: [(&str, String, Option<&str>); 4] = [
+        (
+            "GET /v2/health/live",
+            format!("{base}/v2/health/live"),
+            None,
+        ),
+        (
+            "POST /v2/models/m/infer",
+            format!("{base}/v2/models/breast_cancer/infer"),
+            Some(&v2),
+        ),
+        (
+            "POST /invocations",
+            format!("{base}/invocations"),
+            Some(&mlflow),
+        ),
+        ("POST /predict", format!("{base}/predict"), Some(&simple)),
+    ];
+    println!();
+    println!(
+        "{:<26} {:>5} {:>10} {:>9} {:>9} {:>9}",
+        "endpoint", "conns", "req/s", "p50 ms", "p99 ms", "vs live"
+    );
+    for connections in [1, 8, 64] {
+        let mut ceiling = None;
+        for (name, url, body) in &endpoints {
+            let load = run_wrk(&wrk, &scratch, url, *body, connections, seconds)?;
+            let ratio = ceiling.map_or(1.0, |c: f64| load.rps / c);
+            ceiling.get_or_insert(load.rps);
+            println!(
+                "{name:<26} {connections:>5} {:>10.0} {:>9.3} {:>9.3} {:>8.0}%",
+                load.rps,
+                load.p50_ms,
+                load.p99_ms,
+                ratio * 100.0
+            );
+        }
+    }
+    let (rss, peak) = server.memory()?;
+    println!("breast_cancer server after the runs: RSS {rss:.1} MiB, peak {peak:.1} MiB");
+    drop(server);
+
+    // A convolution model, one image per request, 64 connections: unbatched, then batched.
+    // A synthetic image: the run's cost does not depend on the pixel values.
+    let image: Vec<f32> = (0..28 * 28).map(|i| (i % 17) as f32 / 17.0).collect();
+    let body = serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": image}]}).to_string();
+    println!();
+    let mut unbatched = None;
+    for (label, extra) in [
+        ("mnist_cnn unbatched", vec![]),
+        (
+            "mnist_cnn batched (max 64 rows, 2 ms)",
+            vec!["--max-batch-size", "64", "--max-delay-us", "2000"],
+        ),
+    ] {
+        let mut server_args = vec![
+            cnn_dir
+                .join("mnist_cnn-1.0.0.tiffin")
+                .to_str()
+                .context("a UTF-8 path")?
+                .to_owned(),
+        ];
+        server_args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = server_args.iter().map(String::as_str).collect();
+        let server = Server::start(&tiffin, &refs)?;
+        let url = format!("{}/v2/models/mnist_cnn/infer", server.url);
+        let load = run_wrk(&wrk, &scratch, &url, Some(&body), 64, seconds)?;
+        let gain = unbatched.map_or(String::new(), |u: f64| {
+            format!("  ({:.1}x unbatched)", load.rps / u)
+        });
+        unbatched.get_or_insert(load.rps);
+        println!(
+            "{label:<40} 64 conns {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms{gain}",
+            load.rps, load.p50_ms, load.p99_ms
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_latencies_read_in_milliseconds() {
+        assert_eq!(parse_latency("812.00us").unwrap(), 0.812);
+        assert_eq!(parse_latency("1.50ms").unwrap(), 1.5);
+        assert_eq!(parse_latency("2.00s").unwrap(), 2000.0);
+        assert!(parse_latency("3m").is_err());
+    }
+}

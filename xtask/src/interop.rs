@@ -1,0 +1,461 @@
+//! `cargo xtask interop` (and the `interop-v2` step of `cargo xtask ci`): `tiffin serve` against
+//! NVIDIA's Triton client, the KServe/Triton V2 client most tools use.
+//!
+//! It builds `tiffin`, packs three fixtures into a temporary folder, serves them on a free port
+//! and runs `crates/tiffin-server/tests/interop/v2_client.py` in a virtualenv holding the pinned
+//! `requirements.txt` beside it. The virtualenv (`interop-venv` in the target folder) is made once
+//! and reused while a stamp of the requirements' sha256 and the Python version matches, so a warm
+//! run costs the build and a second of checks. The Rust tests of tiffin-server check the wire
+//! format as the spec says; this checks it as a real client reads it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::process;
+
+/// The client script and its pinned environment, from the workspace root.
+const SCRIPT: &str = "crates/tiffin-server/tests/interop/v2_client.py";
+const REQUIREMENTS: &str = "crates/tiffin-server/tests/interop/requirements.txt";
+
+/// The fixtures served: a string-label classifier, an integer-label one and an image model.
+const FIXTURES: &[&str] = &["iris", "breast_cancer", "mnist_cnn"];
+
+/// How long the server may take to listen and then to load every package; a debug build loads
+/// the three fixtures in well under a second, so reaching this means it is stuck.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The log line's text before the address, as `tiffin serve` prints it when it listens.
+const LISTENING: &str = "listening on http://";
+
+/// Runs the whole interop test, failing with what went wrong.
+pub(crate) fn run() -> Result<()> {
+    let start = Instant::now();
+    let root = process::workspace_root();
+    // Python is checked first: without it nothing else is worth building.
+    let system_python = system_python()?;
+
+    let mut build = process::cargo();
+    build.args(["build", "-p", "tiffin-cli", "--locked"]);
+    process::announce(&process::shown(&build));
+    process::run(&mut build)?;
+    let target = process::target_dir()?;
+    let tiffin = target
+        .join("debug")
+        .join(format!("tiffin{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        tiffin.is_file(),
+        "the build wrote no {} (is the binary of tiffin-cli still called `tiffin`?)",
+        tiffin.display()
+    );
+
+    let python = virtualenv(&system_python, &target.join("interop-venv"))?;
+
+    let packages = TempDir::new("tiffin-interop")?;
+    process::announce(&format!(
+        "tiffin -q pack fixtures/{{{}}} --out {}",
+        FIXTURES.join(","),
+        packages.path().display()
+    ));
+    for fixture in FIXTURES {
+        let mut pack = Command::new(&tiffin);
+        pack.arg("-q")
+            .arg("pack")
+            .arg(root.join("fixtures").join(fixture))
+            .arg("--out")
+            .arg(packages.path());
+        run_quietly(&mut pack)?;
+    }
+
+    let mut serve = Command::new(&tiffin);
+    serve
+        .arg("serve")
+        .arg(packages.path())
+        .args(["--port", "0"])
+        // The server's own log filter, set here so that a `TIFFIN_LOG=warn` in the caller's
+        // environment cannot hide the line that tells the port.
+        .env("TIFFIN_LOG", "info");
+    process::announce(&process::shown(&serve));
+    let mut server = Server::start(serve)?;
+    let address = server.wait_until_ready()?;
+    eprintln!("    serving on http://{address}");
+
+    let mut client = Command::new(&python);
+    client
+        .arg(root.join(SCRIPT))
+        .arg(&address)
+        .arg(root.join("fixtures"));
+    process::announce(&process::shown(&client));
+    let outcome = process::run(&mut client);
+    if outcome.is_err() {
+        // The server's side of a failure (a 500's detail goes only to its log) is in its log.
+        server.print_log();
+    }
+    outcome.context("the Triton client disagrees with tiffin serve (its FAIL lines say where)")?;
+    drop(server);
+    eprintln!(
+        "    interop-v2 passed in {}",
+        process::human_duration(start.elapsed())
+    );
+    Ok(())
+}
+
+/// The Python that makes the virtualenv: `python3`, or `python` on Windows where `python3` is
+/// rarely installed. It must be Python 3, which CI provides; a missing one is an error, never a
+/// skip, so that a CI image losing Python cannot turn the step silently green.
+fn system_python() -> Result<PathBuf> {
+    let name = if cfg!(windows) { "python" } else { "python3" };
+    let output = Command::new(name).arg("--version").output();
+    match output {
+        Ok(output) if output.status.success() => {
+            let version = String::from_utf8_lossy(&output.stdout);
+            ensure!(
+                version.starts_with("Python 3."),
+                "`{name} --version` says {:?}; the interop-v2 step needs Python 3 with venv and \
+                 pip (install it, e.g. `apt-get install python3 python3-venv`)",
+                version.trim()
+            );
+            Ok(PathBuf::from(name))
+        }
+        _ => bail!(
+            "`{name}` was not found: the interop-v2 step needs Python 3 with venv and pip to run \
+             the Triton client (CI has it; install it, e.g. `apt-get install python3 python3-venv`)"
+        ),
+    }
+}
+
+/// The Python of the interop virtualenv in `dir`, made or remade unless its stamp matches the
+/// requirements and the Python that would make it.
+fn virtualenv(system_python: &Path, dir: &Path) -> Result<PathBuf> {
+    let requirements = process::workspace_root().join(REQUIREMENTS);
+    let stamp_path = dir.join("tiffin-interop.stamp");
+    let stamp = stamp(system_python, &requirements)?;
+    let python = if cfg!(windows) {
+        dir.join("Scripts").join("python.exe")
+    } else {
+        dir.join("bin").join("python")
+    };
+    if python.is_file() && std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        eprintln!(
+            "    reusing the virtualenv {} (requirements unchanged)",
+            dir.display()
+        );
+        return Ok(python);
+    }
+
+    let start = Instant::now();
+    // A half-made or outdated virtualenv is removed, not patched: pip would keep packages the
+    // new requirements no longer list.
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let mut venv = Command::new(system_python);
+    venv.args(["-m", "venv"]).arg(dir);
+    process::announce(&process::shown(&venv));
+    process::run(&mut venv).context(
+        "cannot make a virtualenv (on Debian and Ubuntu, `apt-get install python3-venv`)",
+    )?;
+    let mut pip = Command::new(&python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-r",
+    ])
+    .arg(&requirements);
+    process::announce(&process::shown(&pip));
+    process::run(&mut pip).context("cannot install the Triton client from PyPI")?;
+    // The stamp is written last, so that an interrupted install is redone on the next run.
+    std::fs::write(&stamp_path, &stamp)
+        .with_context(|| format!("cannot write {}", stamp_path.display()))?;
+    eprintln!(
+        "    made the virtualenv in {}",
+        process::human_duration(start.elapsed())
+    );
+    Ok(python)
+}
+
+/// What the virtualenv was made from: the sha256 of the requirements and the Python version, so
+/// that a new pin or a Python upgrade (which breaks a virtualenv's links) remakes it. Python's
+/// hashlib computes the digest, which spares xtask a hashing dependency.
+fn stamp(system_python: &Path, requirements: &Path) -> Result<String> {
+    let mut command = Command::new(system_python);
+    command
+        .args([
+            "-c",
+            "import hashlib, sys; \
+             print('sha256', hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest()); \
+             print('python', sys.version.split()[0])",
+        ])
+        .arg(requirements);
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {}", system_python.display()))?;
+    ensure!(
+        output.status.success(),
+        "cannot hash {}: {}",
+        requirements.display(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    String::from_utf8(output.stdout).context("Python printed a stamp that is not UTF-8")
+}
+
+/// Runs a command with its output captured, showing the output only when it fails.
+fn run_quietly(command: &mut Command) -> Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run `{}`", process::shown(command)))?;
+    ensure!(
+        output.status.success(),
+        "`{}` failed ({}):\n{}{}",
+        process::shown(command),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// A folder in the system's temporary folder, removed with everything in it when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Result<Self> {
+        // The process id keeps two runs at once apart; a leftover of a killed run is replaced.
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Nothing can be done about a failure here; the folder is only litter in the temp folder.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `tiffin serve`, killed when dropped, so that no failure or panic leaves it behind.
+struct Server {
+    child: Child,
+    /// The server's log lines, read from its stderr by a thread. The pipe must be drained all the
+    /// time: a server blocked on a full pipe would stop answering.
+    lines: Receiver<String>,
+    /// Every line received so far, shown when something fails.
+    log: Vec<String>,
+}
+
+impl Server {
+    fn start(mut command: Command) -> Result<Self> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", process::shown(&command)))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                // Stops at the end of the pipe (the server exited) or once nobody listens.
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            lines,
+            log: Vec::new(),
+        })
+    }
+
+    /// Waits for the log line that gives the address, then for `/v2/health/ready` to answer 200
+    /// (which comes after every package is verified and loaded); returns `127.0.0.1:PORT`.
+    fn wait_until_ready(&mut self) -> Result<String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let address = loop {
+            let line = self.next_line(deadline)?;
+            if let Some(address) = listening_address(&line) {
+                break address;
+            }
+        };
+        loop {
+            if ready_status(&address)? == Some(200) {
+                return Ok(address);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                self.collect_log();
+                self.print_log();
+                bail!("tiffin serve exited ({status}) before it was ready");
+            }
+            if Instant::now() > deadline {
+                self.collect_log();
+                self.print_log();
+                bail!(
+                    "tiffin serve was not ready after {}",
+                    process::human_duration(START_TIMEOUT)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The next log line, failing with the log so far if the server exits or stays silent.
+    fn next_line(&mut self, deadline: Instant) -> Result<String> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(wait) {
+            Ok(line) => {
+                self.log.push(line.clone());
+                Ok(line)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                self.print_log();
+                let status = self.child.wait()?;
+                bail!("tiffin serve exited ({status}) before it listened");
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                self.print_log();
+                bail!(
+                    "tiffin serve printed no `{LISTENING}` line in {}",
+                    process::human_duration(START_TIMEOUT)
+                );
+            }
+        }
+    }
+
+    /// Moves the lines logged so far into `log`.
+    fn collect_log(&mut self) {
+        self.log.extend(self.lines.try_iter());
+    }
+
+    /// Prints the server's log, indented under the step's own lines.
+    fn print_log(&mut self) {
+        self.collect_log();
+        eprintln!("    log of tiffin serve:");
+        for line in &self.log {
+            eprintln!("    | {line}");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The server may already have exited; there is nothing else to do about an error here.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `host:port` of a `listening on http://127.0.0.1:PORT` log line.
+fn listening_address(line: &str) -> Option<String> {
+    let rest = &line[line.find(LISTENING)? + LISTENING.len()..];
+    // The address ends at a space, the end of the line or, were the log coloured, an escape.
+    let address: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    (!address.is_empty()).then_some(address)
+}
+
+/// The status of `GET /v2/health/ready`, or None while the server does not accept connections.
+///
+/// A plain HTTP/1.1 request on a `TcpStream` is enough for a status line, so xtask needs no
+/// HTTP client dependency.
+fn ready_status(address: &str) -> Result<Option<u16>> {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return Ok(None);
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET /v2/health/ready HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    // A reset or a timeout is the same as no answer yet: the caller tries again.
+    if stream.read_to_end(&mut answer).is_err() && answer.is_empty() {
+        return Ok(None);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    Ok(status_code(&answer))
+}
+
+/// The status code of an HTTP/1.x answer: the second word of its first line.
+fn status_code(answer: &str) -> Option<u16> {
+    let line = answer.lines().next()?;
+    let mut words = line.split_whitespace();
+    words.next().filter(|v| v.starts_with("HTTP/1."))?;
+    words.next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_address_from_the_log() {
+        let line = "2026-11-26T20:44:01.667906Z  INFO tiffin::commands::serve: listening on \
+                    http://127.0.0.1:33647";
+        assert_eq!(listening_address(line).as_deref(), Some("127.0.0.1:33647"));
+        let coloured = "\u{1b}[32m INFO\u{1b}[0m listening on http://127.0.0.1:8080\u{1b}[0m";
+        assert_eq!(
+            listening_address(coloured).as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(listening_address("ready: 3 model version(s)"), None);
+    }
+
+    #[test]
+    fn reads_a_status_line() {
+        assert_eq!(
+            status_code("HTTP/1.1 503 Service Unavailable\r\n\r\n"),
+            Some(503)
+        );
+        assert_eq!(
+            status_code("HTTP/1.1 200 OK\r\ncontent-length: 14\r\n"),
+            Some(200)
+        );
+        assert_eq!(status_code("garbage"), None);
+        assert_eq!(status_code(""), None);
+    }
+
+    #[test]
+    fn the_script_and_its_pins_exist() {
+        let root = process::workspace_root();
+        assert!(root.join(SCRIPT).is_file());
+        let requirements = std::fs::read_to_string(root.join(REQUIREMENTS)).unwrap();
+        // Every requirement is pinned exactly, so that every run installs the same client.
+        for line in requirements.lines() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                assert!(line.contains("=="), "{line} is not pinned");
+            }
+        }
+        for fixture in FIXTURES {
+            assert!(
+                root.join("fixtures")
+                    .join(fixture)
+                    .join("tiffin.toml")
+                    .is_file()
+            );
+        }
+    }
+}
