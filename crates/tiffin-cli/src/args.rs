@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tiffin_core::Rule;
 
 /// Pack a trained model into a package anyone can run and trust, and check such packages.
 #[derive(Debug, Parser)]
@@ -37,6 +38,14 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// Show a package's manifest, signature, files and digests, without checking them.
     Inspect(InspectArgs),
+    /// Run the packaging checklist on an authoring folder or a package: each rule passes, warns
+    /// or fails, with the fix.
+    ///
+    /// Rules: integrity, version, signature, dependencies, unsafe-formats, preprocessing,
+    /// model-card, metadata, device, size. PATH is a folder holding tiffin.toml (before packing),
+    /// a package folder NAME/VERSION/ or an archive NAME-VERSION.tiffin. Exits 0 when nothing
+    /// fails, 1 when a rule fails, and 2 when a rule warns under --strict.
+    Doctor(DoctorArgs),
     /// Run a package's model on a JSON payload and print the outputs as JSON.
     ///
     /// The package is verified first. The payload is `{"X": [[...]]}` (inputs by name), a bare
@@ -83,7 +92,31 @@ pub(crate) struct PackArgs {
     /// golden examples, which `verify` reruns [default: `[examples] inputs` of tiffin.toml].
     #[arg(long, value_name = "FILE")]
     pub(crate) examples: Option<PathBuf>,
+    /// Pack even though this `tiffin doctor` rule fails (repeatable), e.g. `--skip-check device`.
+    /// Pack refuses an authoring folder on which any other rule fails.
+    #[arg(long = "skip-check", value_name = "RULE")]
+    pub(crate) skip_check: Vec<Rule>,
     /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// An authoring folder (holding tiffin.toml), a package folder (NAME/VERSION/) or an archive
+    /// (NAME-VERSION.tiffin).
+    pub(crate) path: PathBuf,
+    /// A sample payload (JSON, any form `predict` takes) that must conform to the signature and
+    /// run [default: the package's golden examples].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) payload: Option<PathBuf>,
+    /// Exit 2 when a rule warns (and none fails), for CI.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// Do not run this rule (repeatable), e.g. `--skip-check preprocessing`.
+    #[arg(long = "skip-check", value_name = "RULE")]
+    pub(crate) skip_check: Vec<Rule>,
+    /// Print the report as JSON: each finding with its rule, level, message, fix and location.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -14,6 +14,8 @@ pub(crate) enum Outcome {
     Success,
     /// The command ran, and what it checked failed (a package with problems); already reported.
     Failure,
+    /// The command ran and found warnings it was asked to treat as an error (`doctor --strict`).
+    Warnings,
 }
 
 fn main() -> ExitCode {
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::from(1),
+        Ok(Outcome::Warnings) => ExitCode::from(2),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(1)

@@ -101,6 +101,19 @@ pub enum Error {
         /// How many problems verification found.
         problems: usize,
     },
+    /// `doctor` found failures in an authoring folder, so `pack` refused it.
+    #[error(
+        "{}: not packed, {} check(s) failed:\n{}\nfix them, or pass --skip-check RULE to pack anyway",
+        path.display(),
+        failures.len(),
+        failures.iter().map(|f| format!("  - {f}")).collect::<Vec<_>>().join("\n")
+    )]
+    Checks {
+        /// The authoring folder.
+        path: PathBuf,
+        /// Each failure: `[rule] message (location); fix: ...`.
+        failures: Vec<String>,
+    },
     /// Golden example files could not be read or written.
     #[error("{}: {reason}", path.display())]
     Examples {

@@ -1,4 +1,5 @@
-//! The tiffin package core: layout, pack, verify and inspect, shared by the CLI and the server.
+//! The tiffin package core: layout, pack, verify, inspect and doctor, shared by the CLI and the
+//! server.
 //!
 //! A package is a folder `NAME/VERSION/` or a single archive `NAME-VERSION.tiffin` holding the
 //! model, `tiffin.json` (the manifest: metadata, signature and every file's size, sha256 and
@@ -7,6 +8,7 @@
 //! command line and the server cannot disagree about what a valid package is.
 
 mod convert;
+mod doctor;
 mod error;
 pub mod examples;
 mod init;
@@ -21,6 +23,10 @@ pub mod scan;
 mod verify;
 
 pub use convert::{Conversion, ConvertOptions, convert_to_nnef};
+pub use doctor::{
+    DoctorOptions, DoctorReport, FileSize, Finding, Level, Location, Rule, Skipped, SubjectKind,
+    doctor,
+};
 pub use error::{Error, Result};
 pub use init::{authoring_for, render_toml};
 pub use pack::{PackOptions, Packed, pack};

@@ -28,6 +28,10 @@ pub struct PackOptions {
     /// Example inputs to run and store with their outputs as golden examples (any payload form
     /// `predict` takes); overrides `[examples] inputs` of `tiffin.toml`.
     pub examples: Option<PathBuf>,
+    /// `doctor` rules not to hold the authoring folder to. Pack refuses a folder on which any
+    /// other rule fails (a creation time in the future, a device requirement this machine cannot
+    /// meet, ...); skipping a rule is an explicit opt-out, never a default.
+    pub skip_checks: Vec<crate::doctor::Rule>,
 }
 
 /// A package that `pack` wrote.
@@ -116,6 +120,9 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
             });
         }
     }
+
+    // After the model check, so that a model tiffin cannot load is reported as such first.
+    crate::doctor::gate(&dir, &options.skip_checks)?;
 
     fs::create_dir_all(&out).map_err(Error::write(&out))?;
     let staging = tempfile::Builder::new()

@@ -1090,6 +1090,106 @@ pub fn check_signature(
     confront(&parsed, declared).map(|_| ())
 }
 
+/// The operators of a graph, for tools that judge what a model does with its inputs (such as
+/// `tiffin doctor`'s preprocessing hints), without typing or optimizing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphOps {
+    /// Every operator type of the graph, in graph order, each once, e.g. `["Scaler",
+    /// "LinearClassifier"]` (ONNX `op_type`s; tract's operator names for NNEF).
+    pub operators: Vec<String>,
+    /// For each input, by name, the operators that first read it, looking through the ones that
+    /// only change its type or layout (casts, reshapes, identities).
+    pub first: BTreeMap<String, Vec<String>>,
+}
+
+/// Operators that leave values as they are, so that the operator after them is the one that
+/// really reads an input first.
+const PASS_THROUGH: &[&str] = &[
+    "Cast",
+    "CastLike",
+    "Identity",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "AxisOp",
+];
+
+/// Lists the operators of a model and the first ones that read each input.
+pub fn graph_ops(source: &ModelSource, format: ModelFormat) -> Result<GraphOps, Error> {
+    let parsed = parse(source, format)?;
+    let (inputs, _) = graph_io(&parsed)?;
+    let mut ops = GraphOps::default();
+    match &parsed {
+        Parsed::Onnx(proto) => {
+            let graph = proto.graph.as_ref().ok_or_else(|| Error::Parse {
+                format,
+                reason: "the ONNX file holds no graph".into(),
+            })?;
+            let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+            for (i, node) in graph.node.iter().enumerate() {
+                push_once(&mut ops.operators, &node.op_type);
+                for input in &node.input {
+                    readers.entry(input.as_str()).or_default().push(i);
+                }
+            }
+            for input in &inputs {
+                let mut first = Vec::new();
+                let mut seen = HashSet::new();
+                let mut tensors = vec![input.name.as_str()];
+                while let Some(tensor) = tensors.pop() {
+                    for &i in readers.get(tensor).map(Vec::as_slice).unwrap_or_default() {
+                        let node = &graph.node[i];
+                        if !seen.insert(i) {
+                            continue;
+                        }
+                        if PASS_THROUGH.contains(&node.op_type.as_str()) {
+                            tensors.extend(node.output.iter().map(String::as_str));
+                        } else {
+                            push_once(&mut first, &node.op_type);
+                        }
+                    }
+                }
+                ops.first.insert(input.name.clone(), first);
+            }
+        }
+        Parsed::Nnef(model) => {
+            for node in model.nodes() {
+                push_once(&mut ops.operators, &node.op.name());
+            }
+            for (&outlet, input) in model.inputs.iter().zip(&inputs) {
+                let mut first = Vec::new();
+                let mut seen = HashSet::new();
+                let mut outlets = vec![outlet];
+                while let Some(outlet) = outlets.pop() {
+                    for inlet in model.outlet_successors(outlet) {
+                        if !seen.insert(inlet.node) {
+                            continue;
+                        }
+                        let node = model.node(inlet.node);
+                        let name = node.op.name();
+                        if PASS_THROUGH.contains(&name.as_ref()) {
+                            outlets.extend(
+                                (0..node.outputs.len()).map(|slot| OutletId::new(node.id, slot)),
+                            );
+                        } else {
+                            push_once(&mut first, &name);
+                        }
+                    }
+                }
+                ops.first.insert(input.name.clone(), first);
+            }
+        }
+    }
+    Ok(ops)
+}
+
+fn push_once(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|x| x == item) {
+        list.push(item.to_owned());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

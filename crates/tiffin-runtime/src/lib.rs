@@ -18,7 +18,7 @@ mod tract_io;
 mod testutil;
 
 pub use error::{Error, SignatureProblem, TensorKind};
-pub use graph::{ModelSource, check_signature, graph_signature};
+pub use graph::{GraphOps, ModelSource, check_signature, graph_ops, graph_signature};
 pub use model::{LoadOptions, Model};
 pub use nnef::to_nnef;
 pub use tensor::{ShapeMismatch, Tensor, TensorData, ValueError, f16, flatten_json};

@@ -4,6 +4,7 @@ use crate::Outcome;
 use crate::args::{Cli, Command};
 
 mod convert;
+mod doctor;
 mod init;
 mod inspect;
 mod pack;
@@ -20,6 +21,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Convert(args) => convert::run(&args),
         Command::Verify(args) => verify::run(&args, cli.quiet),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::Serve(args) => serve::run(&args),
     }

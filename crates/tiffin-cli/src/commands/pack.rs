@@ -13,6 +13,7 @@ pub(crate) fn run(args: &PackArgs, quiet: bool) -> anyhow::Result<Outcome> {
         out: args.out.clone(),
         force: args.force,
         examples: args.examples.clone(),
+        skip_checks: args.skip_check.clone(),
     };
     let bar = Bar::new(quiet, "packing");
     let packed = pack(&options, &bar)?;

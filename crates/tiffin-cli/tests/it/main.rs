@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tiffin` binary: help text, output and errors pinned as snapshots.
 
 mod commands;
+mod doctor;
 mod help;
 mod run;
 

@@ -27,6 +27,7 @@ fn pack_with_examples(fixture: &str, rows: usize) -> (tempfile::TempDir, tiffin_
         out: Some(out.path().to_owned()),
         force: false,
         examples: Some(file),
+        skip_checks: Vec::new(),
     };
     let packed = tiffin_core::pack(&options, &NoProgress).unwrap();
     (out, packed)
@@ -99,6 +100,7 @@ fn a_signature_that_disagrees_with_the_graph_fails_pack_and_verify() {
         out: None,
         force: false,
         examples: None,
+        skip_checks: Vec::new(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -144,6 +146,7 @@ fn examples_that_do_not_fit_the_signature_are_refused_at_pack() {
         out: Some(out.path().to_owned()),
         force: false,
         examples: Some(file),
+        skip_checks: Vec::new(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(

@@ -129,6 +129,7 @@ fn an_existing_version_is_kept_unless_forced() {
         out: Some(out.path().to_owned()),
         force: false,
         examples: None,
+        skip_checks: Vec::new(),
     };
     let err = tiffin_core::pack(&options, &NoProgress).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
@@ -188,6 +189,7 @@ fn pickles_are_refused_by_content_and_nothing_is_written() {
             out: Some(out.clone()),
             force: false,
             examples: None,
+            skip_checks: Vec::new(),
         };
         let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
         assert!(
@@ -215,6 +217,7 @@ fn a_pickle_shipped_as_an_extra_file_is_refused_too() {
         out: None,
         force: false,
         examples: None,
+        skip_checks: Vec::new(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -235,6 +238,7 @@ fn links_and_missing_files_are_refused_with_the_path() {
         out: None,
         force: false,
         examples: None,
+        skip_checks: Vec::new(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -264,6 +268,7 @@ fn every_authoring_problem_is_reported_at_once() {
         out: None,
         force: false,
         examples: None,
+        skip_checks: Vec::new(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -281,6 +286,7 @@ fn a_folder_without_tiffin_toml_says_what_to_write() {
         out: None,
         force: false,
         examples: None,
+        skip_checks: Vec::new(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(err.starts_with("no tiffin.toml in "), "{err}");

@@ -39,6 +39,7 @@ pub(crate) fn pack_into(source: &Path, out: &Path) -> Packed {
         out: Some(out.to_owned()),
         force: false,
         examples: None,
+        skip_checks: Vec::new(),
     };
     tiffin_core::pack(&options, &NoProgress)
         .unwrap_or_else(|e| panic!("packing {}: {e}", source.display()))

@@ -16,13 +16,19 @@ fn kinds(report: &tiffin_core::Report) -> Vec<(Option<String>, ProblemKind)> {
 #[test]
 fn a_flipped_byte_in_any_file_of_a_folder_is_named() {
     let (out, packed) = pack_fixture("churn_model");
-    let names: Vec<String> = std::fs::read_dir(&packed.folder)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    // Every file, those in subfolders (the golden examples) included.
+    let names: Vec<String> = walkdir::WalkDir::new(&packed.folder)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(&packed.folder).unwrap();
+            rel.to_string_lossy().replace('\\', "/")
+        })
         .collect();
     assert!(names.len() >= 6, "{names:?}");
     for name in names {
-        let copy = out.path().join(format!("flip-{name}"));
+        let copy = out.path().join(format!("flip-{}", name.replace('/', "-")));
         copy_tree(&packed.folder, &copy);
         let target = copy.join(&name);
         let mut bytes = std::fs::read(&target).unwrap();
@@ -150,7 +156,9 @@ fn a_flipped_byte_in_any_archive_entry_is_named() {
     for (name, start, size) in spans {
         let mut tampered = bytes.clone();
         tampered[(start + size / 2) as usize] ^= 0x20;
-        let path = out.path().join(format!("flip-{name}.tiffin"));
+        let path = out
+            .path()
+            .join(format!("flip-{}.tiffin", name.replace('/', "-")));
         std::fs::write(&path, tampered).unwrap();
         let report = verify(&path);
         assert!(!report.is_ok(), "flipping a byte of {name} went unnoticed");

@@ -26,6 +26,7 @@ pub(crate) fn pack_into(name: &str, out: &Path) -> PathBuf {
             out: Some(out.to_owned()),
             force: false,
             examples: None,
+            skip_checks: Vec::new(),
         },
         &tiffin_core::hash::NoProgress,
     )

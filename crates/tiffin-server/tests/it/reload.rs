@@ -30,6 +30,7 @@ fn pack_iris_version(version: &str, out: &Path) {
             out: Some(out.to_owned()),
             force: false,
             examples: None,
+            skip_checks: Vec::new(),
         },
         &tiffin_core::hash::NoProgress,
     )
