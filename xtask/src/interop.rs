@@ -8,16 +8,18 @@
 //! run costs the build and a second of checks. The Rust tests of tiffin-server check the wire
 //! format as the spec says; this checks it as a real client reads it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::process;
+use crate::served::Server;
+
+/// How long the server may take to listen and then to load every package; a debug build loads
+/// the three fixtures in well under a second, so reaching this means it is stuck.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The client script and its pinned environment, from the workspace root.
 const SCRIPT: &str = "crates/tiffin-server/tests/interop/v2_client.py";
@@ -25,13 +27,6 @@ const REQUIREMENTS: &str = "crates/tiffin-server/tests/interop/requirements.txt"
 
 /// The fixtures served: a string-label classifier, an integer-label one and an image model.
 const FIXTURES: &[&str] = &["iris", "breast_cancer", "mnist_cnn"];
-
-/// How long the server may take to listen and then to load every package; a debug build loads
-/// the three fixtures in well under a second, so reaching this means it is stuck.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The log line's text before the address, as `tiffin serve` prints it when it listens.
-const LISTENING: &str = "listening on http://";
 
 /// Runs the whole interop test, failing with what went wrong.
 pub(crate) fn run() -> Result<()> {
@@ -82,7 +77,7 @@ pub(crate) fn run() -> Result<()> {
         .env("TIFFIN_LOG", "info");
     process::announce(&process::shown(&serve));
     let mut server = Server::start(serve)?;
-    let address = server.wait_until_ready()?;
+    let address = server.wait_until_ready(START_TIMEOUT)?;
     eprintln!("    serving on http://{address}");
 
     let mut client = Command::new(&python);
@@ -251,191 +246,9 @@ impl Drop for TempDir {
     }
 }
 
-/// A running `tiffin serve`, killed when dropped, so that no failure or panic leaves it behind.
-struct Server {
-    child: Child,
-    /// The server's log lines, read from its stderr by a thread. The pipe must be drained all the
-    /// time: a server blocked on a full pipe would stop answering.
-    lines: Receiver<String>,
-    /// Every line received so far, shown when something fails.
-    log: Vec<String>,
-}
-
-impl Server {
-    fn start(mut command: Command) -> Result<Self> {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start `{}`", process::shown(&command)))?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                // Stops at the end of the pipe (the server exited) or once nobody listens.
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self {
-            child,
-            lines,
-            log: Vec::new(),
-        })
-    }
-
-    /// Waits for the log line that gives the address, then for `/v2/health/ready` to answer 200
-    /// (which comes after every package is verified and loaded); returns `127.0.0.1:PORT`.
-    fn wait_until_ready(&mut self) -> Result<String> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        let address = loop {
-            let line = self.next_line(deadline)?;
-            if let Some(address) = listening_address(&line) {
-                break address;
-            }
-        };
-        loop {
-            if ready_status(&address)? == Some(200) {
-                return Ok(address);
-            }
-            if let Some(status) = self.child.try_wait()? {
-                self.collect_log();
-                self.print_log();
-                bail!("tiffin serve exited ({status}) before it was ready");
-            }
-            if Instant::now() > deadline {
-                self.collect_log();
-                self.print_log();
-                bail!(
-                    "tiffin serve was not ready after {}",
-                    process::human_duration(START_TIMEOUT)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The next log line, failing with the log so far if the server exits or stays silent.
-    fn next_line(&mut self, deadline: Instant) -> Result<String> {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match self.lines.recv_timeout(wait) {
-            Ok(line) => {
-                self.log.push(line.clone());
-                Ok(line)
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                self.print_log();
-                let status = self.child.wait()?;
-                bail!("tiffin serve exited ({status}) before it listened");
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                self.print_log();
-                bail!(
-                    "tiffin serve printed no `{LISTENING}` line in {}",
-                    process::human_duration(START_TIMEOUT)
-                );
-            }
-        }
-    }
-
-    /// Moves the lines logged so far into `log`.
-    fn collect_log(&mut self) {
-        self.log.extend(self.lines.try_iter());
-    }
-
-    /// Prints the server's log, indented under the step's own lines.
-    fn print_log(&mut self) {
-        self.collect_log();
-        eprintln!("    log of tiffin serve:");
-        for line in &self.log {
-            eprintln!("    | {line}");
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // The server may already have exited; there is nothing else to do about an error here.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `host:port` of a `listening on http://127.0.0.1:PORT` log line.
-fn listening_address(line: &str) -> Option<String> {
-    let rest = &line[line.find(LISTENING)? + LISTENING.len()..];
-    // The address ends at a space, the end of the line or, were the log coloured, an escape.
-    let address: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
-        .collect();
-    (!address.is_empty()).then_some(address)
-}
-
-/// The status of `GET /v2/health/ready`, or None while the server does not accept connections.
-///
-/// A plain HTTP/1.1 request on a `TcpStream` is enough for a status line, so xtask needs no
-/// HTTP client dependency.
-fn ready_status(address: &str) -> Result<Option<u16>> {
-    let Ok(mut stream) = TcpStream::connect(address) else {
-        return Ok(None);
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET /v2/health/ready HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = Vec::new();
-    // A reset or a timeout is the same as no answer yet: the caller tries again.
-    if stream.read_to_end(&mut answer).is_err() && answer.is_empty() {
-        return Ok(None);
-    }
-    let answer = String::from_utf8_lossy(&answer);
-    Ok(status_code(&answer))
-}
-
-/// The status code of an HTTP/1.x answer: the second word of its first line.
-fn status_code(answer: &str) -> Option<u16> {
-    let line = answer.lines().next()?;
-    let mut words = line.split_whitespace();
-    words.next().filter(|v| v.starts_with("HTTP/1."))?;
-    words.next()?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_address_from_the_log() {
-        let line = "2026-11-26T20:44:01.667906Z  INFO tiffin::commands::serve: listening on \
-                    http://127.0.0.1:33647";
-        assert_eq!(listening_address(line).as_deref(), Some("127.0.0.1:33647"));
-        let coloured = "\u{1b}[32m INFO\u{1b}[0m listening on http://127.0.0.1:8080\u{1b}[0m";
-        assert_eq!(
-            listening_address(coloured).as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(listening_address("ready: 3 model version(s)"), None);
-    }
-
-    #[test]
-    fn reads_a_status_line() {
-        assert_eq!(
-            status_code("HTTP/1.1 503 Service Unavailable\r\n\r\n"),
-            Some(503)
-        );
-        assert_eq!(
-            status_code("HTTP/1.1 200 OK\r\ncontent-length: 14\r\n"),
-            Some(200)
-        );
-        assert_eq!(status_code("garbage"), None);
-        assert_eq!(status_code(""), None);
-    }
 
     #[test]
     fn the_script_and_its_pins_exist() {

@@ -9,6 +9,7 @@ mod ci;
 mod interop;
 mod process;
 mod schema;
+mod served;
 
 /// Maintainer tasks of tiffin: the CI checks, generated files and benchmarks.
 #[derive(Debug, Parser)]

@@ -90,16 +90,15 @@ pub enum Error {
     Payload(#[from] crate::payload::PayloadError),
     /// A package failed verification, so it will not be loaded.
     #[error(
-        "{} failed verification ({problems} problem{}): run `tiffin verify {}` for the list",
+        "{} failed verification: {}",
         path.display(),
-        if *problems == 1 { "" } else { "s" },
-        path.display()
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     Invalid {
         /// The package.
         path: PathBuf,
-        /// How many problems verification found.
-        problems: usize,
+        /// What verification found, each with its file.
+        problems: Vec<crate::Problem>,
     },
     /// `doctor` found failures in an authoring folder, so `pack` refused it.
     #[error(

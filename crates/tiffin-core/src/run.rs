@@ -33,7 +33,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
     if !report.is_ok() {
         return Err(Error::Invalid {
             path: path.to_owned(),
-            problems: report.problems.len(),
+            problems: report.problems,
         });
     }
     let manifest = report

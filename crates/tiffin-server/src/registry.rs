@@ -95,11 +95,7 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Loaded, LoadF
         reason,
     };
     let options = LoadOptions::default().with_plan_cache(config.plan_cache);
-    let loaded = tiffin_core::load(path, &options).map_err(|e| match e {
-        // Say what is wrong, not only that something is.
-        tiffin_core::Error::Invalid { .. } => fail(problems(path)),
-        e => fail(e.to_string()),
-    })?;
+    let loaded = tiffin_core::load(path, &options).map_err(|e| fail(e.to_string()))?;
     let drifts = loaded
         .check_examples()
         .map_err(|e| fail(format!("running the golden examples: {e}")))?;
@@ -120,28 +116,6 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Loaded, LoadF
         )));
     }
     Ok(loaded)
-}
-
-/// The problems `verify` finds in a package, one per line, with the file concerned.
-fn problems(path: &Path) -> String {
-    let options = tiffin_core::VerifyOptions {
-        run_model: false,
-        ..tiffin_core::VerifyOptions::default()
-    };
-    match tiffin_core::verify(path, &options, &tiffin_core::hash::NoProgress) {
-        Ok(report) => {
-            let lines: Vec<String> = report
-                .problems
-                .iter()
-                .map(|p| match &p.file {
-                    Some(file) => format!("{file}: {}", p.message),
-                    None => p.message.clone(),
-                })
-                .collect();
-            format!("the package failed verification: {}", lines.join("; "))
-        }
-        Err(e) => e.to_string(),
-    }
 }
 
 /// The batch dim of a signature: the named dim every input and output starts with, if there
@@ -167,6 +141,9 @@ pub struct Served {
     pub load_time: Duration,
     pub(crate) batcher: Option<Batcher>,
     pub(crate) labels: ModelLabels,
+    /// Whether every input and output starts with the batch dim, so a request's first axis
+    /// counts its rows.
+    pub(crate) has_batch_dim: bool,
 }
 
 impl Served {
@@ -194,27 +171,28 @@ impl Served {
                 .max_delay_us
                 .map_or(config.max_delay, Duration::from_micros)
         });
+        let has_batch_dim = batch_dim(&loaded.manifest.signature).is_some();
         let loaded = Arc::new(loaded);
-        let batcher =
-            (max_rows > 1 && batch_dim(&loaded.manifest.signature).is_some()).then(|| {
-                Batcher::start(
-                    loaded.clone(),
-                    BatchPolicy {
-                        max_rows,
-                        max_delay,
-                    },
-                    pool.clone(),
-                    config.max_queue,
-                    metrics.clone(),
-                    labels.clone(),
-                )
-            });
+        let batcher = (max_rows > 1 && has_batch_dim).then(|| {
+            Batcher::start(
+                loaded.clone(),
+                BatchPolicy {
+                    max_rows,
+                    max_delay,
+                },
+                pool.clone(),
+                config.max_queue,
+                metrics.clone(),
+                labels.clone(),
+            )
+        });
         metrics.loaded(&labels, load_time.as_secs_f64());
         Served {
             loaded,
             load_time,
             batcher,
             labels,
+            has_batch_dim,
         }
     }
 

@@ -212,9 +212,10 @@ impl AppState {
                 }
             }
         }
-        let rows = match registry::batch_dim(&loaded.manifest.signature) {
-            Some(_) => inputs[0].shape()[0],
-            None => 1,
+        let rows = if served.has_batch_dim {
+            inputs[0].shape()[0]
+        } else {
+            1
         };
         let limit = match &served.batcher {
             Some(b) => b.policy.max_rows.min(self.inner.config.max_request_rows),

@@ -9,15 +9,15 @@
 //! every fixture loaded. The load generator shares the machine's cores with the server, as the
 //! goals in the server issue assume.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 
 use crate::process;
+use crate::served::Server;
 
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
@@ -32,70 +32,34 @@ impl Default for ServerArgs {
     }
 }
 
-/// A running `tiffin serve`, stopped when dropped.
-struct Server {
-    child: Child,
+/// `tiffin serve` started for a benchmark: where it listens, how long it took to be ready.
+struct Bench {
+    server: Server,
     url: String,
     ready_ms: u64,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `tiffin serve` on a free port and waits until it logs that it is ready.
-    fn start(tiffin: &Path, args: &[&str]) -> Result<Server> {
+impl Bench {
+    /// Starts `tiffin serve` on a free port and waits until it is ready.
+    fn start(tiffin: &Path, args: &[&str]) -> Result<Bench> {
         let started = Instant::now();
-        let mut child = Command::new(tiffin)
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0"])
-            // Per-request log lines are written as in production (info), to stderr, which is
-            // drained below.
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", tiffin.display()))?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let mut lines = BufReader::new(stderr);
-        let mut url = None;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if lines.read_line(&mut line)? == 0 {
-                bail!("tiffin serve exited before it was ready");
-            }
-            if let Some(at) = line.find("listening on http://") {
-                url = Some(line[at + "listening on ".len()..].trim().to_owned());
-            }
-            if line.contains("ready:") {
-                break;
-            }
-            ensure!(
-                started.elapsed() < Duration::from_secs(120),
-                "tiffin serve is not ready after 2 minutes"
-            );
-        }
+        let mut command = Command::new(tiffin);
+        // Per-request log lines are written as in production (info), and drained.
+        command.arg("serve").args(args).args(["--port", "0"]);
+        let mut server = Server::start(command)?;
+        let address = server.wait_until_ready(Duration::from_secs(120))?;
         let ready_ms = started.elapsed().as_millis() as u64;
-        // Keep reading the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = lines.read_to_end(&mut sink);
-        });
-        Ok(Server {
-            child,
-            url: url.context("the server did not say where it listens")?,
+        server.forget_log();
+        Ok(Bench {
+            server,
+            url: format!("http://{address}"),
             ready_ms,
         })
     }
 
     /// Resident and peak memory from /proc, in MiB.
     fn memory(&self) -> Result<(f64, f64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.id()))?;
         let field = |name: &str| -> Result<f64> {
             let line = status
                 .lines()
@@ -282,7 +246,7 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
     let seconds = args.duration;
 
     // Memory and start-up with every fixture loaded.
-    let all = Server::start(&tiffin, &[all_dir.to_str().context("a UTF-8 path")?])?;
+    let all = Bench::start(&tiffin, &[all_dir.to_str().context("a UTF-8 path")?])?;
     let (rss, _) = all.memory()?;
     println!(
         "every fixture ({} models): ready {} ms after launch, RSS {rss:.1} MiB",
@@ -291,7 +255,7 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
     );
     drop(all);
 
-    let server = Server::start(
+    let server = Bench::start(
         &tiffin,
         &[classifier_dir
             .join("breast_cancer-1.0.0.tiffin")
@@ -372,7 +336,7 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         ];
         server_args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = server_args.iter().map(String::as_str).collect();
-        let server = Server::start(&tiffin, &refs)?;
+        let server = Bench::start(&tiffin, &refs)?;
         let url = format!("{}/v2/models/mnist_cnn/infer", server.url);
         let load = run_wrk(&wrk, &scratch, &url, Some(&body), 64, seconds)?;
         let gain = unbatched.map_or(String::new(), |u: f64| {

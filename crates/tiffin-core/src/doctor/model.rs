@@ -10,6 +10,7 @@ use tiffin_runtime::{LoadOptions, Model, Tensor, TensorData};
 
 use super::subject::{ExampleSource, Meta, Subject, package_kind};
 use super::{Findings, Location, Rule};
+use crate::verify::chain;
 use crate::{Result, payload};
 
 pub(crate) fn check(
@@ -437,18 +438,6 @@ fn column_stats(t: &Tensor) -> Option<ColumnStats> {
         means,
         deviations,
     })
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

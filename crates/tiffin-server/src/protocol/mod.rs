@@ -7,11 +7,14 @@ mod simple;
 mod v1;
 mod v2;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -186,6 +189,31 @@ fn json_error(err: &serde_json::Error) -> ApiError {
         err.line(),
         err.column()
     ))
+}
+
+/// The model a path names (`{m}`, and `{v}` when the route has it), resolved in the registry
+/// as the request arrives: an extractor, so that an unknown model or version is a 404 before the
+/// handler runs.
+pub(super) struct Named {
+    served: Arc<Served>,
+    /// Whether the path named a version.
+    versioned: bool,
+}
+
+impl FromRequestParts<AppState> for Named {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Named, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("the path names no model"))?;
+        let name = params.get("m").map(String::as_str).unwrap_or_default();
+        let version = params.get("v").map(String::as_str);
+        Ok(Named {
+            served: state.registry().get(name, version)?,
+            versioned: version.is_some(),
+        })
+    }
 }
 
 /// An answer (or error) tagged with the model that gave it, for metrics and logs.

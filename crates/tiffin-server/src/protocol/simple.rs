@@ -4,12 +4,12 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
 
-use super::{json_error, read_body, tagged};
+use super::{Named, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -32,17 +32,9 @@ async fn predict_only(State(state): State<AppState>, body: Body) -> Response {
 
 async fn predict(
     State(state): State<AppState>,
-    Path(params): Path<std::collections::HashMap<String, String>>,
+    Named { served, .. }: Named,
     body: Body,
 ) -> Response {
-    let name = params.get("m").map(String::as_str).unwrap_or_default();
-    let served = match state
-        .registry()
-        .get(name, params.get("v").map(String::as_str))
-    {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
     let result = answer(&state, &served, body).await;
     tagged(&served, result)
 }

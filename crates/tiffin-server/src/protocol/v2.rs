@@ -5,11 +5,9 @@
 //! Content-Type: widely used clients send no Content-Type, or `application/octet-stream` on
 //! pure JSON. Tensors come back as they leave the model (class indices stay indices).
 
-use std::collections::HashMap;
-
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,9 +16,9 @@ use serde_json::{Map, Value, json};
 use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
 use tiffin_core::runtime::{Tensor, TensorData, flatten_json};
 
-use super::{json_error, read_body, tagged};
+use super::{Named, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
-use crate::registry::{Registry, Served};
+use crate::registry::Served;
 use crate::state::AppState;
 
 /// The header that splits a body into its JSON part and its binary tensors.
@@ -98,15 +96,6 @@ fn tensor_metadata(spec: &TensorSpec) -> Value {
     })
 }
 
-/// The model a path names: `{m}` and, when present, `{v}`.
-fn resolve(
-    registry: &Registry,
-    params: &HashMap<String, String>,
-) -> Result<std::sync::Arc<Served>, ApiError> {
-    let name = params.get("m").map(String::as_str).unwrap_or_default();
-    registry.get(name, params.get("v").map(String::as_str))
-}
-
 async fn server_metadata() -> Response {
     axum::Json(json!({
         "name": "tiffin",
@@ -132,21 +121,18 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn model_metadata(
     State(state): State<AppState>,
-    Path(params): Path<HashMap<String, String>>,
+    Named { served, versioned }: Named,
 ) -> Response {
-    let registry = state.registry();
-    let served = match resolve(&registry, &params) {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
-    let versions: Vec<String> = match params.get("v") {
-        Some(_) => vec![served.version().to_string()],
-        None => registry
+    let versions: Vec<String> = if versioned {
+        vec![served.version().to_string()]
+    } else {
+        state
+            .registry()
             .versions(served.name())
             .into_iter()
             .flatten()
             .map(|s| s.version().to_string())
-            .collect(),
+            .collect()
     };
     let sig = served.signature();
     let body = json!({
@@ -163,37 +149,20 @@ fn platform(served: &Served) -> String {
     format!("tiffin_{}", served.loaded.manifest.model.format)
 }
 
-async fn model_ready(
-    State(state): State<AppState>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Response {
-    let registry = state.registry();
-    match resolve(&registry, &params) {
-        Ok(served) => {
-            let ready = state.is_ready();
-            let status = if ready {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            let body = json!({ "name": served.name(), "ready": ready });
-            tagged(&served, Ok((status, axum::Json(body)).into_response()))
-        }
-        Err(e) => e.into_response(),
-    }
+async fn model_ready(State(state): State<AppState>, Named { served, .. }: Named) -> Response {
+    let ready = state.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "name": served.name(), "ready": ready });
+    tagged(&served, Ok((status, axum::Json(body)).into_response()))
 }
 
 /// Triton's model configuration, the minimum load tools read: with `max_batch_size` 0 the
 /// dims are the full shapes, batch dim included.
-async fn model_config(
-    State(state): State<AppState>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Response {
-    let registry = state.registry();
-    let served = match resolve(&registry, &params) {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
+async fn model_config(Named { served, .. }: Named) -> Response {
     let config_tensor = |spec: &TensorSpec| {
         json!({
             "name": spec.name,
@@ -250,15 +219,10 @@ fn param<'a>(params: &'a Option<Map<String, Value>>, key: &str) -> Option<&'a Va
 
 async fn infer(
     State(state): State<AppState>,
-    Path(params): Path<HashMap<String, String>>,
+    Named { served, .. }: Named,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let registry = state.registry();
-    let served = match resolve(&registry, &params) {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
     let result = infer_served(&state, &served, &headers, body).await;
     tagged(&served, result)
 }
