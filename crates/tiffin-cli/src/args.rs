@@ -233,6 +233,11 @@ pub(crate) struct ServeArgs {
     /// [default: each package's `serving.max_delay_us`, else 500].
     #[arg(long)]
     pub(crate) max_delay_us: Option<u64>,
+    /// Runs measured to take less than this many microseconds run on the async workers rather
+    /// than the blocking pool, which saves the hop between them on small models; 0 sends every
+    /// run to the pool.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) inline_below_us: u64,
     /// Largest request body, in bytes, after gzip/deflate decoding.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pub(crate) max_body_bytes: usize,

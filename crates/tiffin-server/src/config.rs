@@ -33,6 +33,9 @@ pub struct Config {
     pub force_delay: Option<Duration>,
     /// Serve the packages that load even when others fail; otherwise one failure stops the start.
     pub allow_partial: bool,
+    /// Runs the model's measured cost says finish within this run on the async worker instead
+    /// of a blocking thread, saving the hop there and back; zero sends every run to the pool.
+    pub inline_below: Duration,
     /// Concretized plans kept per model, one per batch size seen (see tiffin-runtime).
     pub plan_cache: usize,
 }
@@ -54,6 +57,7 @@ impl Default for Config {
             force_batch_size: None,
             force_delay: None,
             allow_partial: false,
+            inline_below: Duration::from_micros(50),
             plan_cache: 8,
         }
     }

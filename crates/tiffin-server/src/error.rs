@@ -66,6 +66,11 @@ impl ApiError {
         ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
     }
 
+    /// 501: a protocol feature this server does not implement; the message names it.
+    pub fn not_implemented(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_IMPLEMENTED, message)
+    }
+
     /// 503 with `Retry-After`: the server is overloaded or not ready; try again later.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use semver::Version;
@@ -144,6 +145,57 @@ pub struct Served {
     /// Whether every input and output starts with the batch dim, so a request's first axis
     /// counts its rows.
     pub(crate) has_batch_dim: bool,
+    /// What a run of this model has cost, measured on the runs served so far.
+    pub(crate) cost: RunCost,
+}
+
+/// A model's measured cost per input value, which decides where its runs happen.
+///
+/// Handing a run to a blocking thread and waking the request again costs several
+/// microseconds; a small tabular model runs in two. For such models the hop is most of the
+/// work, so runs the measured cost says are short enough stay on the async worker. The cost
+/// is a moving average (weight 1/8 for each new run) of nanoseconds per input value, so a
+/// request with more rows is judged by its size; it starts unknown, so the first runs of
+/// every model go to the pool and measure it there.
+#[derive(Debug)]
+pub(crate) struct RunCost {
+    /// `f64` bits of nanoseconds per input value; NaN while nothing has been measured.
+    ns_per_value: AtomicU64,
+}
+
+impl RunCost {
+    fn new() -> RunCost {
+        RunCost {
+            ns_per_value: AtomicU64::new(f64::NAN.to_bits()),
+        }
+    }
+
+    fn get(&self) -> f64 {
+        f64::from_bits(self.ns_per_value.load(Ordering::Relaxed))
+    }
+
+    /// Whether a run on `values` input values is expected to finish within `budget`.
+    pub(crate) fn runs_inline(&self, values: usize, budget: Duration) -> bool {
+        if budget.is_zero() {
+            return false;
+        }
+        let per_value = self.get();
+        // NaN (never measured) compares false, so unmeasured models go to the pool.
+        per_value * values as f64 <= budget.as_nanos() as f64
+    }
+
+    /// Adds a run of `values` input values that took `took`. Concurrent updates may lose one
+    /// another's sample, which an average does not mind.
+    pub(crate) fn record(&self, values: usize, took: Duration) {
+        let sample = took.as_nanos() as f64 / values.max(1) as f64;
+        let old = self.get();
+        let new = if old.is_nan() {
+            sample
+        } else {
+            old + (sample - old) / 8.0
+        };
+        self.ns_per_value.store(new.to_bits(), Ordering::Relaxed);
+    }
 }
 
 impl Served {
@@ -193,6 +245,7 @@ impl Served {
             batcher,
             labels,
             has_batch_dim,
+            cost: RunCost::new(),
         }
     }
 

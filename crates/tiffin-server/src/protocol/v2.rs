@@ -1,5 +1,6 @@
 //! The Open Inference Protocol (KServe V2 / Triton), REST: metadata, readiness, a minimal
-//! model configuration, and inference with the binary tensor data extension both ways.
+//! model configuration, and inference with the binary tensor data extension both ways and the
+//! classification extension; the other Triton extensions answer 501.
 //!
 //! The body's format is decided by the `Inference-Header-Content-Length` header, never by
 //! Content-Type: widely used clients send no Content-Type, or `application/octet-stream` on
@@ -10,7 +11,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
@@ -37,6 +38,66 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v2/models/{m}/versions/{v}/config", get(model_config))
         .route("/v2/models/{m}/infer", post(infer))
         .route("/v2/models/{m}/versions/{v}/infer", post(infer))
+        // Triton's extensions beyond the core protocol that tiffin does not implement answer
+        // 501 naming the extension, so a client learns why rather than seeing a bare 404.
+        .route("/v2/repository/index", any(unsupported_repository))
+        .route(
+            "/v2/repository/models/{m}/{action}",
+            any(unsupported_repository),
+        )
+        .route("/v2/models/stats", any(unsupported_statistics))
+        .route("/v2/models/{m}/stats", any(unsupported_statistics))
+        .route(
+            "/v2/models/{m}/versions/{v}/stats",
+            any(unsupported_statistics),
+        )
+        .route("/v2/trace/setting", any(unsupported_trace))
+        .route("/v2/models/{m}/trace/setting", any(unsupported_trace))
+        .route("/v2/logging", any(unsupported_logging))
+        .route("/v2/systemsharedmemory", any(unsupported_shared_memory))
+        .route(
+            "/v2/systemsharedmemory/{*rest}",
+            any(unsupported_shared_memory),
+        )
+        .route("/v2/cudasharedmemory", any(unsupported_shared_memory))
+        .route(
+            "/v2/cudasharedmemory/{*rest}",
+            any(unsupported_shared_memory),
+        )
+}
+
+async fn unsupported_repository() -> ApiError {
+    ApiError::not_implemented(
+        "the model repository extension is not supported: tiffin serves the packages it was \
+         started with; add or replace packages on disk and reload (SIGHUP or POST /admin/reload)",
+    )
+}
+
+async fn unsupported_statistics() -> ApiError {
+    ApiError::not_implemented(
+        "the statistics extension is not supported: per-model request counts and latencies are \
+         at GET /metrics (Prometheus)",
+    )
+}
+
+async fn unsupported_trace() -> ApiError {
+    ApiError::not_implemented(
+        "the trace extension is not supported: every request is logged with its id (set the \
+         level with TIFFIN_LOG)",
+    )
+}
+
+async fn unsupported_logging() -> ApiError {
+    ApiError::not_implemented(
+        "the logging extension is not supported: set the log level with TIFFIN_LOG at start",
+    )
+}
+
+async fn unsupported_shared_memory() -> ApiError {
+    ApiError::not_implemented(
+        "the shared-memory extensions are not supported: send tensors in the body (the binary \
+         tensor data extension avoids JSON's cost)",
+    )
 }
 
 /// V2's name for a dtype.
@@ -100,7 +161,11 @@ async fn server_metadata() -> Response {
     axum::Json(json!({
         "name": "tiffin",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "model_configuration"],
+        "extensions": [
+            "binary_tensor_data",
+            "classification",
+            "model_configuration"
+        ],
     }))
     .into_response()
 }
@@ -213,6 +278,44 @@ struct RequestedOutput {
     parameters: Option<Map<String, Value>>,
 }
 
+/// Refuses request parameters that ask for what tiffin does not do, rather than ignoring them
+/// and answering as if they had been honoured.
+fn refuse_unsupported(request: &InferRequest) -> Result<(), ApiError> {
+    let sequence = ["sequence_id", "sequence_start", "sequence_end"]
+        .into_iter()
+        .find(|key| match param(&request.parameters, key) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Number(n)) => n.as_u64() != Some(0),
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        });
+    if let Some(key) = sequence {
+        return Err(ApiError::not_implemented(format!(
+            "parameter `{key}`: sequence batching is not supported; tiffin serves stateless \
+             models, so send each request without sequence parameters"
+        )));
+    }
+    let shared = request
+        .inputs
+        .iter()
+        .map(|i| (&i.name, &i.parameters))
+        .chain(
+            request
+                .outputs
+                .iter()
+                .flatten()
+                .map(|o| (&o.name, &o.parameters)),
+        )
+        .find(|(_, p)| param(p, "shared_memory_region").is_some());
+    if let Some((name, _)) = shared {
+        return Err(ApiError::not_implemented(format!(
+            "tensor `{name}`: shared-memory regions are not supported; send the tensor in the \
+             body"
+        )));
+    }
+    Ok(())
+}
+
 fn param<'a>(params: &'a Option<Map<String, Value>>, key: &str) -> Option<&'a Value> {
     params.as_ref().and_then(|p| p.get(key))
 }
@@ -257,13 +360,14 @@ async fn infer_served(
         length => {
             let (head, binary) = bytes.split_at(length.unwrap_or(bytes.len()));
             let request: InferRequest = serde_json::from_slice(head).map_err(|e| json_error(&e))?;
+            refuse_unsupported(&request)?;
             let inputs = decode_inputs(sig, &request.inputs, binary)?;
             (Some(request), inputs)
         }
     };
     let wanted = requested_outputs(sig, request.as_ref())?;
     let outputs = state.infer(served, inputs).await?;
-    Ok(encode_response(served, request.as_ref(), &wanted, &outputs))
+    encode_response(served, request.as_ref(), &wanted, &outputs)
 }
 
 /// The whole body as the raw bytes of a one-input model's input (header length 0): the batch
@@ -432,17 +536,34 @@ fn encode_bytes(values: &[String]) -> Vec<u8> {
     out
 }
 
-/// Which outputs to answer with, in order, and whether each goes as binary.
+/// One output to answer with.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    /// Its position in the signature.
+    index: usize,
+    /// Whether it goes as binary data after the JSON header.
+    binary: bool,
+    /// The top classes to answer with instead of the tensor (the classification extension).
+    classes: Option<usize>,
+}
+
+/// Which outputs to answer with, in order, and how.
 fn requested_outputs(
     sig: &Signature,
     request: Option<&InferRequest>,
-) -> Result<Vec<(usize, bool)>, ApiError> {
+) -> Result<Vec<Wanted>, ApiError> {
     let all_binary = request
         .and_then(|r| param(&r.parameters, "binary_data_output"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
     match request.and_then(|r| r.outputs.as_ref()) {
-        None => Ok((0..sig.outputs.len()).map(|ix| (ix, all_binary)).collect()),
+        None => Ok((0..sig.outputs.len())
+            .map(|index| Wanted {
+                index,
+                binary: all_binary,
+                classes: None,
+            })
+            .collect()),
         Some(list) => list
             .iter()
             .map(|o| {
@@ -460,7 +581,32 @@ fn requested_outputs(
                 let binary = param(&o.parameters, "binary_data")
                     .and_then(Value::as_bool)
                     .unwrap_or(all_binary);
-                Ok((ix, binary))
+                let classes = match param(&o.parameters, "classification") {
+                    None | Some(Value::Null) => None,
+                    Some(k) => Some(
+                        k.as_u64()
+                            .filter(|&k| k > 0)
+                            .and_then(|k| usize::try_from(k).ok())
+                            .ok_or_else(|| {
+                                ApiError::bad_request(format!(
+                                    "output `{}`: classification must be a positive count of \
+                                     classes",
+                                    o.name
+                                ))
+                            })?,
+                    ),
+                };
+                if classes.is_some() && sig.outputs[ix].dtype.size_of().is_none() {
+                    return Err(ApiError::bad_request(format!(
+                        "output `{}` holds strings; classification needs an output of scores",
+                        o.name
+                    )));
+                }
+                Ok(Wanted {
+                    index: ix,
+                    binary,
+                    classes,
+                })
             })
             .collect(),
     }
@@ -469,14 +615,23 @@ fn requested_outputs(
 fn encode_response(
     served: &Served,
     request: Option<&InferRequest>,
-    wanted: &[(usize, bool)],
+    wanted: &[Wanted],
     outputs: &[Tensor],
-) -> Response {
+) -> Result<Response, ApiError> {
     let sig = served.signature();
     let mut binary = Vec::new();
     let mut tensors = Vec::with_capacity(wanted.len());
-    for &(ix, as_binary) in wanted {
-        let (spec, tensor) = (&sig.outputs[ix], &outputs[ix]);
+    for want in wanted {
+        let spec = &sig.outputs[want.index];
+        let classified;
+        let tensor = match want.classes {
+            None => &outputs[want.index],
+            Some(k) => {
+                classified = classify(&outputs[want.index], k, spec)?;
+                &classified
+            }
+        };
+        let as_binary = want.binary;
         let mut out = json!({
             "name": spec.name,
             "datatype": datatype(tensor.dtype()),
@@ -504,7 +659,7 @@ fn encode_response(
     }
     let head = serde_json::to_vec(&body).expect("JSON values serialize");
     if binary.is_empty() {
-        return ([(header::CONTENT_TYPE, "application/json")], head).into_response();
+        return Ok(([(header::CONTENT_TYPE, "application/json")], head).into_response());
     }
     let length = head.len();
     let mut all = head;
@@ -513,7 +668,56 @@ fn encode_response(
     response
         .headers_mut()
         .insert(HEADER_LENGTH, HeaderValue::from(length));
-    response
+    Ok(response)
+}
+
+/// The classification extension: the `k` highest scores of each row of `scores` (the last axis
+/// holds one score per class), highest first, as strings `"score:index"`, with `:label` added
+/// when the signature names the classes. Ties keep class order.
+fn classify(scores: &Tensor, k: usize, spec: &TensorSpec) -> Result<Tensor, ApiError> {
+    let shape = scores.shape();
+    let bad = |why: &str| ApiError::bad_request(format!("output `{}`: {why}", spec.name));
+    let (rows, classes) = match shape {
+        [classes] => (1, *classes),
+        [rows, classes] => (*rows, *classes),
+        _ => {
+            return Err(bad(
+                "classification needs scores of shape [classes] or [batch, classes]",
+            ));
+        }
+    };
+    let values: Vec<(f64, String)> = match scores.data() {
+        TensorData::F32(v) => v.iter().map(|x| (f64::from(*x), x.to_string())).collect(),
+        TensorData::F64(v) => v.iter().map(|x| (*x, x.to_string())).collect(),
+        TensorData::String(_) | TensorData::Bool(_) => {
+            return Err(bad("classification needs an output of numeric scores"));
+        }
+        other => other
+            .to_json()
+            .into_iter()
+            .map(|v| (v.as_f64().unwrap_or(f64::NAN), v.to_string()))
+            .collect(),
+    };
+    let labels = spec
+        .class_labels
+        .as_ref()
+        .filter(|labels| labels.len() == classes);
+    let k = k.min(classes);
+    let mut out = Vec::with_capacity(rows * k);
+    for row in values.chunks(classes.max(1)).take(rows) {
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        order.sort_by(|&a, &b| row[b].0.total_cmp(&row[a].0).then(a.cmp(&b)));
+        out.extend(order.into_iter().take(k).map(|ix| match labels {
+            Some(labels) => format!("{}:{ix}:{}", row[ix].1, labels[ix]),
+            None => format!("{}:{ix}", row[ix].1),
+        }));
+    }
+    let shape = if shape.len() == 1 {
+        vec![k]
+    } else {
+        vec![rows, k]
+    };
+    Tensor::new(shape, TensorData::String(out)).map_err(|e| ApiError::internal(&e))
 }
 
 #[cfg(test)]

@@ -411,6 +411,68 @@ def main():
         ["no_such_model"],
     )
 
+    # The classification extension, as the client asks for it (class_count on an output).
+    def classification(binary):
+        inputs_ref, outputs_ref = iris
+        result = client.infer(
+            "iris",
+            make_inputs(httpclient, inputs_ref, True),
+            outputs=[httpclient.InferRequestedOutput("probabilities", binary_data=binary, class_count=2)],
+        )
+        got = result.as_numpy("probabilities")
+        probabilities = outputs_ref["probabilities"]
+        labels = ["setosa", "versicolor", "virginica"]
+        expect(list(got.shape) == [probabilities.shape[0], 2], f"shape {list(got.shape)}")
+        for row, top in zip(probabilities, got):
+            best = sorted(range(len(row)), key=lambda i: (-row[i], i))[:2]
+            for entry, index in zip(top, best):
+                text = entry.decode("utf-8") if isinstance(entry, bytes) else entry
+                score, position, label = text.split(":")
+                expect(int(position) == index, f"{text}: expected class {index}")
+                expect(label == labels[index], f"{text}: expected label {labels[index]}")
+                expect(abs(float(score) - float(row[index])) <= TOLERANCE, f"{text}: score off")
+        return f"top-2 of {probabilities.shape[0]} rows, e.g. {got[0][0]!r}"
+
+    for binary in [True, False]:
+        checks.run(
+            f"infer iris with class_count=2 ({'binary' if binary else 'json'})",
+            classification,
+            binary,
+        )
+
+    # Extensions tiffin does not implement are refused with 501, never ignored.
+    def not_implemented(call, words):
+        try:
+            call()
+        except InferenceServerException as error:
+            message = error.message()
+            expect(error.status() == "501", f"status {error.status()}: {message}")
+            for word in words:
+                expect(word in message, f"message does not name {word!r}: {message}")
+            return f"501: {message}"
+        raise CheckFailed("the request was accepted")
+
+    checks.run(
+        "infer iris with sequence_id is 501",
+        not_implemented,
+        lambda: client.infer(
+            "iris", make_inputs(httpclient, iris[0], True), sequence_id=7, sequence_start=True
+        ),
+        ["sequence"],
+    )
+    checks.run(
+        "get_inference_statistics is 501",
+        not_implemented,
+        lambda: client.get_inference_statistics("iris"),
+        ["statistics", "/metrics"],
+    )
+    checks.run(
+        "get_model_repository_index is 501",
+        not_implemented,
+        lambda: client.get_model_repository_index(),
+        ["repository"],
+    )
+
     # The asyncio client differs on the wire: it sends Content-Type application/octet-stream even
     # for JSON bodies and advertises brotli in Accept-Encoding.
     async def async_client():

@@ -62,7 +62,11 @@ async fn metadata_names_tensors_with_v2_datatypes_and_dynamic_dims() {
     assert_eq!(server["name"], "tiffin");
     assert_eq!(
         server["extensions"],
-        json!(["binary_tensor_data", "model_configuration"])
+        json!([
+            "binary_tensor_data",
+            "classification",
+            "model_configuration"
+        ])
     );
     let meta = get(&state, "/v2/models/iris").await.json();
     assert_eq!(meta["name"], "iris");
@@ -441,4 +445,102 @@ async fn request_errors_name_the_input_and_never_echo_data() {
         "{}",
         answer.message()
     );
+}
+
+#[tokio::test]
+async fn classification_answers_the_top_classes_with_their_labels() {
+    let state = iris().await;
+    let scores = post(&state, "/v2/models/iris/infer", &iris_request())
+        .await
+        .json()["outputs"][1]["data"]
+        .clone();
+    let scores: Vec<f32> = serde_json::from_value(scores).unwrap();
+    let request = json!({
+        "inputs": [{"name": "X", "shape": [3, 4], "datatype": "FP32", "data": IRIS_ROWS}],
+        "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}],
+    });
+    let answer = post(&state, "/v2/models/iris/infer", &request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.message());
+    let out = &answer.json()["outputs"][0];
+    assert_eq!(out["datatype"], "BYTES");
+    assert_eq!(out["shape"], json!([3, 2]));
+    let labels = ["setosa", "versicolor", "virginica"];
+    for (row, top) in out["data"].as_array().unwrap().chunks(2).enumerate() {
+        let row_scores = &scores[row * 3..row * 3 + 3];
+        let mut order = [0usize, 1, 2];
+        order.sort_by(|&a, &b| row_scores[b].total_cmp(&row_scores[a]));
+        for (entry, ix) in top.iter().zip(order) {
+            assert_eq!(
+                entry.as_str().unwrap(),
+                format!("{}:{ix}:{}", row_scores[ix], labels[ix])
+            );
+        }
+    }
+    // The first row's best class is the label the model gives it.
+    assert!(out["data"][0].as_str().unwrap().ends_with(":setosa"));
+
+    // More classes than there are are capped; strings cannot be classified; k must be positive.
+    let ask = |output: &str, k: Value| {
+        json!({
+            "inputs": [{"name": "X", "shape": [3, 4], "datatype": "FP32", "data": IRIS_ROWS}],
+            "outputs": [{"name": output, "parameters": {"classification": k}}],
+        })
+    };
+    let all = post(
+        &state,
+        "/v2/models/iris/infer",
+        &ask("probabilities", json!(10)),
+    )
+    .await;
+    assert_eq!(all.json()["outputs"][0]["shape"], json!([3, 3]));
+    for (output, k) in [("label", json!(1)), ("probabilities", json!(0))] {
+        let refused = post(&state, "/v2/models/iris/infer", &ask(output, k)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(refused.message().contains(output), "{}", refused.message());
+    }
+}
+
+#[tokio::test]
+async fn unsupported_extensions_are_501_not_ignored() {
+    let state = iris().await;
+    let mut sequence = iris_request();
+    sequence["parameters"] = json!({"sequence_id": 42, "sequence_start": true});
+    let refused = post(&state, "/v2/models/iris/infer", &sequence).await;
+    assert_eq!(refused.status, StatusCode::NOT_IMPLEMENTED);
+    assert!(
+        refused.message().contains("sequence_id"),
+        "{}",
+        refused.message()
+    );
+    // A zero sequence id is how clients say "no sequence".
+    let mut none = iris_request();
+    none["parameters"] = json!({"sequence_id": 0, "sequence_start": false});
+    assert_eq!(
+        post(&state, "/v2/models/iris/infer", &none).await.status,
+        StatusCode::OK
+    );
+    let mut shared = iris_request();
+    shared["inputs"][0]["parameters"] = json!({"shared_memory_region": "r0"});
+    let refused = post(&state, "/v2/models/iris/infer", &shared).await;
+    assert_eq!(refused.status, StatusCode::NOT_IMPLEMENTED);
+    assert!(refused.message().contains("`X`"));
+
+    for (path, word) in [
+        ("/v2/repository/index", "repository"),
+        ("/v2/repository/models/iris/load", "repository"),
+        ("/v2/models/stats", "statistics"),
+        ("/v2/models/iris/versions/1.0.0/stats", "statistics"),
+        ("/v2/trace/setting", "trace"),
+        ("/v2/logging", "logging"),
+        ("/v2/systemsharedmemory/status", "shared-memory"),
+        ("/v2/cudasharedmemory/region/r0/register", "shared-memory"),
+    ] {
+        let answer = post(&state, path, &json!({})).await;
+        assert_eq!(answer.status, StatusCode::NOT_IMPLEMENTED, "{path}");
+        assert!(
+            answer.message().contains(word),
+            "{path}: {}",
+            answer.message()
+        );
+    }
 }
