@@ -183,6 +183,10 @@ pub(crate) struct PredictArgs {
     /// Print class indices as the model gives them instead of their labels.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Threads to spread the model's matrix products over; pays for large convolution models
+    /// on many cores only (see docs/runtime.md).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) threads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +237,11 @@ pub(crate) struct ServeArgs {
     /// [default: each package's `serving.max_delay_us`, else 500].
     #[arg(long)]
     pub(crate) max_delay_us: Option<u64>,
+    /// Threads each model run spreads its matrix products over. The server already runs
+    /// requests in parallel, so 1 (off) suits most loads; more can pay for a large convolution
+    /// model with few requests on many cores.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) model_threads: usize,
     /// Runs measured to take less than this many microseconds run on the async workers rather
     /// than the blocking pool, which saves the hop between them on small models; 0 sends every
     /// run to the pool.

@@ -144,6 +144,14 @@ fn run(c: &mut Criterion) {
             &LoadOptions::default(),
         )
         .expect("loads");
+        // tract's multithreaded matrix products, on every core, for the convolution models
+        // (the only ones whose products are large enough to split).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threaded =
+            (cores > 1 && matches!(name.as_str(), "mnist_cnn" | "text_direction")).then(|| {
+                let options = LoadOptions::default().with_threads(cores);
+                Model::load(&onnx, ModelFormat::Onnx, &signature, &options).expect("loads")
+            });
         let batches: &[usize] = if name == "silero_vad" {
             &[32]
         } else {
@@ -159,6 +167,13 @@ fn run(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(format!("fixed/{name}"), n), |b| {
                 b.iter(|| concrete.run(black_box(&inputs)).expect("runs"))
             });
+            if let Some(threaded) = &threaded {
+                threaded.prepare(&sizes).expect("a concretized plan");
+                let id = BenchmarkId::new(format!("fixed-{cores}-threads/{name}"), n);
+                group.bench_function(id, |b| {
+                    b.iter(|| threaded.run(black_box(&inputs)).expect("runs"))
+                });
+            }
             // What a size's first plan costs to build (in the background, or by `prepare`).
             group.bench_function(BenchmarkId::new(format!("prepare/{name}"), n), |b| {
                 b.iter(|| {

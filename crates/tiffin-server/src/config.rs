@@ -36,6 +36,9 @@ pub struct Config {
     /// Runs the model's measured cost says finish within this run on the async worker instead
     /// of a blocking thread, saving the hop there and back; zero sends every run to the pool.
     pub inline_below: Duration,
+    /// Threads one model run spreads its matrix products over; 1 (the default) is off, since
+    /// the server runs requests in parallel already.
+    pub model_threads: usize,
     /// Concretized plans kept per model, one per batch size seen (see tiffin-runtime).
     pub plan_cache: usize,
 }
@@ -58,6 +61,7 @@ impl Default for Config {
             force_delay: None,
             allow_partial: false,
             inline_below: Duration::from_micros(50),
+            model_threads: 1,
             plan_cache: 8,
         }
     }

@@ -95,7 +95,9 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Loaded, LoadF
         path: path.to_owned(),
         reason,
     };
-    let options = LoadOptions::default().with_plan_cache(config.plan_cache);
+    let options = LoadOptions::default()
+        .with_plan_cache(config.plan_cache)
+        .with_threads(config.model_threads);
     let loaded = tiffin_core::load(path, &options).map_err(|e| fail(e.to_string()))?;
     let drifts = loaded
         .check_examples()

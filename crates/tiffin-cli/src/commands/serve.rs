@@ -34,6 +34,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         force_delay: args.max_delay_us.map(Duration::from_micros),
         allow_partial: args.allow_partial,
         inline_below: Duration::from_micros(args.inline_below_us),
+        model_threads: args.model_threads,
         ..defaults
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -65,3 +65,39 @@ fn threads_share_one_model() {
 fn threads_share_one_model_with_plan_cache() {
     concurrent_runs_match_sequential("mnist_cnn", LoadOptions::default(), 1e-6);
 }
+
+/// A model whose matrix products are spread over a thread pool answers as the single-threaded
+/// one does, for one caller and for several callers sharing that pool.
+#[test]
+fn multithreaded_products_give_the_single_threaded_answers() {
+    let name = "mnist_cnn";
+    let load = |options: &LoadOptions| {
+        Model::load(
+            &source(name),
+            tiffin_manifest::ModelFormat::Onnx,
+            &signature(name),
+            options,
+        )
+        .unwrap()
+    };
+    let single = load(&LoadOptions::default().with_plan_cache(0));
+    let threaded = load(&LoadOptions::default().with_plan_cache(0).with_threads(2));
+    assert!(format!("{threaded:?}").contains("multithreaded: true"));
+    let r = reference(name);
+    let inputs = reference_inputs(&single, &r);
+    let call = rows(&inputs, Some(64));
+    for (got, want) in threaded
+        .run(&call)
+        .unwrap()
+        .iter()
+        .zip(single.run(&call).unwrap())
+    {
+        let drift = max_abs_diff(name, got, &want);
+        assert!(drift <= 1e-6, "multithreaded answer drifts by {drift}");
+    }
+    concurrent_runs_match_sequential(
+        name,
+        LoadOptions::default().with_plan_cache(0).with_threads(2),
+        1e-6,
+    );
+}
