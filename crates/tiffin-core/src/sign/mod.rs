@@ -265,8 +265,8 @@ pub struct SignatureOptions {
 pub struct SignatureReport {
     /// The package checked.
     pub path: PathBuf,
-    /// Where the bundle was read: `tiffin.sigstore.json` in the package, or the detached file.
-    pub bundle: PathBuf,
+    /// The detached bundle checked, or `None` for the package's own `tiffin.sigstore.json`.
+    pub detached: Option<PathBuf>,
     /// The hint of the key given (hex sha256 of its public key PEM).
     pub key_hint: String,
     /// The hint the bundle names, when it names one.
@@ -306,13 +306,19 @@ pub fn verify_signature(
 ) -> Result<SignatureReport> {
     let kind = package_kind(path)?;
     let mut small = read_small_files(path, kind)?;
-    let (bundle_path, bundle_bytes) = match &options.bundle {
-        Some(detached) => (detached.clone(), Some(read_capped(detached)?)),
-        None => (path.join(SIGSTORE_FILE), small.remove(SIGSTORE_FILE)),
+    let bundle_bytes = match &options.bundle {
+        Some(detached) => Some(read_capped(detached)?),
+        None => small.remove(SIGSTORE_FILE),
     };
+    // With a detached bundle, a bundle inside the package is checked when the detached one covers
+    // it (`model_signing sign` of a folder `tiffin sign` signed before), and never required: it
+    // is a signature, not content.
+    let inner_bundle = small
+        .remove(SIGSTORE_FILE)
+        .map(|bytes| tiffin_hash::sha256(&bytes));
     let mut report = SignatureReport {
         path: path.to_owned(),
-        bundle: bundle_path,
+        detached: options.bundle.clone(),
         key_hint: key.hint(),
         signer_hint: None,
         signature_valid: false,
@@ -385,7 +391,10 @@ pub fn verify_signature(
     report.signed_files = signed.len();
 
     let package = verify(path, &options.verify, progress)?;
-    let actual = package_digests(&package, small.get(CHECKSUM_FILE));
+    let mut actual = package_digests(&package, small.get(CHECKSUM_FILE));
+    if let Some(digest) = inner_bundle {
+        actual.insert(SIGSTORE_FILE.to_owned(), Some(digest));
+    }
     let signed: BTreeMap<String, Digest> = signed.into_iter().collect();
     for (name, signed_digest) in &signed {
         match actual.get(name) {
@@ -418,7 +427,7 @@ pub fn verify_signature(
         })
     };
     for name in actual.keys() {
-        if !signed.contains_key(name) && !is_ignored(name) {
+        if !signed.contains_key(name) && !is_ignored(name) && name != SIGSTORE_FILE {
             report.problems.push(Problem {
                 file: Some(name.clone()),
                 kind: ProblemKind::Unsigned,

@@ -404,7 +404,7 @@ fn a_detached_bundle_checks_the_package_it_signed() {
     )
     .unwrap();
     assert!(report.is_ok(), "{:?}", all_problems(&report));
-    assert_eq!(report.bundle, detached);
+    assert_eq!(report.detached.as_ref(), Some(&detached));
     // The same detached bundle checks the archive of the same package.
     let report = tiffin_core::verify_signature(
         &packed.archive,
