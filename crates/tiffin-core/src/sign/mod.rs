@@ -94,23 +94,28 @@ pub fn sign(
             ),
         });
     }
-    let manifest = report
-        .manifest
-        .as_ref()
-        .expect("a package that verified has a manifest");
+    let Some(manifest) = report.manifest.as_ref() else {
+        return Err(Error::Sign {
+            path: path.to_owned(),
+            reason: "its manifest cannot be read; pack it again".to_owned(),
+        });
+    };
     let manifest_digest = report_digest(&report);
     // A verified package holds exactly the manifest's files, tiffin.json, and a checksum.txt equal
     // to the one derived from the manifest; so every digest is known without reading a file.
     let checksums = layout::checksums(manifest, &manifest_digest);
-    let mut files: Vec<(String, Digest)> = manifest
-        .files
-        .iter()
-        .map(|f| {
-            let digest =
-                Digest::from_hex(&f.sha256).expect("a validated manifest holds hex digests");
-            (f.path.clone(), digest)
-        })
-        .collect();
+    let mut files = Vec::with_capacity(manifest.files.len() + 2);
+    for f in &manifest.files {
+        // Validation (part of verify) refuses a manifest with a digest that is not hex.
+        let digest = Digest::from_hex(&f.sha256).map_err(|_| Error::Sign {
+            path: path.to_owned(),
+            reason: format!(
+                "the manifest's sha256 of {} is not hex; pack it again",
+                f.path
+            ),
+        })?;
+        files.push((f.path.clone(), digest));
+    }
     files.push((MANIFEST_FILE.to_owned(), manifest_digest));
     files.push((
         CHECKSUM_FILE.to_owned(),
@@ -216,17 +221,23 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
             written = true;
         }
         let size = entry.size();
-        crate::pack::append_entry(&mut builder, &name, size, mtime, &mut entry).map_err(|e| {
-            // A read error of the source shows up here too; name the archive read for those.
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::Read {
-                    path: path.to_owned(),
-                    source: e,
-                }
-            } else {
-                write_err(e)
-            }
-        })?;
+        let mut counted = Counted {
+            inner: &mut entry,
+            bytes: 0,
+        };
+        crate::pack::append_entry(&mut builder, &name, size, mtime, &mut counted)
+            .map_err(write_err)?;
+        if counted.bytes != size {
+            // The archive verified a moment ago: it was changed while being signed.
+            return Err(Error::Sign {
+                path: path.to_owned(),
+                reason: format!(
+                    "its entry {name} holds {} of its {size} bytes: the archive changed while \
+                     it was signed; sign it again",
+                    counted.bytes
+                ),
+            });
+        }
     }
     if !written {
         crate::pack::append_entry(
@@ -248,6 +259,20 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
         source: e.error,
     })?;
     Ok(replaced)
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 /// What `verify_signature` checks.
