@@ -8,7 +8,9 @@
 //!   (extracted), and rejects it with the other key;
 //! - `tiffin verify --key --signature` accepts what `model_signing sign key` wrote outside the
 //!   folder, for the folder and for the archive;
-//! - a tampered copy fails in both tools, each naming the file.
+//! - a tampered copy fails in both tools, each naming the file;
+//! - in certificate mode, with a local CA made for the run, each tool accepts the other's bundle
+//!   against the root, and tiffin refuses it against another root.
 //!
 //! model_signing runs in a virtualenv (`interop-signing-venv` in the target folder) holding the
 //! pinned `requirements.txt` beside the Rust tests of tiffin-core, made once and reused while its
@@ -43,6 +45,42 @@ for name in ("k", "other"):
     (out / ("pub.pem" if name == "k" else "other.pub.pem")).write_bytes(
         key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+"#;
+
+/// Writes a local CA `root.pem` and a code-signing certificate `cert.pem` for `k.pem`, in the
+/// folder given as the first argument (certificate mode, offline).
+const MAKE_CERTIFICATES: &str = r#"
+import datetime, pathlib, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+out = pathlib.Path(sys.argv[1])
+now = datetime.datetime.now(datetime.timezone.utc)
+def name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+def usage(**flags):
+    names = ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"]
+    return x509.KeyUsage(**{n: flags.get(n, False) for n in names})
+def certificate(subject, issuer, key, issuer_key, ca):
+    builder = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ca:
+        builder = builder.add_extension(usage(key_cert_sign=True, crl_sign=True), critical=True)
+    else:
+        builder = (builder.add_extension(usage(digital_signature=True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False))
+    return builder.sign(issuer_key, hashes.SHA256())
+root_key = ec.generate_private_key(ec.SECP256R1())
+root = certificate("tiffin interop root", "tiffin interop root", root_key, root_key, True)
+signer = serialization.load_pem_private_key((out / "k.pem").read_bytes(), None)
+leaf = certificate("tiffin interop signer", "tiffin interop root", signer, root_key, False)
+(out / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+(out / "cert.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
 "#;
 
 /// Extracts the archive given first into the folder given second.
@@ -216,6 +254,60 @@ pub(crate) fn run() -> Result<()> {
             &detached,
         ]),
         "model.onnx: content differs",
+    )?;
+
+    // Certificate mode, with a local CA: each tool checks the other's bundle against the root.
+    let mut certificates = Command::new(&python);
+    certificates.args(["-c", MAKE_CERTIFICATES]).arg(dir);
+    run_quietly(&mut certificates)
+        .context("cannot make the test certificates with Python's cryptography")?;
+    let (cert, root_cert) = (dir.join("cert.pem"), dir.join("root.pem"));
+    let certified = dir.join("certified");
+    copy_tree(&folder, &certified)?;
+    step(&mut tiffin_cmd(&[
+        &"sign", &certified, &"--key", &key, &"--cert", &cert,
+    ]))?;
+    step(&mut model_signing(&[
+        &"verify",
+        &"certificate",
+        &certified,
+        &"--signature",
+        &certified.join("tiffin.sigstore.json"),
+        &"--certificate_chain",
+        &root_cert,
+    ]))?;
+    let detached_cert = dir.join("signatures").join("cert.sig");
+    step(&mut model_signing(&[
+        &"sign",
+        &"certificate",
+        &certified,
+        &"--private_key",
+        &key,
+        &"--signing_certificate",
+        &cert,
+        &"--certificate_chain",
+        &root_cert,
+        &"--signature",
+        &detached_cert,
+    ]))?;
+    step(&mut tiffin_cmd(&[
+        &"verify",
+        &certified,
+        &"--root",
+        &root_cert,
+        &"--signature",
+        &detached_cert,
+    ]))?;
+    expect_failure(
+        &mut tiffin_cmd(&[
+            &"verify",
+            &certified,
+            &"--root",
+            &root.join("fixtures").join("keys").join("root.pem"),
+            &"--signature",
+            &detached_cert,
+        ]),
+        "does not lead to a root given",
     )?;
 
     eprintln!(

@@ -144,11 +144,15 @@ pub(crate) struct VerifyArgs {
     pub(crate) no_run: bool,
     /// The signer's public key (PEM, ECDSA P-256): check the package's tiffin.sigstore.json with
     /// it, then every file against the signed digests. An unsigned package fails.
-    #[arg(long, value_name = "PUB.pem")]
+    #[arg(long, value_name = "PUB.pem", group = "checker")]
     pub(crate) key: Option<PathBuf>,
+    /// Certificate mode: trusted root CA certificates (PEM); the signature's certificate chain
+    /// must lead to one of them, then every file is checked against the signed digests.
+    #[arg(long, value_name = "ROOTS.pem", group = "checker")]
+    pub(crate) root: Option<PathBuf>,
     /// A detached signature bundle to check instead of the package's own tiffin.sigstore.json,
     /// such as one `model_signing sign` wrote outside the folder.
-    #[arg(long, value_name = "FILE", requires = "key")]
+    #[arg(long, value_name = "FILE", requires = "checker")]
     pub(crate) signature: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
@@ -163,6 +167,13 @@ pub(crate) struct SignArgs {
     /// P-256, unencrypted).
     #[arg(long, value_name = "KEY.pem")]
     pub(crate) key: PathBuf,
+    /// Certificate mode: the key's certificate (PEM), put in the signature with --cert-chain, so
+    /// that it is checked against root certificates (`tiffin verify --root`) instead of a key.
+    #[arg(long, value_name = "CERT.pem")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The intermediate CA certificates between --cert and the root (PEM, any number).
+    #[arg(long, value_name = "CHAIN.pem", requires = "cert")]
+    pub(crate) cert_chain: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -34,8 +34,8 @@ pub use pack::{PackOptions, Packed, pack};
 pub use package::{Inspection, PackageKind, inspect, package_kind};
 pub use run::{Loaded, load};
 pub use sign::{
-    PublicKey, SignOptions, SignatureOptions, SignatureReport, Signed, SigningKey, sign,
-    verify_signature,
+    CertificateChain, PublicKey, SignOptions, SignatureOptions, SignatureReport, Signed,
+    SigningKey, TrustRoots, Verifier, sign, verify_signature,
 };
 pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
 

@@ -1,6 +1,6 @@
 //! `tiffin sign`: sign a package with a private key.
 
-use tiffin_core::{PackageKind, SignOptions, SigningKey, sign};
+use tiffin_core::{CertificateChain, PackageKind, SignOptions, SigningKey, sign};
 
 use crate::Outcome;
 use crate::args::SignArgs;
@@ -8,8 +8,19 @@ use crate::progress::Bar;
 
 pub(crate) fn run(args: &SignArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let key = SigningKey::from_pem_file(&args.key)?;
+    let certificates = match &args.cert {
+        Some(cert) => Some(CertificateChain::from_pem_files(
+            cert,
+            args.cert_chain.as_deref(),
+        )?),
+        None => None,
+    };
+    let options = SignOptions {
+        certificates,
+        ..SignOptions::default()
+    };
     let bar = Bar::new(quiet, "verifying");
-    let signed = sign(&args.path, &key, &SignOptions::default(), &bar)?;
+    let signed = sign(&args.path, &key, &options, &bar)?;
     bar.finish();
     if args.json {
         super::print_json(&signed)?;
@@ -44,5 +55,8 @@ pub(crate) fn run(args: &SignArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     println!("  subject  {}", signed.subject_digest);
     println!("  key      {}", signed.key_hint);
+    if let Some(subject) = &signed.certificate {
+        println!("  cert     {subject}");
+    }
     Ok(Outcome::Success)
 }

@@ -3,8 +3,8 @@
 use indicatif::HumanBytes;
 use tiffin_core::hash::Algorithms;
 use tiffin_core::{
-    PackageKind, Problem, PublicKey, Report, SignatureOptions, SignatureReport, VerifyOptions,
-    verify, verify_signature,
+    PackageKind, Problem, PublicKey, Report, SignatureOptions, SignatureReport, TrustRoots,
+    Verifier, VerifyOptions, verify, verify_signature,
 };
 
 use crate::Outcome;
@@ -21,14 +21,18 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
         algorithms,
         run_model: !args.no_run,
     };
-    if let Some(key) = &args.key {
-        let key = PublicKey::from_pem_file(key)?;
+    let verifier = match (&args.key, &args.root) {
+        (Some(key), _) => Some(Verifier::Key(PublicKey::from_pem_file(key)?)),
+        (None, Some(roots)) => Some(Verifier::Certificates(TrustRoots::from_pem_file(roots)?)),
+        (None, None) => None,
+    };
+    if let Some(verifier) = verifier {
         let bar = Bar::new(quiet, "verifying");
         let options = SignatureOptions {
             bundle: args.signature.clone(),
             verify: options,
         };
-        let report = verify_signature(&args.path, &key, &options, &bar)?;
+        let report = verify_signature(&args.path, &verifier, &options, &bar)?;
         bar.finish();
         return print_signature_report(args, &report);
     }
@@ -41,7 +45,8 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
         print_verified(&report);
         if report.signed {
             println!(
-                "  signed   tiffin.sigstore.json, not checked (give --key PUB.pem to check it)"
+                "  signed   tiffin.sigstore.json, not checked (give --key PUB.pem or --root \
+                 ROOTS.pem to check it)"
             );
         }
     } else {
@@ -60,6 +65,9 @@ fn print_signature_report(args: &VerifyArgs, report: &SignatureReport) -> anyhow
             "  signed   signature valid (ECDSA P-256 key {}); {} files match the signed digests",
             report.key_hint, report.signed_files
         );
+        if let Some(subject) = &report.certificate {
+            println!("  cert     {subject}, its chain leads to a root given");
+        }
         match &report.detached {
             Some(bundle) => println!("  bundle   {} (detached)", bundle.display()),
             None => println!("  bundle   tiffin.sigstore.json in the package"),

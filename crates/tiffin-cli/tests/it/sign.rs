@@ -19,6 +19,10 @@ fn packed_with_keys() -> tempfile::TempDir {
         "signer.pub.pem",
         "other.pub.pem",
         "ed25519.pem",
+        "signer.cert.pem",
+        "intermediate.pem",
+        "root.pem",
+        "other-root.pem",
     ] {
         std::fs::copy(fixtures().join("keys").join(key), temp.path().join(key)).unwrap();
     }
@@ -167,6 +171,47 @@ fn signing_errors_say_what_to_do() {
                 "--signature",
                 "x.sig"
             ],
+            dir,
+            t
+        )
+    );
+}
+
+#[test]
+fn certificate_mode_signs_and_checks_against_the_root() {
+    let temp = packed_with_keys();
+    let dir = temp.path();
+    let t = Some(dir);
+    let archive = "breast_cancer-1.0.0.tiffin";
+    insta::assert_snapshot!(
+        "sign_certificate",
+        tiffin(
+            &[
+                "sign",
+                archive,
+                "--key",
+                "signer.pem",
+                "--cert",
+                "signer.cert.pem",
+                "--cert-chain",
+                "intermediate.pem"
+            ],
+            dir,
+            t
+        )
+    );
+    insta::assert_snapshot!(
+        "verify_certificate",
+        tiffin(
+            &["verify", "--no-run", archive, "--root", "root.pem"],
+            dir,
+            t
+        )
+    );
+    insta::assert_snapshot!(
+        "verify_certificate_other_root",
+        tiffin(
+            &["verify", "--no-run", archive, "--root", "other-root.pem"],
             dir,
             t
         )

@@ -31,11 +31,23 @@ pub(crate) struct Bundle {
 pub(crate) struct VerificationMaterial {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) public_key: Option<KeyHint>,
-    /// Present in certificate mode; tiffin checks key mode only, and says so.
+    /// Certificate mode: the signing certificate, then the rest of its chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) x509_certificate_chain: Option<serde_json::Value>,
+    pub(crate) x509_certificate_chain: Option<CertificateChainJson>,
     #[serde(default)]
     pub(crate) tlog_entries: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CertificateChainJson {
+    pub(crate) certificates: Vec<RawCertificate>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawCertificate {
+    /// DER, base64.
+    pub(crate) raw_bytes: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -170,23 +182,44 @@ pub(crate) fn statement(subject: &str, files: &mut [(String, Digest)], ignore: &
     }
 }
 
+/// How a bundle names its signer.
+#[derive(Debug)]
+pub(crate) enum Material<'a> {
+    /// Key mode: the hint of the public key.
+    Hint(String),
+    /// Certificate mode: the DER certificates, the signing one first.
+    Chain(Vec<&'a [u8]>),
+}
+
 /// The bundle's bytes: the statement as the payload, signed over its PAE by `sign`, which returns
 /// a DER signature. Compact JSON in a fixed field order, so the same package and key always give
 /// the same bytes.
 pub(crate) fn bundle_bytes(
     statement: &Statement,
-    hint: &str,
+    material: Material<'_>,
     sign: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> Vec<u8> {
     let payload = serde_json::to_vec(statement).expect("a statement always serializes");
     let signature = sign(&pae(PAYLOAD_TYPE, &payload));
+    let (public_key, x509_certificate_chain) = match material {
+        Material::Hint(hint) => (Some(KeyHint { hint }), None),
+        Material::Chain(certs) => (
+            None,
+            Some(CertificateChainJson {
+                certificates: certs
+                    .into_iter()
+                    .map(|der| RawCertificate {
+                        raw_bytes: BASE64.encode(der),
+                    })
+                    .collect(),
+            }),
+        ),
+    };
     let bundle = Bundle {
         media_type: BUNDLE_MEDIA_TYPE.to_owned(),
         verification_material: VerificationMaterial {
-            public_key: Some(KeyHint {
-                hint: hint.to_owned(),
-            }),
-            x509_certificate_chain: None,
+            public_key,
+            x509_certificate_chain,
             tlog_entries: Vec::new(),
         },
         dsse_envelope: Envelope {
@@ -205,6 +238,8 @@ pub(crate) fn bundle_bytes(
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) hint: Option<String>,
+    /// Certificate mode: the DER certificates, the signing one first.
+    pub(crate) chain: Option<Vec<Vec<u8>>>,
     pub(crate) payload: Vec<u8>,
     pub(crate) signature: Vec<u8>,
 }
@@ -222,18 +257,17 @@ pub(crate) fn open(bytes: &[u8]) -> Result<Opened, String> {
             bundle.media_type
         ));
     }
-    if bundle
-        .verification_material
-        .x509_certificate_chain
-        .is_some()
-        && bundle.verification_material.public_key.is_none()
-    {
-        return Err(
-            "was signed in certificate mode; tiffin checks signatures made with a key \
-                    (`tiffin sign --key`, `model_signing sign key`) only"
-                .to_owned(),
-        );
-    }
+    let chain = match &bundle.verification_material.x509_certificate_chain {
+        None => None,
+        Some(chain) => Some(
+            chain
+                .certificates
+                .iter()
+                .map(|c| BASE64.decode(&c.raw_bytes))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("has a certificate that is not base64 ({e})"))?,
+        ),
+    };
     let envelope = bundle.dsse_envelope;
     if envelope.payload_type != PAYLOAD_TYPE {
         return Err(format!(
@@ -259,6 +293,7 @@ pub(crate) fn open(bytes: &[u8]) -> Result<Opened, String> {
             .public_key
             .map(|k| k.hint)
             .filter(|h| !h.is_empty()),
+        chain,
         payload,
         signature,
     })
@@ -368,7 +403,7 @@ mod tests {
             ("examples/inputs.json".to_owned(), tiffin_hash::sha256(b"i")),
         ];
         let statement = statement("iris-1.0.0", &mut files, "tiffin.sigstore.json");
-        let bytes = bundle_bytes(&statement, "abc", |pae| {
+        let bytes = bundle_bytes(&statement, Material::Hint("abc".to_owned()), |pae| {
             assert!(pae.starts_with(b"DSSEv1 28 application/vnd.in-toto+json "));
             vec![0x30, 0x00]
         });
@@ -437,8 +472,8 @@ mod tests {
                 "has the media type `text/plain`",
             ),
             (
-                r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{}},"dsseEnvelope":{"payload":"","payloadType":"x","signatures":[]}}"#,
-                "was signed in certificate mode",
+                r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"!"}]}},"dsseEnvelope":{"payload":"","payloadType":"x","signatures":[]}}"#,
+                "has a certificate that is not base64",
             ),
             (
                 r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{},"dsseEnvelope":{"payload":"","payloadType":"application/vnd.in-toto+json","signatures":[]}}"#,

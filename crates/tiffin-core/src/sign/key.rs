@@ -111,10 +111,15 @@ impl PublicKey {
         if label != "PUBLIC KEY" {
             return Err(refuse_label(&label, Wanted::Public));
         }
-        let info = p256::pkcs8::SubjectPublicKeyInfoRef::try_from(der.as_slice())
+        Self::from_spki_der(&der)
+    }
+
+    /// Parses a DER SubjectPublicKeyInfo (a public key file's content, or a certificate's key).
+    pub(crate) fn from_spki_der(der: &[u8]) -> Result<Self, String> {
+        let info = p256::pkcs8::SubjectPublicKeyInfoRef::try_from(der)
             .map_err(|e| format!("not a valid public key ({e}); {MAKE_KEY}"))?;
         check_algorithm(info.algorithm.oid, info.algorithm.parameters_oid().ok())?;
-        let key = p256::PublicKey::from_public_key_der(&der)
+        let key = p256::PublicKey::from_public_key_der(der)
             .map_err(|e| format!("not a valid P-256 public key ({e}); {MAKE_KEY}"))?;
         Ok(PublicKey(key.into()))
     }

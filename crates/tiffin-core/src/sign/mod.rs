@@ -6,9 +6,12 @@
 //! its sha256. The manifest already holds the sha256 of every listed file, so once `verify` has
 //! checked the files against it (blake3, fast), signing hashes only `tiffin.json` and
 //! `checksum.txt`. `verify_signature` checks the bundle's signature with the signer's public key
-//! first, and only then the package's digests against the signed ones.
+//! first, and only then the package's digests against the signed ones. Certificate mode (`cert`)
+//! puts the signing certificate and its chain in the bundle instead of the key's hint, and checks
+//! the chain against given roots.
 
 mod bundle;
+mod cert;
 mod key;
 
 use std::collections::BTreeMap;
@@ -19,18 +22,22 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tiffin_hash::{Algorithms, Digest, Progress};
 
+pub use cert::{CertificateChain, TrustRoots};
 pub use key::{PublicKey, SigningKey};
 
 use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, MAX_MANIFEST_SIZE, SIGSTORE_FILE};
 use crate::package::{PackageKind, package_kind};
 use crate::{Error, Problem, ProblemKind, Report, Result, VerifyOptions, verify};
 
-/// How `sign` checks the package before signing it.
-#[derive(Debug, Clone, Copy)]
+/// How `sign` checks the package before signing it, and how the bundle names the signer.
+#[derive(Debug, Clone)]
 pub struct SignOptions {
     /// The verification run first; a package with any problem is not signed. By default blake3
     /// only and no model run: the signature vouches for the bytes, which blake3 checks in full.
     pub verify: VerifyOptions,
+    /// Certificate mode: the signing key's certificate and its chain go into the bundle, to be
+    /// checked against root certificates; `None` names the key by its hint (key mode).
+    pub certificates: Option<CertificateChain>,
 }
 
 impl Default for SignOptions {
@@ -40,6 +47,7 @@ impl Default for SignOptions {
                 algorithms: Algorithms::BLAKE3,
                 run_model: false,
             },
+            certificates: None,
         }
     }
 }
@@ -65,6 +73,9 @@ pub struct Signed {
     pub subject_digest: String,
     /// The key hint: hex sha256 of the signer's public key PEM.
     pub key_hint: String,
+    /// Certificate mode: the signing certificate's subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 /// Signs the package at `path` (folder or archive) with `key`, after verifying it. A folder gets
@@ -78,6 +89,22 @@ pub fn sign(
     progress: &dyn Progress,
 ) -> Result<Signed> {
     let kind = package_kind(path)?;
+    if let Some(chain) = &options.certificates {
+        let leaf = chain.leaf_key().map_err(|reason| Error::Sign {
+            path: path.to_owned(),
+            reason,
+        })?;
+        if leaf != key.public_key() {
+            return Err(Error::Sign {
+                path: path.to_owned(),
+                reason: format!(
+                    "the certificate `{}` is for another key than the one given; give the key \
+                     the certificate was issued for",
+                    chain.subject()
+                ),
+            });
+        }
+    }
     let report = verify(path, &options.verify, progress)?;
     if !report.is_ok() {
         return Err(Error::Sign {
@@ -125,7 +152,11 @@ pub fn sign(
     let statement = bundle::statement(&subject, &mut files, SIGSTORE_FILE);
     let subject_digest = format!("sha256:{}", statement.subject[0].digest.sha256);
     let hint = key.public_key().hint();
-    let bytes = bundle::bundle_bytes(&statement, &hint, |pae| key.sign_der(pae));
+    let material = match &options.certificates {
+        Some(chain) => bundle::Material::Chain(chain.der().collect()),
+        None => bundle::Material::Hint(hint.clone()),
+    };
+    let bytes = bundle::bundle_bytes(&statement, material, |pae| key.sign_der(pae));
     let (bundle_path, replaced) = match kind {
         PackageKind::Folder => {
             let target = path.join(SIGSTORE_FILE);
@@ -148,6 +179,10 @@ pub fn sign(
         files: files.len(),
         subject_digest,
         key_hint: hint,
+        certificate: options
+            .certificates
+            .as_ref()
+            .map(|c| c.subject().to_owned()),
     })
 }
 
@@ -285,6 +320,22 @@ pub struct SignatureOptions {
     pub verify: VerifyOptions,
 }
 
+/// What checks a signature: the signer's public key (key mode), or the root certificates its
+/// certificate chain must lead to (certificate mode).
+#[derive(Debug, Clone)]
+pub enum Verifier {
+    /// The signer's public key.
+    Key(PublicKey),
+    /// Trusted root certificates.
+    Certificates(TrustRoots),
+}
+
+impl From<PublicKey> for Verifier {
+    fn from(key: PublicKey) -> Self {
+        Verifier::Key(key)
+    }
+}
+
 /// The outcome of checking a package's signature and then its files.
 #[derive(Debug, Clone, Serialize)]
 pub struct SignatureReport {
@@ -292,8 +343,12 @@ pub struct SignatureReport {
     pub path: PathBuf,
     /// The detached bundle checked, or `None` for the package's own `tiffin.sigstore.json`.
     pub detached: Option<PathBuf>,
-    /// The hint of the key given (hex sha256 of its public key PEM).
+    /// The hint of the key that checked the signature (hex sha256 of its public key PEM): the key
+    /// given, or in certificate mode the signing certificate's key once its chain checked out.
     pub key_hint: String,
+    /// Certificate mode: the signing certificate's subject, once its chain checked out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
     /// The hint the bundle names, when it names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer_hint: Option<String>,
@@ -318,14 +373,15 @@ impl SignatureReport {
     }
 }
 
-/// Checks the signature of the package at `path` with `key`, then every file: the package is
+/// Checks the signature of the package at `path` with `verifier` (the signer's public key, or root
+/// certificates the bundle's certificate chain must lead to), then every file: the package is
 /// verified (`options.verify`) and each file's sha256 is compared with the signed one. An `Err`
 /// means the package or the detached bundle cannot be read; a package that is unsigned, signed by
 /// another key, or changed since signing is an `Ok` report whose `is_ok` is false, each problem
 /// naming the file.
 pub fn verify_signature(
     path: &Path,
-    key: &PublicKey,
+    verifier: &Verifier,
     options: &SignatureOptions,
     progress: &dyn Progress,
 ) -> Result<SignatureReport> {
@@ -344,7 +400,8 @@ pub fn verify_signature(
     let mut report = SignatureReport {
         path: path.to_owned(),
         detached: options.bundle.clone(),
-        key_hint: key.hint(),
+        key_hint: String::new(),
+        certificate: None,
         signer_hint: None,
         signature_valid: false,
         signed_files: 0,
@@ -382,6 +439,30 @@ pub fn verify_signature(
     };
     report.signer_hint = opened.hint.clone();
     let pae = bundle::pae(bundle::PAYLOAD_TYPE, &opened.payload);
+    let key = match verifier {
+        Verifier::Key(key) => key.clone(),
+        Verifier::Certificates(roots) => {
+            let Some(chain) = &opened.chain else {
+                fail(
+                    &mut report,
+                    "was signed with a key, not a certificate: check it with --key PUB.pem"
+                        .to_owned(),
+                );
+                return Ok(report);
+            };
+            match cert::verify_chain(chain, roots) {
+                Ok(leaf) => {
+                    report.certificate = Some(leaf.subject);
+                    leaf.key
+                }
+                Err(message) => {
+                    fail(&mut report, message);
+                    return Ok(report);
+                }
+            }
+        }
+    };
+    report.key_hint = key.hint();
     if let Some(hint) = opened.hint.as_deref().filter(|h| *h != report.key_hint) {
         let message = format!(
             "was signed by another key (the bundle names the key {hint}; the key given is {}): \

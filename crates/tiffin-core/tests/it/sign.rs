@@ -10,8 +10,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use tiffin_core::hash::{Algorithms, NoProgress};
 use tiffin_core::layout::SIGSTORE_FILE;
 use tiffin_core::{
-    ProblemKind, PublicKey, SignOptions, SignatureOptions, SignatureReport, Signed, SigningKey,
-    VerifyOptions,
+    CertificateChain, ProblemKind, PublicKey, SignOptions, SignatureOptions, SignatureReport,
+    Signed, SigningKey, TrustRoots, Verifier, VerifyOptions,
 };
 
 use crate::support::*;
@@ -44,7 +44,7 @@ fn options(bundle: Option<PathBuf>) -> SignatureOptions {
 }
 
 fn check(path: &Path, key: &str) -> SignatureReport {
-    tiffin_core::verify_signature(path, &public(key), &options(None), &NoProgress).unwrap()
+    tiffin_core::verify_signature(path, &public(key).into(), &options(None), &NoProgress).unwrap()
 }
 
 /// Every problem of a signature report, its own and the package's, as `file: message`.
@@ -398,7 +398,7 @@ fn a_detached_bundle_checks_the_package_it_signed() {
     std::fs::rename(&signed.bundle, &detached).unwrap();
     let report = tiffin_core::verify_signature(
         &packed.folder,
-        &public("signer.pub.pem"),
+        &public("signer.pub.pem").into(),
         &options(Some(detached.clone())),
         &NoProgress,
     )
@@ -408,7 +408,7 @@ fn a_detached_bundle_checks_the_package_it_signed() {
     // The same detached bundle checks the archive of the same package.
     let report = tiffin_core::verify_signature(
         &packed.archive,
-        &public("signer.pub.pem"),
+        &public("signer.pub.pem").into(),
         &options(Some(detached)),
         &NoProgress,
     )
@@ -417,7 +417,7 @@ fn a_detached_bundle_checks_the_package_it_signed() {
 
     let err = tiffin_core::verify_signature(
         &packed.folder,
-        &public("signer.pub.pem"),
+        &public("signer.pub.pem").into(),
         &options(Some(out.path().join("nope.sig"))),
         &NoProgress,
     )
@@ -451,4 +451,178 @@ fn a_file_named_like_the_bundle_cannot_be_packed() {
         err.contains("is reserved: `tiffin sign` writes it"),
         "{err}"
     );
+}
+
+fn roots(name: &str) -> Verifier {
+    Verifier::Certificates(TrustRoots::from_pem_file(&key_path(name)).unwrap())
+}
+
+fn sign_with_certificates(path: &Path, intermediate: bool) -> Signed {
+    let chain = CertificateChain::from_pem_files(
+        &key_path("signer.cert.pem"),
+        intermediate
+            .then(|| key_path("intermediate.pem"))
+            .as_deref(),
+    )
+    .unwrap();
+    let options = SignOptions {
+        certificates: Some(chain),
+        ..SignOptions::default()
+    };
+    tiffin_core::sign(path, &signer(), &options, &NoProgress).unwrap()
+}
+
+#[test]
+fn a_certificate_signature_checks_against_its_root_and_no_other() {
+    let (_out, packed) = pack_fixture("iris");
+    let signed = sign_with_certificates(&packed.archive, true);
+    assert_eq!(signed.certificate.as_deref(), Some("CN=tiffin test signer"));
+    let report = tiffin_core::verify_signature(
+        &packed.archive,
+        &roots("root.pem"),
+        &options(None),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(report.is_ok(), "{:?}", all_problems(&report));
+    assert_eq!(report.certificate.as_deref(), Some("CN=tiffin test signer"));
+    assert_eq!(report.key_hint, public("signer.pub.pem").hint());
+
+    // The signing certificate's key checks it in key mode too.
+    assert!(check(&packed.archive, "signer.pub.pem").is_ok());
+
+    let report = tiffin_core::verify_signature(
+        &packed.archive,
+        &roots("other-root.pem"),
+        &options(None),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(
+        has(
+            &report,
+            SIGSTORE_FILE,
+            ProblemKind::Signature,
+            "has a certificate chain that does not lead to a root given: `CN=tiffin test intermediate` is issued by `CN=tiffin test root`"
+        ),
+        "{:?}",
+        all_problems(&report)
+    );
+}
+
+#[test]
+fn a_chain_without_its_intermediate_or_a_key_signature_fails_certificate_mode() {
+    let (_out, packed) = pack_fixture("iris");
+    sign_with_certificates(&packed.folder, false);
+    let report = tiffin_core::verify_signature(
+        &packed.folder,
+        &roots("root.pem"),
+        &options(None),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(
+        has(
+            &report,
+            SIGSTORE_FILE,
+            ProblemKind::Signature,
+            "`CN=tiffin test signer` is issued by `CN=tiffin test intermediate`, which is neither a given root"
+        ),
+        "{:?}",
+        all_problems(&report)
+    );
+    // The intermediate as a trusted root is enough.
+    let report = tiffin_core::verify_signature(
+        &packed.folder,
+        &roots("intermediate.pem"),
+        &options(None),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(report.is_ok(), "{:?}", all_problems(&report));
+
+    sign(&packed.folder);
+    let report = tiffin_core::verify_signature(
+        &packed.folder,
+        &roots("root.pem"),
+        &options(None),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(
+        has(
+            &report,
+            SIGSTORE_FILE,
+            ProblemKind::Signature,
+            "was signed with a key, not a certificate"
+        ),
+        "{:?}",
+        all_problems(&report)
+    );
+}
+
+#[test]
+fn a_certificate_for_another_key_is_not_used_to_sign() {
+    let (_out, packed) = pack_fixture("iris");
+    let certificates =
+        CertificateChain::from_pem_files(&key_path("signer.cert.pem"), None).unwrap();
+    let other = SigningKey::from_pem_file(&key_path("other.pem")).unwrap();
+    let options = SignOptions {
+        certificates: Some(certificates),
+        ..SignOptions::default()
+    };
+    let err = tiffin_core::sign(&packed.folder, &other, &options, &NoProgress).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "the certificate `CN=tiffin test signer` is for another key than the one given"
+        ),
+        "{err}"
+    );
+    let err = CertificateChain::from_pem_files(&key_path("signer.pub.pem"), None).unwrap_err();
+    assert!(
+        chain(&err).contains("not a PEM file of certificates"),
+        "{}",
+        chain(&err)
+    );
+}
+
+#[test]
+fn a_chain_through_a_non_ca_or_to_a_certificate_that_may_not_sign_is_refused() {
+    let (out, packed) = pack_fixture("iris");
+    let other = SigningKey::from_pem_file(&key_path("other.pem")).unwrap();
+    let chain_file = out.path().join("chain.pem");
+    let mut chain_pem = std::fs::read(key_path("signer.cert.pem")).unwrap();
+    chain_pem.extend(std::fs::read(key_path("intermediate.pem")).unwrap());
+    std::fs::write(&chain_file, chain_pem).unwrap();
+    for (leaf, chain, expected) in [
+        (
+            "issued-by-leaf.cert.pem",
+            chain_file.clone(),
+            "the certificate `CN=tiffin test signer` issued another but is not a CA",
+        ),
+        (
+            "cannot-sign.cert.pem",
+            key_path("intermediate.pem"),
+            "is signed with the certificate `CN=tiffin test cannot sign`, which may not sign",
+        ),
+    ] {
+        let certificates = CertificateChain::from_pem_files(&key_path(leaf), Some(&chain)).unwrap();
+        let sign_options = SignOptions {
+            certificates: Some(certificates),
+            ..SignOptions::default()
+        };
+        tiffin_core::sign(&packed.folder, &other, &sign_options, &NoProgress).unwrap();
+        let report = tiffin_core::verify_signature(
+            &packed.folder,
+            &roots("root.pem"),
+            &options(None),
+            &NoProgress,
+        )
+        .unwrap();
+        assert!(
+            has(&report, SIGSTORE_FILE, ProblemKind::Signature, expected),
+            "{leaf}: {:?}",
+            all_problems(&report)
+        );
+    }
 }
