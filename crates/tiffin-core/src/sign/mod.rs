@@ -400,7 +400,10 @@ pub fn verify_signature(
     let mut report = SignatureReport {
         path: path.to_owned(),
         detached: options.bundle.clone(),
-        key_hint: String::new(),
+        key_hint: match verifier {
+            Verifier::Key(key) => key.hint(),
+            Verifier::Certificates(_) => String::new(),
+        },
         certificate: None,
         signer_hint: None,
         signature_valid: false,
