@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::{interop, process, schema};
+use crate::{interop, interop_signing, process, schema};
 
 /// One check of `cargo xtask ci`.
 #[derive(Debug)]
@@ -84,6 +84,13 @@ const STEPS: &[Step] = &[
         action: Action::Task {
             shown: "cargo xtask interop (tiffin serve against the Triton Python client)",
             run: interop::run,
+        },
+    },
+    Step {
+        name: "interop-signing",
+        action: Action::Task {
+            shown: "cargo xtask interop-signing (tiffin sign and verify against OpenSSF model_signing)",
+            run: interop_signing::run,
         },
     },
 ];

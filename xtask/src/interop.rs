@@ -35,21 +35,14 @@ pub(crate) fn run() -> Result<()> {
     // Python is checked first: without it nothing else is worth building.
     let system_python = system_python()?;
 
-    let mut build = process::cargo();
-    build.args(["build", "-p", "tiffin-cli", "--locked"]);
-    process::announce(&process::shown(&build));
-    process::run(&mut build)?;
+    let tiffin = build_tiffin()?;
     let target = process::target_dir()?;
-    let tiffin = target
-        .join("debug")
-        .join(format!("tiffin{}", std::env::consts::EXE_SUFFIX));
-    ensure!(
-        tiffin.is_file(),
-        "the build wrote no {} (is the binary of tiffin-cli still called `tiffin`?)",
-        tiffin.display()
-    );
 
-    let python = virtualenv(&system_python, &target.join("interop-venv"))?;
+    let python = virtualenv(
+        &system_python,
+        &target.join("interop-venv"),
+        &root.join(REQUIREMENTS),
+    )?;
 
     let packages = TempDir::new("tiffin-interop")?;
     process::announce(&format!(
@@ -100,10 +93,27 @@ pub(crate) fn run() -> Result<()> {
     Ok(())
 }
 
+/// Builds the `tiffin` binary (debug) and returns its path.
+pub(crate) fn build_tiffin() -> Result<PathBuf> {
+    let mut build = process::cargo();
+    build.args(["build", "-p", "tiffin-cli", "--locked"]);
+    process::announce(&process::shown(&build));
+    process::run(&mut build)?;
+    let tiffin = process::target_dir()?
+        .join("debug")
+        .join(format!("tiffin{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        tiffin.is_file(),
+        "the build wrote no {} (is the binary of tiffin-cli still called `tiffin`?)",
+        tiffin.display()
+    );
+    Ok(tiffin)
+}
+
 /// The Python that makes the virtualenv: `python3`, or `python` on Windows where `python3` is
 /// rarely installed. It must be Python 3, which CI provides; a missing one is an error, never a
 /// skip, so that a CI image losing Python cannot turn the step silently green.
-fn system_python() -> Result<PathBuf> {
+pub(crate) fn system_python() -> Result<PathBuf> {
     let name = if cfg!(windows) { "python" } else { "python3" };
     let output = Command::new(name).arg("--version").output();
     match output {
@@ -111,25 +121,25 @@ fn system_python() -> Result<PathBuf> {
             let version = String::from_utf8_lossy(&output.stdout);
             ensure!(
                 version.starts_with("Python 3."),
-                "`{name} --version` says {:?}; the interop-v2 step needs Python 3 with venv and \
+                "`{name} --version` says {:?}; the interop steps need Python 3 with venv and \
                  pip (install it, e.g. `apt-get install python3 python3-venv`)",
                 version.trim()
             );
             Ok(PathBuf::from(name))
         }
         _ => bail!(
-            "`{name}` was not found: the interop-v2 step needs Python 3 with venv and pip to run \
-             the Triton client (CI has it; install it, e.g. `apt-get install python3 python3-venv`)"
+            "`{name}` was not found: the interop steps need Python 3 with venv and pip to run \
+             the Triton client and model_signing (CI has it; install it, e.g. \
+             `apt-get install python3 python3-venv`)"
         ),
     }
 }
 
-/// The Python of the interop virtualenv in `dir`, made or remade unless its stamp matches the
-/// requirements and the Python that would make it.
-fn virtualenv(system_python: &Path, dir: &Path) -> Result<PathBuf> {
-    let requirements = process::workspace_root().join(REQUIREMENTS);
+/// The Python of an interop virtualenv in `dir` holding `requirements`, made or remade unless its
+/// stamp matches the requirements and the Python that would make it.
+pub(crate) fn virtualenv(system_python: &Path, dir: &Path, requirements: &Path) -> Result<PathBuf> {
     let stamp_path = dir.join("tiffin-interop.stamp");
-    let stamp = stamp(system_python, &requirements)?;
+    let stamp = stamp(system_python, requirements)?;
     let python = if cfg!(windows) {
         dir.join("Scripts").join("python.exe")
     } else {
@@ -164,9 +174,10 @@ fn virtualenv(system_python: &Path, dir: &Path) -> Result<PathBuf> {
         "--disable-pip-version-check",
         "-r",
     ])
-    .arg(&requirements);
+    .arg(requirements);
     process::announce(&process::shown(&pip));
-    process::run(&mut pip).context("cannot install the Triton client from PyPI")?;
+    process::run(&mut pip)
+        .with_context(|| format!("cannot install {} from PyPI", requirements.display()))?;
     // The stamp is written last, so that an interrupted install is redone on the next run.
     std::fs::write(&stamp_path, &stamp)
         .with_context(|| format!("cannot write {}", stamp_path.display()))?;
@@ -203,7 +214,7 @@ fn stamp(system_python: &Path, requirements: &Path) -> Result<String> {
 }
 
 /// Runs a command with its output captured, showing the output only when it fails.
-fn run_quietly(command: &mut Command) -> Result<()> {
+pub(crate) fn run_quietly(command: &mut Command) -> Result<()> {
     let output = command
         .output()
         .with_context(|| format!("cannot run `{}`", process::shown(command)))?;
@@ -219,10 +230,10 @@ fn run_quietly(command: &mut Command) -> Result<()> {
 }
 
 /// A folder in the system's temporary folder, removed with everything in it when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(prefix: &str) -> Result<Self> {
+    pub(crate) fn new(prefix: &str) -> Result<Self> {
         // The process id keeps two runs at once apart; a leftover of a killed run is replaced.
         let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
         if path.exists() {
@@ -234,7 +245,7 @@ impl TempDir {
         Ok(Self(path))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod ci;
 mod interop;
+mod interop_signing;
 mod process;
 mod schema;
 mod served;
@@ -21,7 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs, V2 client interop.
+    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs, V2 client interop,
+    /// signing interop.
     ///
     /// Stops at the first failure, naming it, and exits non-zero.
     Ci,
@@ -29,6 +31,10 @@ enum Command {
     ///
     /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
     Interop,
+    /// Sign with tiffin and verify with OpenSSF model_signing, and the other way round.
+    ///
+    /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
+    InteropSigning,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Measure tiffin's speed against the usual tools; without a subcommand, run every benchmark.
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ci => ci::run(),
         Command::Interop => interop::run(),
+        Command::InteropSigning => interop_signing::run(),
         Command::Schema(args) => schema::run(if args.check {
             schema::Mode::Check
         } else {

@@ -34,10 +34,20 @@ pub(crate) enum Command {
     /// Check a package folder or archive: every digest, the exact file list, the manifest.
     ///
     /// Exits 0 when the package is intact and 1, listing each problem with the file concerned,
-    /// when it is not. An archive is checked as it streams, without unpacking it.
+    /// when it is not. An archive is checked as it streams, without unpacking it. A signed
+    /// package is reported as signed; with --key its signature is checked first, then every
+    /// file against the signed digests.
     Verify(VerifyArgs),
     /// Show a package's manifest, signature, files and digests, without checking them.
     Inspect(InspectArgs),
+    /// Sign a package with an ECDSA P-256 key, in the OpenSSF model_signing format.
+    ///
+    /// The package is verified first; the signature covers every file (each one's sha256) and is
+    /// written as tiffin.sigstore.json into the folder, or added to the archive, replacing an
+    /// earlier one. `model_signing verify key` checks it as `tiffin verify --key` does. Make a
+    /// key with `openssl ecparam -name prime256v1 -genkey -noout -out key.pem` and its public key
+    /// with `openssl ec -in key.pem -pubout -out pub.pem`.
+    Sign(SignArgs),
     /// Run the packaging checklist on an authoring folder or a package: each rule passes, warns
     /// or fails, with the fix.
     ///
@@ -132,7 +142,39 @@ pub(crate) struct VerifyArgs {
     /// graph, or rerun the golden examples.
     #[arg(long)]
     pub(crate) no_run: bool,
+    /// The signer's public key (PEM, ECDSA P-256): check the package's tiffin.sigstore.json with
+    /// it, then every file against the signed digests. An unsigned package fails.
+    #[arg(long, value_name = "PUB.pem", group = "checker")]
+    pub(crate) key: Option<PathBuf>,
+    /// Certificate mode: trusted root CA certificates (PEM); the signature's certificate chain
+    /// must lead to one of them, then every file is checked against the signed digests.
+    #[arg(long, value_name = "ROOTS.pem", group = "checker")]
+    pub(crate) root: Option<PathBuf>,
+    /// A detached signature bundle to check instead of the package's own tiffin.sigstore.json,
+    /// such as one `model_signing sign` wrote outside the folder.
+    #[arg(long, value_name = "FILE", requires = "checker")]
+    pub(crate) signature: Option<PathBuf>,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin).
+    pub(crate) path: PathBuf,
+    /// The private key (PEM: PKCS#8 `BEGIN PRIVATE KEY` or SEC1 `BEGIN EC PRIVATE KEY`, on
+    /// P-256, unencrypted).
+    #[arg(long, value_name = "KEY.pem")]
+    pub(crate) key: PathBuf,
+    /// Certificate mode: the key's certificate (PEM), put in the signature with --cert-chain, so
+    /// that it is checked against root certificates (`tiffin verify --root`) instead of a key.
+    #[arg(long, value_name = "CERT.pem")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The intermediate CA certificates between --cert and the root (PEM, any number).
+    #[arg(long, value_name = "CHAIN.pem", requires = "cert")]
+    pub(crate) cert_chain: Option<PathBuf>,
+    /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -113,6 +113,22 @@ pub enum Error {
         /// Each failure: `[rule] message (location); fix: ...`.
         failures: Vec<String>,
     },
+    /// A key file could not be used to sign or check a signature.
+    #[error("{}: {reason}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it and what to give instead.
+        reason: String,
+    },
+    /// A package could not be signed.
+    #[error("{}: not signed: {reason}", path.display())]
+    Sign {
+        /// The package.
+        path: PathBuf,
+        /// Why, and how to fix it.
+        reason: String,
+    },
     /// Golden example files could not be read or written.
     #[error("{}: {reason}", path.display())]
     Examples {

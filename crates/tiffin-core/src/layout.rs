@@ -13,6 +13,10 @@ pub const CHECKSUM_FILE: &str = "checksum.txt";
 pub const SIGNATURE_FILE: &str = "signature.json";
 /// The model card, the user's own or one made from the metadata.
 pub const MODEL_CARD_FILE: &str = "model-card.md";
+/// The cryptographic signature of the package: a Sigstore bundle in the OpenSSF `model_signing`
+/// format, written by `tiffin sign`. It is the one file a package may hold beyond the manifest's
+/// list, since it signs every other file and so cannot be listed in the manifest it signs.
+pub const SIGSTORE_FILE: &str = "tiffin.sigstore.json";
 /// The authoring file `tiffin pack` reads.
 pub const AUTHORING_FILE: &str = "tiffin.toml";
 /// The extension of the single-file archive.

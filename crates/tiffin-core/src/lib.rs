@@ -1,5 +1,5 @@
-//! The tiffin package core: layout, pack, verify, inspect and doctor, shared by the CLI and the
-//! server.
+//! The tiffin package core: layout, pack, verify, inspect, doctor and signing, shared by the CLI
+//! and the server.
 //!
 //! A package is a folder `NAME/VERSION/` or a single archive `NAME-VERSION.tiffin` holding the
 //! model, `tiffin.json` (the manifest: metadata, signature and every file's size, sha256 and
@@ -20,6 +20,7 @@ pub mod payload;
 mod run;
 pub mod safety;
 pub mod scan;
+pub mod sign;
 mod verify;
 
 pub use convert::{Conversion, ConvertOptions, convert_to_nnef};
@@ -32,6 +33,10 @@ pub use init::{authoring_for, render_toml};
 pub use pack::{PackOptions, Packed, pack};
 pub use package::{Inspection, PackageKind, inspect, package_kind};
 pub use run::{Loaded, load};
+pub use sign::{
+    CertificateChain, PublicKey, SignOptions, SignatureOptions, SignatureReport, Signed,
+    SigningKey, TrustRoots, Verifier, sign, verify_signature,
+};
 pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
 
 /// Re-exported so that users of this crate name one version of the lower crates.

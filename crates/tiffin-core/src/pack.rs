@@ -506,14 +506,7 @@ fn write_archive(
     let mtime = layout::epoch_seconds(&manifest.created);
     let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
     let mut append = |path: &str, size: u64, data: &mut dyn Read| {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(size);
-        header.set_mode(layout::ENTRY_MODE);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(mtime);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, path, data)
+        append_entry(&mut builder, path, size, mtime, data)
     };
     append(MANIFEST_FILE, json.len() as u64, &mut &json[..])?;
     let mut rest: Vec<(&str, Option<u64>)> = manifest
@@ -535,6 +528,25 @@ fn write_archive(
     writer.flush()?;
     drop(writer);
     file.sync_all()
+}
+
+/// Appends one archive entry with the fixed header every tiffin archive uses: ustar, mode 0644,
+/// owner 0:0, no user or group names, the package's creation time as mtime.
+pub(crate) fn append_entry<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    size: u64,
+    mtime: u64,
+    data: &mut dyn Read,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(size);
+    header.set_mode(layout::ENTRY_MODE);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, path, data)
 }
 
 /// Renames the staging folder to `NAME/VERSION/`. With `force`, an existing folder is first moved
@@ -576,7 +588,7 @@ fn install_folder(staging: tempfile::TempDir, folder: &Path, force: bool) -> Res
 
 /// Gives a staged file or folder the permissions of an ordinary one; staging paths are created
 /// private (0600 and 0700) by `tempfile`.
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -12,7 +12,7 @@ use tiffin_hash::{Algorithms, Digests, Progress};
 use tiffin_manifest::{FileEntry, Manifest, check_relative_path};
 
 use crate::examples::Drift;
-use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE};
+use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE, SIGSTORE_FILE};
 use crate::package::{PackageKind, first_entry_manifest, package_kind, read_manifest_bytes};
 use crate::{Error, Result, safety};
 
@@ -58,6 +58,9 @@ pub struct Report {
     pub bytes_checked: u64,
     /// True when the model was loaded and its signature checked against the graph.
     pub model_checked: bool,
+    /// True when the package holds `tiffin.sigstore.json`. `verify` does not check it: that takes
+    /// the signer's public key, see [`crate::sign::verify_signature`].
+    pub signed: bool,
     /// How far each output of the golden examples moved, when they were rerun.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub examples: Option<Vec<Drift>>,
@@ -121,6 +124,11 @@ pub enum ProblemKind {
     Model,
     /// A golden example's output moved beyond its tolerance.
     Drift,
+    /// The cryptographic signature is missing, unreadable, made by another key, or does not
+    /// match the package.
+    Signature,
+    /// The package holds a file the signature does not cover: it was added after signing.
+    Unsigned,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +136,8 @@ struct Findings {
     problems: Vec<Problem>,
     files_checked: usize,
     bytes_checked: u64,
+    /// Whether `tiffin.sigstore.json` was seen.
+    signed: bool,
 }
 
 impl Findings {
@@ -183,6 +193,7 @@ pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
         files_checked: findings.files_checked,
         bytes_checked: findings.bytes_checked,
         model_checked,
+        signed: findings.signed,
         examples: drifts,
         problems: findings.problems,
         manifest,
@@ -438,6 +449,8 @@ fn verify_folder(
                 "is not a regular file",
             );
         } else if rel == MANIFEST_FILE {
+        } else if rel == SIGSTORE_FILE {
+            findings.signed = true;
         } else if rel == CHECKSUM_FILE {
             let bytes = std::fs::read(entry.path()).map_err(Error::read(entry.path()))?;
             checksums = Some(bytes);
@@ -545,8 +558,8 @@ fn verify_archive(
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let at = Some(name.as_str());
         let entry_type = entry.header().entry_type();
-        // The two derived names are reserved in manifests but belong in archives.
-        let reserved = name == CHECKSUM_FILE || name == MANIFEST_FILE;
+        // The derived names and the signature are reserved in manifests but belong in archives.
+        let reserved = name == CHECKSUM_FILE || name == MANIFEST_FILE || name == SIGSTORE_FILE;
         if let (false, Err(reason)) = (reserved, check_relative_path(&name)) {
             findings.push(
                 at,
@@ -592,6 +605,11 @@ fn verify_archive(
                 break;
             }
             checksums = Some(bytes);
+            continue;
+        }
+        if name == SIGSTORE_FILE {
+            // Read (and its signature checked) only by `verify_signature`, given a key.
+            findings.signed = true;
             continue;
         }
         let Some(file) = expected.get(name.as_str()) else {

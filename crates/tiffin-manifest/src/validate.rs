@@ -73,8 +73,8 @@ impl Problems {
 ///
 /// Paths in a package are `/`-separated and relative to the package root (the folder of
 /// `tiffin.toml` when authoring). Absolute paths, drive letters, backslashes, empty, `.` or
-/// `..` components and the two names the packer writes itself (`tiffin.json` and
-/// `checksum.txt`) are refused. The error message names the path and says how to fix it.
+/// `..` components and the names tiffin writes itself (`tiffin.json`, `checksum.txt` and the
+/// signature bundle `tiffin.sigstore.json`) are refused. The error message names the path and says how to fix it.
 pub fn check_relative_path(p: &str) -> Result<(), String> {
     const FIX: &str = "use a relative path inside the model folder, with `/` between folders, e.g. `data/example.json`";
     let bytes = p.as_bytes();
@@ -117,6 +117,11 @@ pub fn check_relative_path(p: &str) -> Result<(), String> {
     if p == "tiffin.json" || p == "checksum.txt" {
         return Err(format!(
             "`{p}` is reserved: the packer writes it; rename your file and {FIX}"
+        ));
+    }
+    if p == "tiffin.sigstore.json" {
+        return Err(format!(
+            "`{p}` is reserved: `tiffin sign` writes it; rename your file and {FIX}"
         ));
     }
     Ok(())

@@ -11,6 +11,7 @@ mod pack;
 mod predict;
 mod scan;
 mod serve;
+mod sign;
 mod verify;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -21,6 +22,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Convert(args) => convert::run(&args),
         Command::Verify(args) => verify::run(&args, cli.quiet),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Sign(args) => sign::run(&args, cli.quiet),
         Command::Doctor(args) => doctor::run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::Serve(args) => serve::run(&args),

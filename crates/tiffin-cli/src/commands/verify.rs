@@ -1,8 +1,11 @@
-//! `tiffin verify`: check a package and report every problem.
+//! `tiffin verify`: check a package and report every problem; with `--key`, its signature first.
 
 use indicatif::HumanBytes;
 use tiffin_core::hash::Algorithms;
-use tiffin_core::{PackageKind, VerifyOptions, verify};
+use tiffin_core::{
+    PackageKind, Problem, PublicKey, Report, SignatureOptions, SignatureReport, TrustRoots,
+    Verifier, VerifyOptions, verify, verify_signature,
+};
 
 use crate::Outcome;
 use crate::args::VerifyArgs;
@@ -14,58 +17,109 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     } else {
         Algorithms::BLAKE3
     };
+    let options = VerifyOptions {
+        algorithms,
+        run_model: !args.no_run,
+    };
+    let verifier = match (&args.key, &args.root) {
+        (Some(key), _) => Some(Verifier::Key(PublicKey::from_pem_file(key)?)),
+        (None, Some(roots)) => Some(Verifier::Certificates(TrustRoots::from_pem_file(roots)?)),
+        (None, None) => None,
+    };
+    if let Some(verifier) = verifier {
+        let bar = Bar::new(quiet, "verifying");
+        let options = SignatureOptions {
+            bundle: args.signature.clone(),
+            verify: options,
+        };
+        let report = verify_signature(&args.path, &verifier, &options, &bar)?;
+        bar.finish();
+        return print_signature_report(args, &report);
+    }
     let bar = Bar::new(quiet, "verifying");
-    let report = verify(
-        &args.path,
-        &VerifyOptions {
-            algorithms,
-            run_model: !args.no_run,
-        },
-        &bar,
-    )?;
+    let report = verify(&args.path, &options, &bar)?;
     bar.finish();
     if args.json {
         super::print_json(&report)?;
     } else if report.is_ok() {
-        let kind = match report.kind {
-            PackageKind::Folder => "folder",
-            PackageKind::Archive => "archive",
-        };
-        println!(
-            "verified {} {} ({kind}): {} files, {}, {}",
-            report.name.as_deref().unwrap_or("?"),
-            report.version.as_deref().unwrap_or("?"),
-            report.files_checked,
-            HumanBytes(report.bytes_checked),
-            report.algorithms.join("+"),
-        );
-        println!("  digest   {}", report.digest);
-        if report.model_checked {
-            println!("  model    loads; signature matches the graph");
-        }
-        if let Some(drifts) = &report.examples {
-            println!("  golden examples rerun:");
-            super::print_drifts(drifts);
+        print_verified(&report);
+        if report.signed {
+            println!(
+                "  signed   tiffin.sigstore.json, not checked (give --key PUB.pem or --root \
+                 ROOTS.pem to check it)"
+            );
         }
     } else {
+        print_problems(args, report.problems.iter());
+    }
+    Ok(outcome(args, report.is_ok()))
+}
+
+/// With `--key`: the signature's verdict, then the package's.
+fn print_signature_report(args: &VerifyArgs, report: &SignatureReport) -> anyhow::Result<Outcome> {
+    if args.json {
+        super::print_json(report)?;
+    } else if let (true, Some(package)) = (report.is_ok(), &report.package) {
+        print_verified(package);
         println!(
-            "{}: {} problem(s)",
-            args.path.display(),
-            report.problems.len()
+            "  signed   signature valid (ECDSA P-256 key {}); {} files match the signed digests",
+            report.key_hint, report.signed_files
         );
-        for p in &report.problems {
-            match &p.file {
-                Some(file) => println!("  {file}: {}", p.message),
-                None => println!("  {}", p.message),
-            }
+        if let Some(subject) = &report.certificate {
+            println!("  cert     {subject}, its chain leads to a root given");
+        }
+        match &report.detached {
+            Some(bundle) => println!("  bundle   {} (detached)", bundle.display()),
+            None => println!("  bundle   tiffin.sigstore.json in the package"),
+        }
+    } else {
+        let package = report.package.iter().flat_map(|p| &p.problems);
+        print_problems(args, report.problems.iter().chain(package));
+    }
+    Ok(outcome(args, report.is_ok()))
+}
+
+fn print_verified(report: &Report) {
+    let kind = match report.kind {
+        PackageKind::Folder => "folder",
+        PackageKind::Archive => "archive",
+    };
+    println!(
+        "verified {} {} ({kind}): {} files, {}, {}",
+        report.name.as_deref().unwrap_or("?"),
+        report.version.as_deref().unwrap_or("?"),
+        report.files_checked,
+        HumanBytes(report.bytes_checked),
+        report.algorithms.join("+"),
+    );
+    println!("  digest   {}", report.digest);
+    if report.model_checked {
+        println!("  model    loads; signature matches the graph");
+    }
+    if let Some(drifts) = &report.examples {
+        println!("  golden examples rerun:");
+        super::print_drifts(drifts);
+    }
+}
+
+fn print_problems<'a>(args: &VerifyArgs, problems: impl Iterator<Item = &'a Problem>) {
+    let problems: Vec<&Problem> = problems.collect();
+    println!("{}: {} problem(s)", args.path.display(), problems.len());
+    for p in problems {
+        match &p.file {
+            Some(file) => println!("  {file}: {}", p.message),
+            None => println!("  {}", p.message),
         }
     }
-    if report.is_ok() {
-        Ok(Outcome::Success)
+}
+
+fn outcome(args: &VerifyArgs, ok: bool) -> Outcome {
+    if ok {
+        Outcome::Success
     } else {
         if !args.json {
             eprintln!("error: {} failed verification", args.path.display());
         }
-        Ok(Outcome::Failure)
+        Outcome::Failure
     }
 }

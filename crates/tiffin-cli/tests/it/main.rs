@@ -4,6 +4,7 @@ mod commands;
 mod doctor;
 mod help;
 mod run;
+mod sign;
 
 use std::path::Path;
 use std::process::Command;

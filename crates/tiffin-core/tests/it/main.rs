@@ -5,5 +5,6 @@ mod doctor;
 mod examples;
 mod hostile;
 mod pack;
+mod sign;
 mod support;
 mod tamper;
