@@ -14,12 +14,14 @@ pub mod examples;
 mod init;
 pub mod layout;
 mod model_card;
+pub mod oci;
 mod pack;
 mod package;
 pub mod payload;
 mod run;
 pub mod safety;
 pub mod scan;
+pub mod store;
 mod verify;
 
 pub use convert::{Conversion, ConvertOptions, convert_to_nnef};
