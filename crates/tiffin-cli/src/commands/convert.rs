@@ -8,7 +8,7 @@ use crate::args::{ConvertArgs, TargetFormat};
 pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
     let TargetFormat::Nnef = args.to;
     let options = ConvertOptions {
-        package: args.package.clone(),
+        package: tiffin_core::store::resolve(&args.package)?,
         out: args.out.clone(),
         force: args.force,
     };

@@ -23,7 +23,8 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<Outcome> {
     };
     let payload: serde_json::Value =
         serde_json::from_str(&text).context("the payload is not JSON")?;
-    let loaded = tiffin_core::load(&args.package, &LoadOptions::default().with_plan_cache(0))?;
+    let package = tiffin_core::store::resolve(&args.package)?;
+    let loaded = tiffin_core::load(&package, &LoadOptions::default().with_plan_cache(0))?;
     let outputs = loaded.predict_json(&payload, !args.raw)?;
     println!("{}", serde_json::to_string(&outputs)?);
     Ok(Outcome::Success)

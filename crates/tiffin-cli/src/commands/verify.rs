@@ -16,7 +16,7 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     };
     let bar = Bar::new(quiet, "verifying");
     let report = verify(
-        &args.path,
+        &tiffin_core::store::resolve(&args.path)?,
         &VerifyOptions {
             algorithms,
             run_model: !args.no_run,
