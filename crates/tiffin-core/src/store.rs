@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tiffin_hash::{Algorithms, Digest, Hasher, NoProgress};
-use tiffin_manifest::{Manifest, is_package_name};
+use tiffin_manifest::Manifest;
 
 use crate::layout::{self, MANIFEST_FILE};
 use crate::package::{PackageKind, package_kind, read_manifest_bytes};
@@ -754,6 +754,16 @@ fn check_tag(name: &str, version: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Whether `name` is a package name as the manifest's rules say: `[a-z0-9][a-z0-9._-]{0,63}`.
+fn is_package_name(name: &str) -> bool {
+    let lower_or_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    name.len() <= 64
+        && name.starts_with(lower_or_digit)
+        && name
+            .chars()
+            .all(|c| lower_or_digit(c) || matches!(c, '.' | '_' | '-'))
 }
 
 /// Semantic versions in their order, before any other tag; other tags by their text.
