@@ -5,5 +5,6 @@ mod doctor;
 mod examples;
 mod hostile;
 mod pack;
+mod store;
 mod support;
 mod tamper;
