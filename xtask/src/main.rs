@@ -8,6 +8,7 @@ mod bench;
 mod ci;
 mod interop;
 mod process;
+mod registry;
 mod schema;
 mod served;
 
@@ -21,7 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs, V2 client interop.
+    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs, OCI registry, V2
+    /// client interop.
     ///
     /// Stops at the first failure, naming it, and exits non-zero.
     Ci,
@@ -29,6 +31,11 @@ enum Command {
     ///
     /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
     Interop,
+    /// Push and pull against a real OCI registry (Debian's docker-registry) and check skopeo
+    /// reads what tiffin pushed.
+    ///
+    /// Installs docker-registry and skopeo with apt-get when they are missing (needs root).
+    Registry,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Measure tiffin's speed against the usual tools; without a subcommand, run every benchmark.
@@ -47,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ci => ci::run(),
         Command::Interop => interop::run(),
+        Command::Registry => registry::run(),
         Command::Schema(args) => schema::run(if args.check {
             schema::Mode::Check
         } else {
