@@ -93,7 +93,7 @@ pub(crate) enum Command {
     /// Push a package to an OCI registry as a CNCF ModelPack artifact.
     ///
     /// One layer per file, annotated with its path; blobs the registry already has are not sent
-    /// again. REF is HOST[:PORT]/REPOSITORY[:TAG]; the tag defaults to the package version.
+    /// again. REF is `HOST[:PORT]/REPOSITORY[:TAG]`; the tag defaults to the package version.
     /// Plain HTTP is used for registries on this machine (localhost, 127.0.0.1, ::1) and with
     /// --insecure; HTTPS otherwise.
     Push(PushArgs),
@@ -166,7 +166,7 @@ pub(crate) struct RegistryArgs {
 pub(crate) struct PushArgs {
     /// A package folder or archive, or NAME:VERSION, NAME or a digest from the local store.
     pub(crate) package: PathBuf,
-    /// HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/models/churn:1.0.0.
+    /// `HOST[:PORT]/REPOSITORY[:TAG]`, e.g. `localhost:5000/models/churn:1.0.0`.
     pub(crate) reference: String,
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
@@ -177,7 +177,7 @@ pub(crate) struct PushArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct PullArgs {
-    /// HOST[:PORT]/REPOSITORY:TAG or HOST[:PORT]/REPOSITORY@sha256:HEX.
+    /// `HOST[:PORT]/REPOSITORY:TAG` or `HOST[:PORT]/REPOSITORY@sha256:HEX`.
     pub(crate) reference: String,
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
