@@ -62,6 +62,29 @@ pub(crate) fn run() -> Result<()> {
         first["blobs"].as_u64().unwrap_or(0)
     );
 
+    // A package with a 20 MiB file goes up in PATCH chunks and comes down streamed; its model
+    // and other files are the same as churn 1.0.0's, so the registry has them already.
+    let big = big_package(&work, &tiffin)?;
+    let big_reference = format!("{}/models/churn:2.0.0", registry.address);
+    let pushed = push(&tiffin, &work.join("home-push"), &big, &big_reference, &[])?;
+    let sent = pushed["bytes_uploaded"].as_u64().unwrap_or(0);
+    ensure!(
+        sent >= BIG_SIZE && pushed["skipped"].as_u64().unwrap_or(0) >= 3,
+        "the 2.0.0 push should send the big file and skip the files 1.0.0 shares: {pushed}"
+    );
+    let pulled = tiffin_cmd(&tiffin, &work.join("home-big"))
+        .args(["pull", "--no-run", &big_reference])
+        .output()?;
+    check(&pulled, "tiffin pull of the big package")?;
+    let verify = tiffin_cmd(&tiffin, &work.join("home-big"))
+        .args(["verify", "--no-run", "--sha256", "churn_model:2.0.0"])
+        .output()?;
+    check(&verify, "tiffin verify churn_model:2.0.0")?;
+    eprintln!(
+        "    a package with a {} MiB file went up in chunks and came down verified",
+        BIG_SIZE >> 20
+    );
+
     // Pull into a fresh store, verified on arrival; then verify by name.
     let home = work.join("home-pull");
     let pulled = tiffin_cmd(&tiffin, &home)
@@ -191,6 +214,52 @@ pub(crate) fn run() -> Result<()> {
         process::human_duration(start.elapsed())
     );
     Ok(())
+}
+
+/// The size of the large file of [`big_package`]: over two upload chunks.
+const BIG_SIZE: u64 = 20 << 20;
+
+/// Packs churn_model as version 2.0.0 with an extra file of [`BIG_SIZE`] bytes; returns the
+/// package folder.
+fn big_package(work: &Path, tiffin: &Path) -> Result<PathBuf> {
+    let source = process::workspace_root()
+        .join("fixtures")
+        .join("churn_model");
+    let dir = work.join("big_model");
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(&source)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
+        }
+    }
+    let toml = std::fs::read_to_string(dir.join("tiffin.toml"))?;
+    ensure!(
+        toml.contains("version = \"1.0.0\""),
+        "fixtures/churn_model/tiffin.toml no longer says version 1.0.0"
+    );
+    let toml = toml.replacen("version = \"1.0.0\"", "version = \"2.0.0\"", 1)
+        + "\n[[files]]\npath = \"weights.bin\"\nrole = \"extra\"\n";
+    std::fs::write(dir.join("tiffin.toml"), toml)?;
+    // Bytes from a linear congruential generator: deterministic, and not one repeated chunk.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut bytes = Vec::with_capacity(BIG_SIZE as usize);
+    while (bytes.len() as u64) < BIG_SIZE {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(dir.join("weights.bin"), &bytes)?;
+    let out = work.join("packages");
+    let pack = tiffin_cmd(tiffin, &work.join("home-push"))
+        .args(["-q", "pack"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()?;
+    check(&pack, "tiffin pack of the big package")?;
+    Ok(out.join("churn_model").join("2.0.0"))
 }
 
 /// Installs the Debian packages whose programs are missing; `apt-get update` only when a plain
