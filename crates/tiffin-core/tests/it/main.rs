@@ -4,6 +4,7 @@
 mod doctor;
 mod examples;
 mod hostile;
+mod oci;
 mod pack;
 mod store;
 mod support;
