@@ -308,7 +308,8 @@ pub(crate) struct ConvertArgs {
     /// The format to convert to.
     #[arg(long, value_enum)]
     pub(crate) to: TargetFormat,
-    /// Where to write the new package [default: beside the original].
+    /// Where to write the new package [default: beside the original; the current folder for a
+    /// package of the local store].
     #[arg(long, short)]
     pub(crate) out: Option<PathBuf>,
     /// Replace an existing package of the same name and version.
