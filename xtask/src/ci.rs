@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::{interop, interop_signing, process, schema};
+use crate::{interop, interop_signing, process, registry, schema};
 
 /// One check of `cargo xtask ci`.
 #[derive(Debug)]
@@ -75,6 +75,14 @@ const STEPS: &[Step] = &[
         action: Action::Cargo {
             args: &["doc", "--workspace", "--no-deps", "--locked"],
             env: &[("RUSTDOCFLAGS", "-D warnings")],
+        },
+    },
+    // Needs Debian's docker-registry and skopeo, which it installs with apt-get when missing.
+    Step {
+        name: "registry",
+        action: Action::Task {
+            shown: "cargo xtask registry (tiffin push and pull against docker-registry, skopeo)",
+            run: registry::run,
         },
     },
     // Last: it needs PyPI once for its virtualenv, and a real V2 client failing is worth knowing

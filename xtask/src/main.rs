@@ -9,6 +9,7 @@ mod ci;
 mod interop;
 mod interop_signing;
 mod process;
+mod registry;
 mod schema;
 mod served;
 
@@ -22,8 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs, V2 client interop,
-    /// signing interop.
+    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs, OCI registry, V2
+    /// client interop, signing interop.
     ///
     /// Stops at the first failure, naming it, and exits non-zero.
     Ci,
@@ -35,6 +36,11 @@ enum Command {
     ///
     /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
     InteropSigning,
+    /// Push and pull against a real OCI registry (Debian's docker-registry) and check skopeo
+    /// reads what tiffin pushed.
+    ///
+    /// Installs docker-registry and skopeo with apt-get when they are missing (needs root).
+    Registry,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Measure tiffin's speed against the usual tools; without a subcommand, run every benchmark.
@@ -54,6 +60,7 @@ fn main() -> ExitCode {
         Command::Ci => ci::run(),
         Command::Interop => interop::run(),
         Command::InteropSigning => interop_signing::run(),
+        Command::Registry => registry::run(),
         Command::Schema(args) => schema::run(if args.check {
             schema::Mode::Check
         } else {

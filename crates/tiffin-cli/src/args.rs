@@ -85,6 +85,125 @@ pub(crate) enum Command {
     /// found), swapping them in without failing a request; SIGTERM or Ctrl-C stops accepting,
     /// finishes the requests in flight and exits 0. `GET /openapi.json` describes every endpoint.
     Serve(ServeArgs),
+    /// Put a package folder or archive into the local store, verified, tagged NAME:VERSION.
+    ///
+    /// The store lives in $TIFFIN_HOME, else in the user's data folder. Files identical across
+    /// packages are stored once. Every command that takes a package path also takes NAME:VERSION,
+    /// NAME (its newest version) or a digest (sha256:HEX, or its first digits) from the store.
+    Add(AddArgs),
+    /// List the packages of the local store: NAME:VERSION, digest and size.
+    List(ListArgs),
+    /// Remove a tag NAME:VERSION from the local store, and the package once no tag names it;
+    /// a digest removes the package and all its tags. Run `tiffin gc` to free the files.
+    Rm(RmArgs),
+    /// Give a package of the local store another tag NAME:VERSION.
+    Tag(TagArgs),
+    /// Remove the files of the local store that no package uses.
+    Gc(GcArgs),
+    /// Push a package to an OCI registry as a CNCF ModelPack artifact.
+    ///
+    /// One layer per file, annotated with its path; blobs the registry already has are not sent
+    /// again. REF is `HOST[:PORT]/REPOSITORY[:TAG]`; the tag defaults to the package version.
+    /// Plain HTTP is used for registries on this machine (localhost, 127.0.0.1, ::1) and with
+    /// --insecure; HTTPS otherwise.
+    Push(PushArgs),
+    /// Pull a package from an OCI registry into the local store, verified on arrival.
+    ///
+    /// Every blob is checked against its digest as it streams, then the whole package is
+    /// verified before it is tagged in the store; nothing half-pulled is ever used. Rerunning an
+    /// interrupted pull fetches only what is missing.
+    Pull(PullArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin).
+    pub(crate) path: PathBuf,
+    /// Check digests and files only: do not load the model or rerun the golden examples.
+    #[arg(long)]
+    pub(crate) no_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// NAME:VERSION, or a package digest (sha256:HEX or its first digits).
+    pub(crate) package: String,
+    /// Print what was removed as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TagArgs {
+    /// The package: NAME:VERSION, NAME or a digest.
+    pub(crate) source: String,
+    /// The new tag, NAME:VERSION (the version may be any label, e.g. `churn:prod`).
+    pub(crate) target: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GcArgs {
+    /// Print what was removed as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// How to reach and log in to a registry.
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    /// User name [default: $TIFFIN_REGISTRY_USERNAME, else the Docker config's auths].
+    #[arg(long, requires = "password")]
+    pub(crate) username: Option<String>,
+    /// Password or token [default: $TIFFIN_REGISTRY_PASSWORD].
+    #[arg(long, requires = "username")]
+    pub(crate) password: Option<String>,
+    /// Allow plain HTTP to a registry that is not on this machine.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// A package folder or archive, or NAME:VERSION, NAME or a digest from the local store.
+    pub(crate) package: PathBuf,
+    /// `HOST[:PORT]/REPOSITORY[:TAG]`, e.g. `localhost:5000/models/churn:1.0.0`.
+    pub(crate) reference: String,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// `HOST[:PORT]/REPOSITORY:TAG` or `HOST[:PORT]/REPOSITORY@sha256:HEX`.
+    pub(crate) reference: String,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+    /// Check digests and files only: do not load the model or rerun the golden examples.
+    #[arg(long)]
+    pub(crate) no_run: bool,
+    /// The signer's public key (PEM, ECDSA P-256): the pulled package must carry a signature
+    /// it verifies, over exactly its files, before it enters the store.
+    #[arg(long, value_name = "PUB.pem", group = "checker")]
+    pub(crate) key: Option<PathBuf>,
+    /// Certificate mode: trusted root CA certificates (PEM) the signature's chain must lead to.
+    #[arg(long, value_name = "ROOTS.pem", group = "checker")]
+    pub(crate) root: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -114,7 +233,7 @@ pub(crate) struct PackArgs {
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
     /// An authoring folder (holding tiffin.toml), a package folder (NAME/VERSION/) or an archive
-    /// (NAME-VERSION.tiffin).
+    /// (NAME-VERSION.tiffin), or NAME:VERSION, NAME or a digest from the local store.
     pub(crate) path: PathBuf,
     /// A sample payload (JSON, any form `predict` takes) that must conform to the signature and
     /// run [default: the package's golden examples].
@@ -133,7 +252,8 @@ pub(crate) struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin).
+    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin), or NAME:VERSION,
+    /// NAME or a digest from the local store.
     pub(crate) path: PathBuf,
     /// Recompute sha256 as well as blake3 (slower; blake3 alone already checks every byte).
     #[arg(long)]
@@ -181,7 +301,8 @@ pub(crate) struct SignArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
-    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin).
+    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin), or NAME:VERSION,
+    /// NAME or a digest from the local store.
     pub(crate) path: PathBuf,
     /// Print the manifest, digest and sizes as JSON.
     #[arg(long)]
@@ -217,7 +338,8 @@ pub(crate) struct InitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct PredictArgs {
-    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin).
+    /// A package folder (NAME/VERSION/) or archive (NAME-VERSION.tiffin), or NAME:VERSION,
+    /// NAME or a digest from the local store.
     pub(crate) package: PathBuf,
     /// The payload: JSON text, or @FILE to read it from a file [default: read standard input].
     #[arg(long, short)]
@@ -233,12 +355,14 @@ pub(crate) struct PredictArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
-    /// An ONNX package folder or archive with golden examples.
+    /// An ONNX package folder or archive with golden examples, or NAME:VERSION, NAME or a
+    /// digest from the local store.
     pub(crate) package: PathBuf,
     /// The format to convert to.
     #[arg(long, value_enum)]
     pub(crate) to: TargetFormat,
-    /// Where to write the new package [default: beside the original].
+    /// Where to write the new package [default: beside the original; the current folder for a
+    /// package of the local store].
     #[arg(long, short)]
     pub(crate) out: Option<PathBuf>,
     /// Replace an existing package of the same name and version.
@@ -258,7 +382,8 @@ pub(crate) enum TargetFormat {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Package folders (NAME/VERSION/), archives (NAME-VERSION.tiffin), or folders holding them.
+    /// Package folders (NAME/VERSION/), archives (NAME-VERSION.tiffin), folders holding them,
+    /// or NAME:VERSION, NAME or digests from the local store.
     #[arg(required = true)]
     pub(crate) packages: Vec<PathBuf>,
     /// The address to listen on; 0.0.0.0 for every interface.

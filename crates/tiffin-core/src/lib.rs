@@ -14,6 +14,7 @@ pub mod examples;
 mod init;
 pub mod layout;
 mod model_card;
+pub mod oci;
 mod pack;
 mod package;
 pub mod payload;
@@ -21,6 +22,7 @@ mod run;
 pub mod safety;
 pub mod scan;
 pub mod sign;
+pub mod store;
 mod verify;
 
 pub use convert::{Conversion, ConvertOptions, convert_to_nnef};

@@ -7,9 +7,15 @@ use crate::args::{ConvertArgs, TargetFormat};
 
 pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
     let TargetFormat::Nnef = args.to;
+    let package = tiffin_core::store::resolve(&args.package)?;
+    // Beside a package of the store would be inside the store: the current folder instead.
+    let from_store = package != args.package;
     let options = ConvertOptions {
-        package: args.package.clone(),
-        out: args.out.clone(),
+        package,
+        out: args
+            .out
+            .clone()
+            .or_else(|| from_store.then(|| std::path::PathBuf::from("."))),
         force: args.force,
     };
     let conversion = convert_to_nnef(&options)?;

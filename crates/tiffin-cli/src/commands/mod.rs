@@ -3,15 +3,19 @@
 use crate::Outcome;
 use crate::args::{Cli, Command};
 
+mod add;
 mod convert;
 mod doctor;
 mod init;
 mod inspect;
 mod pack;
 mod predict;
+mod pull;
+mod push;
 mod scan;
 mod serve;
 mod sign;
+mod store;
 mod verify;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -26,6 +30,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Doctor(args) => doctor::run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Add(args) => add::run(&args),
+        Command::List(args) => store::list(&args),
+        Command::Rm(args) => store::rm(&args),
+        Command::Tag(args) => store::tag(&args),
+        Command::Gc(args) => store::gc(&args),
+        Command::Push(args) => push::run(&args),
+        Command::Pull(args) => pull::run(&args),
     }
 }
 

@@ -23,11 +23,12 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<Outcome> {
     };
     let payload: serde_json::Value =
         serde_json::from_str(&text).context("the payload is not JSON")?;
+    let package = tiffin_core::store::resolve(&args.package)?;
     // One call: a plan concretized for its size would cost more to build than it saves.
     let options = LoadOptions::default()
         .with_plan_cache(0)
         .with_threads(args.threads);
-    let loaded = tiffin_core::load(&args.package, &options)?;
+    let loaded = tiffin_core::load(&package, &options)?;
     let outputs = loaded.predict_json(&payload, !args.raw)?;
     println!("{}", serde_json::to_string(&outputs)?);
     Ok(Outcome::Success)

@@ -37,12 +37,18 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         model_threads: args.model_threads,
         ..defaults
     };
+    // Store references are resolved once, here: a reload reads the same folders again.
+    let packages = args
+        .packages
+        .iter()
+        .map(|p| tiffin_core::store::resolve(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let state = AppState::new(config, args.packages.clone());
+        let state = AppState::new(config, packages);
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;

@@ -21,6 +21,7 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
         algorithms,
         run_model: !args.no_run,
     };
+    let path = tiffin_core::store::resolve(&args.path)?;
     let verifier = match (&args.key, &args.root) {
         (Some(key), _) => Some(Verifier::Key(PublicKey::from_pem_file(key)?)),
         (None, Some(roots)) => Some(Verifier::Certificates(TrustRoots::from_pem_file(roots)?)),
@@ -32,12 +33,12 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
             bundle: args.signature.clone(),
             verify: options,
         };
-        let report = verify_signature(&args.path, &verifier, &options, &bar)?;
+        let report = verify_signature(&path, &verifier, &options, &bar)?;
         bar.finish();
         return print_signature_report(args, &report);
     }
     let bar = Bar::new(quiet, "verifying");
-    let report = verify(&args.path, &options, &bar)?;
+    let report = verify(&path, &options, &bar)?;
     bar.finish();
     if args.json {
         super::print_json(&report)?;

@@ -5,6 +5,7 @@ mod doctor;
 mod help;
 mod run;
 mod sign;
+mod store;
 
 use std::path::Path;
 use std::process::Command;
@@ -20,6 +21,15 @@ pub(crate) fn tiffin(args: &[&str], cwd: &Path, temp: Option<&Path>) -> String {
         .current_dir(cwd)
         .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
         .env("COLUMNS", "100")
+        // The local store: inside the test's temp folder, so tests never touch the user's, and
+        // a fixed missing folder for tests without one.
+        .env(
+            "TIFFIN_HOME",
+            temp.map_or_else(
+                || Path::new("/nonexistent/tiffin-home").to_path_buf(),
+                |t| t.join("store"),
+            ),
+        )
         .output()
         .unwrap();
     let mut text = format!(

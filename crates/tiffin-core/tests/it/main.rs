@@ -4,7 +4,9 @@
 mod doctor;
 mod examples;
 mod hostile;
+mod oci;
 mod pack;
 mod sign;
+mod store;
 mod support;
 mod tamper;

@@ -1,0 +1,192 @@
+//! The local store: atomic adds under contention, dedupe across packages, tags, rm, gc, and
+//! refusal of damaged blobs and unsafe paths without leaving anything behind.
+
+use std::path::Path;
+
+use tiffin_core::VerifyOptions;
+use tiffin_core::hash::{Algorithms, Digest};
+use tiffin_core::store::Store;
+
+use crate::support::{copy_tree, fixtures, pack_fixture, pack_into};
+
+fn quick() -> VerifyOptions {
+    VerifyOptions {
+        algorithms: Algorithms::BLAKE3,
+        run_model: false,
+    }
+}
+
+fn count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+#[test]
+fn two_threads_adding_one_package_leave_one_good_copy() {
+    let (out, packed) = pack_fixture("churn_model");
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = [&packed.archive, &packed.folder]
+            .into_iter()
+            .map(|p| {
+                let store = store.clone();
+                s.spawn(move || store.add(p, &quick()))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &results {
+        let stored = r.as_ref().unwrap();
+        assert_eq!(stored.entry.digest, format!("sha256:{}", packed.digest));
+    }
+    assert_eq!(count(&home.path().join("packages")), 1);
+    assert_eq!(count(&home.path().join("tmp")), 0, "no staging left behind");
+    let path = store.resolve("churn_model:1.0.0").unwrap();
+    assert!(crate::support::verify(&path).is_ok());
+    drop(out);
+}
+
+#[test]
+fn identical_files_across_packages_are_stored_once() {
+    let work = tempfile::tempdir().unwrap();
+    let v2 = work.path().join("churn_v2");
+    copy_tree(&fixtures().join("churn_model"), &v2);
+    let toml = std::fs::read_to_string(v2.join("tiffin.toml")).unwrap();
+    std::fs::write(
+        v2.join("tiffin.toml"),
+        toml.replacen("version = \"1.0.0\"", "version = \"1.0.1\"", 1),
+    )
+    .unwrap();
+    let out = work.path().join("out");
+    let first = pack_into(&fixtures().join("churn_model"), &out);
+    let second = pack_into(&v2, &out);
+    assert_ne!(first.digest, second.digest);
+
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    store.add(&first.folder, &quick()).unwrap();
+    let blobs_after_one = count(&home.path().join("blobs/sha256"));
+    store.add(&second.archive, &quick()).unwrap();
+    let blobs_after_two = count(&home.path().join("blobs/sha256"));
+    // Only tiffin.json, checksum.txt and the card (which names the version) differ.
+    assert!(
+        blobs_after_two < 2 * blobs_after_one,
+        "{blobs_after_one} then {blobs_after_two}"
+    );
+    let model = first
+        .manifest
+        .files
+        .iter()
+        .find(|f| f.path == first.manifest.model.path)
+        .unwrap();
+    let blob = store.blob_path(&Digest::from_hex(&model.sha256).unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(&blob).unwrap().nlink(),
+            3,
+            "one inode, three names"
+        );
+    }
+    assert!(blob.is_file());
+
+    // The newest version answers to the bare name; both to name:version.
+    assert_eq!(
+        store.find("churn_model").unwrap().to_hex(),
+        second.digest.to_hex()
+    );
+    let listed: Vec<_> = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.tag.unwrap())
+        .collect();
+    assert_eq!(listed, ["churn_model:1.0.0", "churn_model:1.0.1"]);
+
+    // rm of one version keeps the shared blobs; gc frees only what the other does not use.
+    let removed = store.remove("churn_model:1.0.1").unwrap();
+    assert_eq!(removed.tags, ["churn_model:1.0.1"]);
+    assert_eq!(removed.package, Some(format!("sha256:{}", second.digest)));
+    let collected = store.gc().unwrap();
+    assert_eq!(collected.blobs, blobs_after_two - blobs_after_one);
+    assert_eq!(count(&home.path().join("blobs/sha256")), blobs_after_one);
+    assert!(blob.is_file());
+    assert!(crate::support::verify(&store.resolve("churn_model").unwrap()).is_ok());
+    // A digest prefix names the package too; a tag that does not exist names what does.
+    let hex = first.digest.to_hex();
+    assert_eq!(store.find(&hex[..10]).unwrap(), first.digest);
+    assert_eq!(store.find(&format!("sha256:{hex}")).unwrap(), first.digest);
+    let err = store.find("churn_model:9.9.9").unwrap_err().to_string();
+    assert!(err.contains("it holds churn_model:1.0.0"), "{err}");
+
+    // Removing the last tag removes the package; gc then frees everything.
+    store.remove("churn_model:1.0.0").unwrap();
+    store.gc().unwrap();
+    assert_eq!(count(&home.path().join("blobs/sha256")), 0);
+    assert_eq!(count(&home.path().join("packages")), 0);
+}
+
+#[test]
+fn a_blob_with_the_wrong_digest_is_not_stored() {
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let data = b"the weights";
+    let claimed = tiffin_core::hash::sha256(b"other weights");
+    let err = store
+        .write_blob(&mut &data[..], Some((&claimed, data.len() as u64)), "test")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("blob sha256:{claimed}")), "{err}");
+    assert_eq!(count(&home.path().join("blobs/sha256")), 0);
+    assert_eq!(count(&home.path().join("tmp")), 0);
+
+    // Longer than announced: cut off and refused.
+    let right = tiffin_core::hash::sha256(data);
+    let err = store
+        .write_blob(&mut &data[..], Some((&right, 4)), "test")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("got 5 bytes"), "{err}");
+    assert_eq!(count(&home.path().join("blobs/sha256")), 0);
+}
+
+#[test]
+fn a_package_that_fails_verification_or_escapes_leaves_no_package() {
+    let (_out, packed) = pack_fixture("churn_model");
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let stored = store.add(&packed.folder, &quick()).unwrap();
+    store.remove(&stored.entry.digest).unwrap();
+    let manifest = store
+        .blob_path(&packed.digest)
+        .exists()
+        .then_some(packed.digest)
+        .unwrap();
+    let card = tiffin_core::hash::sha256(b"not the card");
+    store
+        .write_blob(&mut &b"not the card"[..], None, "test")
+        .unwrap();
+    // The manifest with a card whose content differs: verify refuses it.
+    let err = store
+        .commit(
+            &[
+                ("tiffin.json".to_owned(), manifest),
+                ("model-card.md".to_owned(), card),
+            ],
+            &quick(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("failed verification"), "{err}");
+    for bad in ["../evil", "/etc/passwd"] {
+        let err = store
+            .commit(&[(bad.to_owned(), card)], &quick())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(bad), "{err}");
+    }
+    assert_eq!(count(&home.path().join("packages")), 0);
+    assert_eq!(count(&home.path().join("tags")), 0);
+    assert_eq!(count(&home.path().join("tmp")), 0);
+}
