@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
+use crate::interop::build_tiffin;
 use crate::process;
 
 /// The Debian packages the step needs, and the programs they provide.
@@ -349,18 +350,6 @@ fn which(program: &str) -> Option<PathBuf> {
             .map(|p| p.join(program))
             .find(|p| p.is_file())
     })
-}
-
-fn build_tiffin() -> Result<PathBuf> {
-    let mut build = process::cargo();
-    build.args(["build", "-p", "tiffin-cli", "--locked"]);
-    process::announce(&process::shown(&build));
-    process::run(&mut build)?;
-    let tiffin = process::target_dir()?
-        .join("debug")
-        .join(format!("tiffin{}", std::env::consts::EXE_SUFFIX));
-    ensure!(tiffin.is_file(), "the build wrote no {}", tiffin.display());
-    Ok(tiffin)
 }
 
 /// `tiffin` with its store in `home` and a fixed creation time.

@@ -401,6 +401,9 @@ impl Store {
                 Err(source) => return Err(Error::Write { path: dest, source }),
             }
         };
+        if !new {
+            self.attach_signature(files, &dest)?;
+        }
         let tag = format!("{}:{}", manifest.name, manifest.version);
         let replaced = self
             .read_tag(&manifest.name, &manifest.version.to_string())?
@@ -412,6 +415,26 @@ impl Store {
             new,
             replaced,
         })
+    }
+
+    /// The package digest covers `tiffin.json`, not the signature beside it, so the same
+    /// package may arrive unsigned first and signed later. A signature that arrives with a
+    /// package the store holds already is put beside it (linked in under a temporary name, then
+    /// renamed over any earlier one), so the store keeps the newest signature it was given.
+    fn attach_signature(&self, files: &[(String, Digest)], package: &Path) -> Result<()> {
+        let Some((_, digest)) = files.iter().find(|(p, _)| p == layout::SIGSTORE_FILE) else {
+            return Ok(());
+        };
+        let target = package.join(layout::SIGSTORE_FILE);
+        let temporary = package.join(format!(".{}.{}", layout::SIGSTORE_FILE, std::process::id()));
+        let _ = fs::remove_file(&temporary);
+        link_or_copy(&self.blob_path(digest), &temporary)?;
+        fs::rename(&temporary, &target).map_err(|source| Error::Write {
+            path: target.clone(),
+            source,
+        })?;
+        sync_dir(package);
+        Ok(())
     }
 
     fn tag_path(&self, name: &str, version: &str) -> PathBuf {
@@ -752,7 +775,10 @@ fn linked_elsewhere(_meta: &fs::Metadata) -> bool {
 
 /// Refuses a package path that could leave the package folder or collide with another.
 pub(crate) fn check_package_path(path: &str) -> Result<()> {
-    let reserved = matches!(path, MANIFEST_FILE | layout::CHECKSUM_FILE);
+    let reserved = matches!(
+        path,
+        MANIFEST_FILE | layout::CHECKSUM_FILE | layout::SIGSTORE_FILE
+    );
     if reserved {
         return Ok(());
     }

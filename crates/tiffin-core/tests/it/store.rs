@@ -190,3 +190,62 @@ fn a_package_that_fails_verification_or_escapes_leaves_no_package() {
     assert_eq!(count(&home.path().join("tags")), 0);
     assert_eq!(count(&home.path().join("tmp")), 0);
 }
+
+/// A signed package keeps its signature in the store, even when the same package was stored
+/// unsigned first, and a commit with the signer's key checks it; with another key nothing is
+/// stored.
+#[test]
+fn signed_packages_keep_their_signature_and_are_checked_on_commit() {
+    use tiffin_core::hash::NoProgress;
+    use tiffin_core::{PublicKey, SignOptions, SigningKey, Verifier};
+    let keys = fixtures().join("keys");
+    let key = SigningKey::from_pem_file(&keys.join("signer.pem")).unwrap();
+    let (out, packed) = pack_fixture("churn_model");
+    tiffin_core::sign(&packed.archive, &key, &SignOptions::default(), &NoProgress).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    // The package digest does not cover the signature: the unsigned folder is stored first,
+    // and the signed archive's signature joins it.
+    store.add(&packed.folder, &quick()).unwrap();
+    assert!(!store.add(&packed.archive, &quick()).unwrap().new);
+    let stored = store.resolve("churn_model:1.0.0").unwrap();
+    let signer: Verifier = PublicKey::from_pem_file(&keys.join("signer.pub.pem"))
+        .unwrap()
+        .into();
+    let options = tiffin_core::SignatureOptions {
+        bundle: None,
+        verify: quick(),
+    };
+    let report = tiffin_core::verify_signature(&stored, &signer, &options, &NoProgress).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+
+    // The same files committed with another key's verifier are refused, and not stored.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_store = Store::open(fresh.path()).unwrap();
+    let files: Vec<(String, Digest)> = walkdir::WalkDir::new(&stored)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let name = e.path().strip_prefix(&stored).unwrap();
+            let name = name.to_string_lossy().into_owned();
+            let bytes = std::fs::read(e.path()).unwrap();
+            let digest = fresh_store
+                .write_blob(&mut bytes.as_slice(), None, &name)
+                .unwrap();
+            (name, digest)
+        })
+        .collect();
+    let other: Verifier = PublicKey::from_pem_file(&keys.join("other.pub.pem"))
+        .unwrap()
+        .into();
+    let refused = fresh_store.commit_checked(&files, &quick(), Some(&other));
+    assert!(refused.is_err());
+    assert_eq!(count(&fresh.path().join("packages")), 0);
+    assert!(
+        fresh_store
+            .commit_checked(&files, &quick(), Some(&signer))
+            .is_ok()
+    );
+    drop(out);
+}
