@@ -269,7 +269,12 @@ pub(crate) struct VerifyArgs {
     /// Certificate mode: trusted root CA certificates (PEM); the signature's certificate chain
     /// must lead to one of them, then every file is checked against the signed digests.
     /// (`--cert-chain` is the same flag, named as model_signing's `--certificate_chain`.)
-    #[arg(long, value_name = "ROOTS.pem", group = "checker", visible_alias = "cert-chain")]
+    #[arg(
+        long,
+        value_name = "ROOTS.pem",
+        group = "checker",
+        visible_alias = "cert-chain"
+    )]
     pub(crate) root: Option<PathBuf>,
     /// A detached signature bundle to check instead of the package's own tiffin.sigstore.json,
     /// such as one `model_signing sign` wrote outside the folder.
