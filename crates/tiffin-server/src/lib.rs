@@ -5,7 +5,8 @@
 //! extension), MLflow's scoring protocol, TF-Serving/KServe V1 and the simple `{"X": [[...]]}`
 //! form, plus health, Prometheus metrics and an OpenAPI document built from the loaded
 //! signatures. Requests are checked against the package signature before they reach a model,
-//! run on a bounded pool of blocking threads (never on the async executor), and merged into
+//! run on a bounded pool of blocking threads (or, for runs measured to take a few microseconds,
+//! on the async worker that holds the request, still within the pool's bound), and merged into
 //! batches per model when the signature allows it. [`serve`] runs the router on a socket with
 //! header timeouts, reloads and a graceful shutdown.
 

@@ -3,7 +3,9 @@
 //! tract runs a model synchronously, so a run on the async executor would stall every other
 //! request on that worker. Runs go to tokio's blocking threads instead, at most
 //! `max_concurrency` at once; requests beyond those wait in a queue of at most `max_queue`, and
-//! the next one is refused with 503 at once rather than piling up memory and latency.
+//! the next one is refused with 503 at once rather than piling up memory and latency. The one
+//! exception is a run too short to stall anything (see `RunCost` in registry.rs): it still
+//! takes a slot, so the bound holds, but runs where the request is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
