@@ -139,6 +139,12 @@ pub(crate) fn run() -> Result<()> {
         !other_key.status.success() && !unsigned.status.success(),
         "a pull with another key or of an unsigned package was accepted"
     );
+    let said = String::from_utf8_lossy(&unsigned.stderr);
+    ensure!(
+        said.contains("not signed") && !said.contains("/tmp/"),
+        "a pull --key of an unsigned package should say it is not signed, without staging paths; \
+         it said:\n{said}"
+    );
     ensure!(
         !work
             .join("home-other")

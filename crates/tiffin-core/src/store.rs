@@ -365,6 +365,21 @@ impl Store {
                 }
             }
             Some(signer) => {
+                // Said here rather than by the signature check, which would name the staging
+                // folder, a path the user never sees.
+                if !files.iter().any(|(p, _)| p == layout::SIGSTORE_FILE) {
+                    return Err(Error::Invalid {
+                        path: PathBuf::from("the package"),
+                        problems: vec![crate::Problem {
+                            file: Some(layout::SIGSTORE_FILE.to_owned()),
+                            kind: crate::ProblemKind::Signature,
+                            message: "is missing: the package is not signed; ask its publisher \
+                                      to `tiffin sign` it and push it again, or leave out \
+                                      --key/--root to take it unsigned"
+                                .into(),
+                        }],
+                    });
+                }
                 let check = crate::sign::SignatureOptions {
                     bundle: None,
                     verify: *options,
