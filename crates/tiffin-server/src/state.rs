@@ -220,27 +220,36 @@ impl AppState {
         let slot = self.inner.pool.reserve().await?;
         let queued = slot.waited;
         let elements = inputs.iter().map(|t| t.data().len()).sum::<usize>();
-        let start = Instant::now();
         // A run the model's measured cost says is shorter than the hop to a blocking thread
         // and back runs here, on the async worker, still holding its pool slot so the number
         // of runs at once stays bounded; anything longer goes to the blocking pool.
-        let outputs = if served
+        let (outputs, took) = if served
             .cost
             .runs_inline(elements, self.inner.config.inline_below)
         {
-            let outputs = loaded.run(&inputs);
+            let timed = timed_run(loaded, &inputs);
             drop(slot);
-            outputs?
+            timed
         } else {
             let model = loaded.clone();
-            crate::pool::Pool::run(slot, move || model.run(&inputs)).await??
+            crate::pool::Pool::run(slot, move || timed_run(&model, &inputs)).await?
         };
-        let took = start.elapsed();
+        let outputs = outputs?;
+        // The cost is the run alone, never the hop to the pool and back: under load that
+        // hop can take longer than the run, and counting it would keep a cheap model on the
+        // pool for good.
         served.cost.record(elements, took);
         self.inner.metrics.ran(&served.labels, queued, took);
         self.inner.metrics.batch(&served.labels, rows);
         Ok(outputs)
     }
+}
+
+/// Runs `model` on `inputs` and says how long the run itself took.
+fn timed_run(model: &Loaded, inputs: &[Tensor]) -> (tiffin_core::Result<Vec<Tensor>>, Duration) {
+    let start = Instant::now();
+    let outputs = model.run(inputs);
+    (outputs, start.elapsed())
 }
 
 /// What a load does with one package found on the paths.
