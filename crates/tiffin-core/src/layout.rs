@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use tiffin_hash::{ChecksumLine, Digest};
 use tiffin_manifest::{Manifest, Signature};
 
+use crate::error::{Error, Result};
+
 /// The packed manifest, first entry of every archive.
 pub const MANIFEST_FILE: &str = "tiffin.json";
 /// The sha256 list `sha256sum -c` reads; derived from the manifest.
@@ -76,4 +78,29 @@ pub(crate) fn epoch_seconds(rfc3339: &str) -> u64 {
         .parse::<jiff::Timestamp>()
         .map(|t| t.as_second().max(0) as u64)
         .unwrap_or(0)
+}
+
+/// Every entry below a package folder (directories too, not the folder itself), sorted by name,
+/// each with its path inside the package, `/`-separated. Verify, read, store and push all walk a
+/// folder through this one function, so they see the same entries in the same order.
+pub(crate) fn walk(
+    folder: &Path,
+) -> impl Iterator<Item = Result<(String, walkdir::DirEntry)>> + '_ {
+    walkdir::WalkDir::new(folder)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .map(move |entry| {
+            let entry = entry.map_err(|e| Error::Read {
+                path: folder.to_owned(),
+                source: e.into(),
+            })?;
+            let rel = entry
+                .path()
+                .strip_prefix(folder)
+                .expect("walkdir stays below its root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            Ok((rel, entry))
+        })
 }

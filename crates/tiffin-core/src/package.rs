@@ -106,16 +106,8 @@ pub(crate) fn read_files(
     let mut out = std::collections::BTreeMap::new();
     match kind {
         PackageKind::Folder => {
-            for entry in walkdir::WalkDir::new(path).min_depth(1).sort_by_file_name() {
-                let entry = entry.map_err(|e| Error::Read {
-                    path: path.to_owned(),
-                    source: e.into(),
-                })?;
-                let rel = entry
-                    .path()
-                    .strip_prefix(path)
-                    .expect("walkdir stays below its root");
-                let rel = rel.to_string_lossy().replace('\\', "/");
+            for walked in crate::layout::walk(path) {
+                let (rel, entry) = walked?;
                 if entry.file_type().is_file() && wanted(&rel) {
                     out.insert(
                         rel,

@@ -257,20 +257,8 @@ impl Store {
 
     fn blobs_of_folder(&self, folder: &Path) -> Result<Vec<(String, Digest)>> {
         let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(folder)
-            .min_depth(1)
-            .sort_by_file_name()
-        {
-            let entry = entry.map_err(|e| Error::Read {
-                path: folder.to_owned(),
-                source: e.into(),
-            })?;
-            let rel = entry
-                .path()
-                .strip_prefix(folder)
-                .expect("walkdir stays below its root")
-                .to_string_lossy()
-                .replace('\\', "/");
+        for walked in crate::layout::walk(folder) {
+            let (rel, entry) = walked?;
             if entry.file_type().is_dir() {
                 continue;
             }

@@ -422,16 +422,8 @@ fn verify_folder(
     let mut to_hash = Vec::new();
     let mut seen = BTreeSet::new();
     let mut checksums = None;
-    for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let entry = entry.map_err(|e| Error::Read {
-            path: root.to_owned(),
-            source: e.into(),
-        })?;
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .expect("walkdir stays below its root");
-        let rel = rel.to_string_lossy().replace('\\', "/");
+    for walked in crate::layout::walk(root) {
+        let (rel, entry) = walked?;
         let file_type = entry.file_type();
         if file_type.is_dir() {
             continue;

@@ -211,23 +211,11 @@ pub fn artifact(folder: &Path) -> Result<Artifact> {
         .map(|f| (f.path.as_str(), (f.sha256.as_str(), f.role, f.size)))
         .collect();
     let mut layers = Vec::new();
-    for entry in walkdir::WalkDir::new(folder)
-        .min_depth(1)
-        .sort_by_file_name()
-    {
-        let entry = entry.map_err(|e| Error::Read {
-            path: folder.to_owned(),
-            source: e.into(),
-        })?;
+    for walked in layout::walk(folder) {
+        let (rel, entry) = walked?;
         if !entry.file_type().is_file() {
             continue;
         }
-        let rel = entry
-            .path()
-            .strip_prefix(folder)
-            .expect("walkdir stays below its root")
-            .to_string_lossy()
-            .replace('\\', "/");
         let (digest, size, role) = match listed.get(rel.as_str()) {
             Some((sha256, role, size)) => (format!("sha256:{sha256}"), *size, Some(*role)),
             None if rel == MANIFEST_FILE => {

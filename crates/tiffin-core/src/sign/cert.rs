@@ -85,13 +85,17 @@ impl Parsed {
         Ok(issuer.key()?.verifies(&tbs, signature))
     }
 
-    fn extension<T: AssociatedOid + for<'a> Decode<'a>>(&self) -> Result<Option<T>, String> {
-        let extensions = self
-            .cert
+    /// The certificate's extensions; none when it has no extensions field.
+    fn extensions(&self) -> &[x509_cert::ext::Extension] {
+        self.cert
             .tbs_certificate
             .extensions
             .as_deref()
-            .unwrap_or(&[]);
+            .unwrap_or(&[])
+    }
+
+    fn extension<T: AssociatedOid + for<'a> Decode<'a>>(&self) -> Result<Option<T>, String> {
+        let extensions = self.extensions();
         match extensions.iter().find(|e| e.extn_id == T::OID) {
             None => Ok(None),
             Some(e) => T::from_der(e.extn_value.as_bytes())
@@ -117,12 +121,7 @@ impl Parsed {
             SUBJECT_KEY_ID,
             AUTHORITY_KEY_ID,
         ];
-        let extensions = self
-            .cert
-            .tbs_certificate
-            .extensions
-            .as_deref()
-            .unwrap_or(&[]);
+        let extensions = self.extensions();
         match extensions
             .iter()
             .find(|e| e.critical && !known.contains(&e.extn_id))

@@ -43,11 +43,7 @@ impl SigningKey {
     /// the curve P-256. A file may hold an `EC PARAMETERS` block before the key, as
     /// `openssl ecparam -genkey` writes.
     pub fn from_pem_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read(path).map_err(Error::read(path))?;
-        Self::from_pem(&text).map_err(|reason| Error::Key {
-            path: path.to_owned(),
-            reason,
-        })
+        read_pem_file(path, Self::from_pem)
     }
 
     /// Parses a PEM private key; the error says what the text holds instead and what to give.
@@ -98,11 +94,7 @@ pub struct PublicKey(p256::ecdsa::VerifyingKey);
 impl PublicKey {
     /// Reads a PEM public key (`BEGIN PUBLIC KEY`, SubjectPublicKeyInfo) on the curve P-256.
     pub fn from_pem_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read(path).map_err(Error::read(path))?;
-        Self::from_pem(&text).map_err(|reason| Error::Key {
-            path: path.to_owned(),
-            reason,
-        })
+        read_pem_file(path, Self::from_pem)
     }
 
     /// Parses a PEM public key; the error says what the text holds instead and what to give.
@@ -147,6 +139,15 @@ impl PublicKey {
 enum Wanted {
     Private,
     Public,
+}
+
+/// Reads the key file at `path` with `parse`, naming the file in the error.
+fn read_pem_file<K>(path: &Path, parse: impl FnOnce(&[u8]) -> Result<K, String>) -> Result<K> {
+    let text = std::fs::read(path).map_err(Error::read(path))?;
+    parse(&text).map_err(|reason| Error::Key {
+        path: path.to_owned(),
+        reason,
+    })
 }
 
 /// The first PEM block of `text` that is not EC parameters: its label and DER bytes.

@@ -234,6 +234,16 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
         path: tmp.path().to_owned(),
         source: e,
     };
+    let append_bundle = |builder: &mut tar::Builder<_>| {
+        crate::pack::append_entry(
+            builder,
+            SIGSTORE_FILE,
+            bundle.len() as u64,
+            mtime,
+            &mut &bundle[..],
+        )
+        .map_err(write_err)
+    };
     for (index, entry) in archive.entries().map_err(Error::read(path))?.enumerate() {
         let mut entry = entry.map_err(Error::read(path))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -245,14 +255,7 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
             continue;
         }
         if index > 0 && !written && name.as_str() > SIGSTORE_FILE {
-            crate::pack::append_entry(
-                &mut builder,
-                SIGSTORE_FILE,
-                bundle.len() as u64,
-                mtime,
-                &mut &bundle[..],
-            )
-            .map_err(write_err)?;
+            append_bundle(&mut builder)?;
             written = true;
         }
         let size = entry.size();
@@ -275,14 +278,7 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
         }
     }
     if !written {
-        crate::pack::append_entry(
-            &mut builder,
-            SIGSTORE_FILE,
-            bundle.len() as u64,
-            mtime,
-            &mut &bundle[..],
-        )
-        .map_err(write_err)?;
+        append_bundle(&mut builder)?;
     }
     let mut writer = builder.into_inner().map_err(write_err)?;
     writer.flush().map_err(write_err)?;
