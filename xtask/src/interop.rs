@@ -32,17 +32,7 @@ const FIXTURES: &[&str] = &["iris", "breast_cancer", "mnist_cnn"];
 pub(crate) fn run() -> Result<()> {
     let start = Instant::now();
     let root = process::workspace_root();
-    // Python is checked first: without it nothing else is worth building.
-    let system_python = system_python()?;
-
-    let tiffin = build_tiffin()?;
-    let target = process::target_dir()?;
-
-    let python = virtualenv(
-        &system_python,
-        &target.join("interop-venv"),
-        &root.join(REQUIREMENTS),
-    )?;
+    let Tools { tiffin, python } = tools("interop-venv", REQUIREMENTS)?;
 
     let packages = TempDir::new("tiffin-interop")?;
     process::announce(&format!(
@@ -93,6 +83,26 @@ pub(crate) fn run() -> Result<()> {
     Ok(())
 }
 
+/// What an interop step runs: the debug `tiffin` and the Python of the step's virtualenv.
+pub(crate) struct Tools {
+    pub(crate) tiffin: PathBuf,
+    pub(crate) python: PathBuf,
+}
+
+/// Checks for Python first (without it nothing else is worth building), builds `tiffin`, then
+/// makes or reuses the virtualenv `venv` in the target folder holding `requirements` (a path from
+/// the workspace root).
+pub(crate) fn tools(venv: &str, requirements: &str) -> Result<Tools> {
+    let system_python = system_python()?;
+    let tiffin = build_tiffin()?;
+    let python = virtualenv(
+        &system_python,
+        &process::target_dir()?.join(venv),
+        &process::workspace_root().join(requirements),
+    )?;
+    Ok(Tools { tiffin, python })
+}
+
 /// Builds the `tiffin` binary (debug) and returns its path.
 pub(crate) fn build_tiffin() -> Result<PathBuf> {
     let mut build = process::cargo();
@@ -113,7 +123,7 @@ pub(crate) fn build_tiffin() -> Result<PathBuf> {
 /// The Python that makes the virtualenv: `python3`, or `python` on Windows where `python3` is
 /// rarely installed. It must be Python 3, which CI provides; a missing one is an error, never a
 /// skip, so that a CI image losing Python cannot turn the step silently green.
-pub(crate) fn system_python() -> Result<PathBuf> {
+fn system_python() -> Result<PathBuf> {
     let name = if cfg!(windows) { "python" } else { "python3" };
     let output = Command::new(name).arg("--version").output();
     match output {
@@ -137,7 +147,7 @@ pub(crate) fn system_python() -> Result<PathBuf> {
 
 /// The Python of an interop virtualenv in `dir` holding `requirements`, made or remade unless its
 /// stamp matches the requirements and the Python that would make it.
-pub(crate) fn virtualenv(system_python: &Path, dir: &Path, requirements: &Path) -> Result<PathBuf> {
+fn virtualenv(system_python: &Path, dir: &Path, requirements: &Path) -> Result<PathBuf> {
     let stamp_path = dir.join("tiffin-interop.stamp");
     let stamp = stamp(system_python, requirements)?;
     let python = if cfg!(windows) {

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::interop::{TempDir, build_tiffin, run_quietly, system_python, virtualenv};
+use crate::interop::{TempDir, Tools, run_quietly, tools};
 use crate::process;
 
 const REQUIREMENTS: &str = "crates/tiffin-core/tests/interop/requirements.txt";
@@ -94,14 +94,7 @@ with tarfile.open(sys.argv[1]) as archive:
 pub(crate) fn run() -> Result<()> {
     let start = Instant::now();
     let root = process::workspace_root();
-    let system_python = system_python()?;
-    let tiffin = build_tiffin()?;
-    let target = process::target_dir()?;
-    let python = virtualenv(
-        &system_python,
-        &target.join("interop-signing-venv"),
-        &root.join(REQUIREMENTS),
-    )?;
+    let Tools { tiffin, python } = tools("interop-signing-venv", REQUIREMENTS)?;
     let model_signing = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
         let mut command = Command::new(&python);
         command.args(["-m", "model_signing"]);

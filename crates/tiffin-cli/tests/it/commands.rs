@@ -1,20 +1,6 @@
 //! pack, verify and inspect as a user runs them, and their errors.
 
-use crate::{fixtures, tiffin};
-
-/// Packs the breast-cancer fixture into a temp folder, as the README does.
-fn packed() -> tempfile::TempDir {
-    let temp = tempfile::tempdir().unwrap();
-    let source = fixtures().join("breast_cancer");
-    let out = temp.path().to_str().unwrap();
-    let output = tiffin(
-        &["pack", source.to_str().unwrap(), "--out", out],
-        temp.path(),
-        Some(temp.path()),
-    );
-    assert!(output.starts_with("exit_code: 0"), "{output}");
-    temp
-}
+use crate::{fixtures, packed, tiffin};
 
 #[test]
 fn pack_then_verify_and_inspect() {

@@ -13,6 +13,20 @@ use std::process::Command;
 /// A fixed creation time, so that packed digests (and so snapshots) are the same on every machine.
 const SOURCE_DATE_EPOCH: &str = "1700000000";
 
+/// Packs the breast-cancer fixture into a temp folder, as the README does.
+pub(crate) fn packed() -> tempfile::TempDir {
+    let temp = tempfile::tempdir().unwrap();
+    let source = fixtures().join("breast_cancer");
+    let out = temp.path().to_str().unwrap();
+    let output = tiffin(
+        &["pack", source.to_str().unwrap(), "--out", out],
+        temp.path(),
+        Some(temp.path()),
+    );
+    assert!(output.starts_with("exit_code: 0"), "{output}");
+    temp
+}
+
 /// Runs `tiffin` with `args` in `cwd` and renders exit status, stdout and stderr, with the temp
 /// folder replaced by `[TEMP]` so snapshots do not depend on where the test ran.
 pub(crate) fn tiffin(args: &[&str], cwd: &Path, temp: Option<&Path>) -> String {

@@ -1,19 +1,11 @@
 //! `tiffin sign` and `tiffin verify --key` as a user runs them, with their errors.
 
-use crate::{fixtures, tiffin};
+use crate::{fixtures, packed, tiffin};
 
 /// Packs the breast-cancer fixture into a temp folder and copies the test keys beside it, so that
 /// every path in the output is inside the temp folder.
 fn packed_with_keys() -> tempfile::TempDir {
-    let temp = tempfile::tempdir().unwrap();
-    let source = fixtures().join("breast_cancer");
-    let out = temp.path().to_str().unwrap();
-    let output = tiffin(
-        &["pack", source.to_str().unwrap(), "--out", out],
-        temp.path(),
-        Some(temp.path()),
-    );
-    assert!(output.starts_with("exit_code: 0"), "{output}");
+    let temp = packed();
     for key in [
         "signer.pem",
         "signer.pub.pem",

@@ -67,6 +67,16 @@ fn has(report: &SignatureReport, file: &str, kind: ProblemKind, text: &str) -> b
         .any(|p| p.file.as_deref() == Some(file) && p.kind == kind && p.message.contains(text))
 }
 
+/// Asserts that the signature bundle itself has a problem whose message holds `text`.
+#[track_caller]
+fn assert_signature_problem(report: &SignatureReport, text: &str) {
+    assert!(
+        has(report, SIGSTORE_FILE, ProblemKind::Signature, text),
+        "{:?}",
+        all_problems(report)
+    );
+}
+
 #[test]
 fn a_signed_folder_verifies_and_signing_again_gives_the_same_bytes() {
     let (_out, packed) = pack_fixture("churn_model");
@@ -140,15 +150,9 @@ fn an_unsigned_package_checked_with_a_key_fails_naming_the_fix() {
     for path in [&packed.folder, &packed.archive] {
         let report = check(path, "signer.pub.pem");
         assert!(!report.is_ok());
-        assert!(
-            has(
-                &report,
-                SIGSTORE_FILE,
-                ProblemKind::Signature,
-                "is missing: the package is not signed; sign it with `tiffin sign"
-            ),
-            "{:?}",
-            all_problems(&report)
+        assert_signature_problem(
+            &report,
+            "is missing: the package is not signed; sign it with `tiffin sign",
         );
         assert!(!verify(path).signed);
     }
@@ -171,11 +175,7 @@ fn another_key_is_named_as_such() {
             "was signed by another key (the bundle names the key {}",
             public("signer.pub.pem").hint()
         );
-        assert!(
-            has(&report, SIGSTORE_FILE, ProblemKind::Signature, &expected),
-            "{:?}",
-            all_problems(&report)
-        );
+        assert_signature_problem(&report, &expected);
     }
 }
 
@@ -190,15 +190,9 @@ fn a_bundle_changed_after_signing_fails_its_signature() {
     bundle["dsseEnvelope"]["payload"] = serde_json::Value::String(BASE64.encode(other.0));
     std::fs::write(&signed.bundle, serde_json::to_vec(&bundle).unwrap()).unwrap();
     let report = check(&packed.folder, "signer.pub.pem");
-    assert!(
-        has(
-            &report,
-            SIGSTORE_FILE,
-            ProblemKind::Signature,
-            "names the key given, but its signature does not verify"
-        ),
-        "{:?}",
-        all_problems(&report)
+    assert_signature_problem(
+        &report,
+        "names the key given, but its signature does not verify",
     );
 
     // Without a key hint (older bundles), the message covers both causes.
@@ -208,29 +202,11 @@ fn a_bundle_changed_after_signing_fails_its_signature() {
         .remove("publicKey");
     std::fs::write(&signed.bundle, serde_json::to_vec(&bundle).unwrap()).unwrap();
     let report = check(&packed.folder, "signer.pub.pem");
-    assert!(
-        has(
-            &report,
-            SIGSTORE_FILE,
-            ProblemKind::Signature,
-            "does not verify with the key given"
-        ),
-        "{:?}",
-        all_problems(&report)
-    );
+    assert_signature_problem(&report, "does not verify with the key given");
 
     std::fs::write(&signed.bundle, b"{\"not\": \"a bundle\"}").unwrap();
     let report = check(&packed.folder, "signer.pub.pem");
-    assert!(
-        has(
-            &report,
-            SIGSTORE_FILE,
-            ProblemKind::Signature,
-            "is not a Sigstore bundle"
-        ),
-        "{:?}",
-        all_problems(&report)
-    );
+    assert_signature_problem(&report, "is not a Sigstore bundle");
 }
 
 #[test]
@@ -457,6 +433,11 @@ fn roots(name: &str) -> Verifier {
     Verifier::Certificates(TrustRoots::from_pem_file(&key_path(name)).unwrap())
 }
 
+/// Checks the signature in certificate mode against the root certificates in `root`.
+fn check_roots(path: &Path, root: &str) -> SignatureReport {
+    tiffin_core::verify_signature(path, &roots(root), &options(None), &NoProgress).unwrap()
+}
+
 fn sign_with_certificates(path: &Path, intermediate: bool) -> Signed {
     let chain = CertificateChain::from_pem_files(
         &key_path("signer.cert.pem"),
@@ -477,13 +458,7 @@ fn a_certificate_signature_checks_against_its_root_and_no_other() {
     let (_out, packed) = pack_fixture("iris");
     let signed = sign_with_certificates(&packed.archive, true);
     assert_eq!(signed.certificate.as_deref(), Some("CN=tiffin test signer"));
-    let report = tiffin_core::verify_signature(
-        &packed.archive,
-        &roots("root.pem"),
-        &options(None),
-        &NoProgress,
-    )
-    .unwrap();
+    let report = check_roots(&packed.archive, "root.pem");
     assert!(report.is_ok(), "{:?}", all_problems(&report));
     assert_eq!(report.certificate.as_deref(), Some("CN=tiffin test signer"));
     assert_eq!(report.key_hint, public("signer.pub.pem").hint());
@@ -491,22 +466,10 @@ fn a_certificate_signature_checks_against_its_root_and_no_other() {
     // The signing certificate's key checks it in key mode too.
     assert!(check(&packed.archive, "signer.pub.pem").is_ok());
 
-    let report = tiffin_core::verify_signature(
-        &packed.archive,
-        &roots("other-root.pem"),
-        &options(None),
-        &NoProgress,
-    )
-    .unwrap();
-    assert!(
-        has(
-            &report,
-            SIGSTORE_FILE,
-            ProblemKind::Signature,
-            "has a certificate chain that does not lead to a root given: `CN=tiffin test intermediate` is issued by `CN=tiffin test root`"
-        ),
-        "{:?}",
-        all_problems(&report)
+    let report = check_roots(&packed.archive, "other-root.pem");
+    assert_signature_problem(
+        &report,
+        "has a certificate chain that does not lead to a root given: `CN=tiffin test intermediate` is issued by `CN=tiffin test root`",
     );
 }
 
@@ -514,51 +477,18 @@ fn a_certificate_signature_checks_against_its_root_and_no_other() {
 fn a_chain_without_its_intermediate_or_a_key_signature_fails_certificate_mode() {
     let (_out, packed) = pack_fixture("iris");
     sign_with_certificates(&packed.folder, false);
-    let report = tiffin_core::verify_signature(
-        &packed.folder,
-        &roots("root.pem"),
-        &options(None),
-        &NoProgress,
-    )
-    .unwrap();
-    assert!(
-        has(
-            &report,
-            SIGSTORE_FILE,
-            ProblemKind::Signature,
-            "`CN=tiffin test signer` is issued by `CN=tiffin test intermediate`, which is neither a given root"
-        ),
-        "{:?}",
-        all_problems(&report)
+    let report = check_roots(&packed.folder, "root.pem");
+    assert_signature_problem(
+        &report,
+        "`CN=tiffin test signer` is issued by `CN=tiffin test intermediate`, which is neither a given root",
     );
     // The intermediate as a trusted root is enough.
-    let report = tiffin_core::verify_signature(
-        &packed.folder,
-        &roots("intermediate.pem"),
-        &options(None),
-        &NoProgress,
-    )
-    .unwrap();
+    let report = check_roots(&packed.folder, "intermediate.pem");
     assert!(report.is_ok(), "{:?}", all_problems(&report));
 
     sign(&packed.folder);
-    let report = tiffin_core::verify_signature(
-        &packed.folder,
-        &roots("root.pem"),
-        &options(None),
-        &NoProgress,
-    )
-    .unwrap();
-    assert!(
-        has(
-            &report,
-            SIGSTORE_FILE,
-            ProblemKind::Signature,
-            "was signed with a key, not a certificate"
-        ),
-        "{:?}",
-        all_problems(&report)
-    );
+    let report = check_roots(&packed.folder, "root.pem");
+    assert_signature_problem(&report, "was signed with a key, not a certificate");
 }
 
 #[test]
@@ -612,13 +542,7 @@ fn a_chain_through_a_non_ca_or_to_a_certificate_that_may_not_sign_is_refused() {
             ..SignOptions::default()
         };
         tiffin_core::sign(&packed.folder, &other, &sign_options, &NoProgress).unwrap();
-        let report = tiffin_core::verify_signature(
-            &packed.folder,
-            &roots("root.pem"),
-            &options(None),
-            &NoProgress,
-        )
-        .unwrap();
+        let report = check_roots(&packed.folder, "root.pem");
         assert!(
             has(&report, SIGSTORE_FILE, ProblemKind::Signature, expected),
             "{leaf}: {:?}",
