@@ -310,19 +310,45 @@ fn dims(shape: &[Dim]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-/// Encodes outputs as `{"NAME": nested lists}` in signature order. With `map_labels`, an integer
-/// output whose signature carries class labels gives the labels instead of the class indices.
+/// Encodes outputs as `{"NAME": nested lists}` (names sorted, as in any JSON object serde_json
+/// builds). With `map_labels`, an integer output whose signature carries class labels gives the
+/// labels instead of the class indices. [`encoded`] writes the same JSON without building it.
 pub fn encode(sig: &Signature, outputs: &[Tensor], map_labels: bool) -> Value {
-    let mut map = Map::new();
-    for (spec, tensor) in sig.outputs.iter().zip(outputs) {
-        map.insert(spec.name.clone(), encode_tensor(spec, tensor, map_labels));
-    }
-    Value::Object(map)
+    to_value(&encoded(sig, outputs, map_labels))
 }
 
 /// Encodes one output as nested lists, with labels mapped as in [`encode`].
 pub fn encode_tensor(spec: &TensorSpec, tensor: &Tensor, map_labels: bool) -> Value {
-    let mut flat = tensor.data().to_json();
+    to_value(&encoded_tensor(spec, tensor, map_labels))
+}
+
+/// The JSON value of what [`encoded`] writes. Through the text rather than
+/// `serde_json::to_value`, which would widen each f32 to the f64 digits of its binary value
+/// (0.1 as 0.10000000149011612) instead of keeping its shortest decimal.
+fn to_value(encoded: &impl serde::Serialize) -> Value {
+    let text = serde_json::to_vec(encoded).expect("encoded outputs serialize");
+    serde_json::from_slice(&text).expect("serde_json reads what it wrote")
+}
+
+/// What [`encode`] returns, written straight to a serializer (an HTTP answer, say) rather than
+/// built as a JSON value first.
+pub fn encoded<'a>(sig: &'a Signature, outputs: &'a [Tensor], map_labels: bool) -> Encoded<'a> {
+    let mut by_name: Vec<_> = sig
+        .outputs
+        .iter()
+        .zip(outputs)
+        .map(|(spec, tensor)| (spec.name.as_str(), encoded_tensor(spec, tensor, map_labels)))
+        .collect();
+    by_name.sort_by(|a, b| a.0.cmp(b.0));
+    Encoded(by_name)
+}
+
+/// What [`encode_tensor`] returns, written straight to a serializer.
+pub fn encoded_tensor<'a>(
+    spec: &'a TensorSpec,
+    tensor: &'a Tensor,
+    map_labels: bool,
+) -> EncodedTensor<'a> {
     // Only integer outputs hold class indices; probabilities and labels already given as strings
     // stay as they are.
     let integer = !matches!(
@@ -333,26 +359,88 @@ pub fn encode_tensor(spec: &TensorSpec, tensor: &Tensor, map_labels: bool) -> Va
             | TensorData::String(_)
             | TensorData::Bool(_)
     );
-    if let (true, true, Some(labels)) = (map_labels, integer, &spec.class_labels) {
-        for v in &mut flat {
-            if let Some(label) = v.as_u64().and_then(|i| labels.get(i as usize)) {
-                *v = Value::String(label.clone());
-            }
-        }
-    }
-    nest(&flat, tensor.shape())
+    let labels = spec
+        .class_labels
+        .as_deref()
+        .filter(|_| map_labels && integer);
+    EncodedTensor { tensor, labels }
 }
 
-fn nest(flat: &[Value], shape: &[usize]) -> Value {
-    match shape.split_first() {
-        None => flat.first().cloned().unwrap_or(Value::Null),
-        Some((_, rest)) => {
-            let step = rest.iter().product::<usize>();
-            if step == 0 {
-                return Value::Array(vec![Value::Array(vec![]); shape[0]]);
-            }
-            Value::Array(flat.chunks(step).map(|chunk| nest(chunk, rest)).collect())
+/// Outputs by name, serialized as a JSON object. Made by [`encoded`].
+#[derive(Debug)]
+pub struct Encoded<'a>(Vec<(&'a str, EncodedTensor<'a>)>);
+
+impl serde::Serialize for Encoded<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, tensor)| (name, tensor)))
+    }
+}
+
+/// One output as nested lists, serialized. Made by [`encoded_tensor`].
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedTensor<'a> {
+    tensor: &'a Tensor,
+    /// The class labels to write in place of class indices.
+    labels: Option<&'a [String]>,
+}
+
+impl serde::Serialize for EncodedTensor<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Nested {
+            output: *self,
+            shape: self.tensor.shape(),
+            offset: 0,
         }
+        .serialize(serializer)
+    }
+}
+
+/// The values of `output` from flat index `offset` on, nested along `shape`.
+struct Nested<'a> {
+    output: EncodedTensor<'a>,
+    shape: &'a [usize],
+    offset: usize,
+}
+
+impl serde::Serialize for Nested<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let data = self.output.tensor.data();
+        let Some((&rows, rest)) = self.shape.split_first() else {
+            // A scalar: its one value, or null for none.
+            if self.offset >= data.len() {
+                return serializer.serialize_unit();
+            }
+            let label = self
+                .output
+                .labels
+                .zip(class_index(data, self.offset))
+                .and_then(|(labels, i)| labels.get(usize::try_from(i).ok()?));
+            return match label {
+                Some(label) => serializer.serialize_str(label),
+                None => data.json_value(self.offset).serialize(serializer),
+            };
+        };
+        let step = rest.iter().product::<usize>();
+        serializer.collect_seq((0..rows).map(|row| Nested {
+            output: self.output,
+            shape: rest,
+            offset: self.offset + row * step,
+        }))
+    }
+}
+
+/// The value at `index` as a class index: integer outputs only, and never a negative one.
+fn class_index(data: &TensorData, index: usize) -> Option<u64> {
+    match data {
+        TensorData::U8(v) => Some(u64::from(v[index])),
+        TensorData::U16(v) => Some(u64::from(v[index])),
+        TensorData::U32(v) => Some(u64::from(v[index])),
+        TensorData::U64(v) => Some(v[index]),
+        TensorData::I8(v) => u64::try_from(v[index]).ok(),
+        TensorData::I16(v) => u64::try_from(v[index]).ok(),
+        TensorData::I32(v) => u64::try_from(v[index]).ok(),
+        TensorData::I64(v) => u64::try_from(v[index]).ok(),
+        _ => None,
     }
 }
 
@@ -493,5 +581,50 @@ mod tests {
             encode_tensor(&probs, &t, true),
             json!([[0.25, 0.75], [1.0, 0.0]])
         );
+    }
+
+    #[test]
+    fn encoded_writes_shortest_floats_labels_and_every_nesting() {
+        let mut sig = tabular_sig();
+        let mut probs = spec(
+            "p",
+            DType::F32,
+            vec![Dim::Named("batch".into()), Dim::Fixed(2)],
+            None,
+        );
+        probs.class_labels = Some(vec!["no".into(), "yes".into()]);
+        sig.outputs.push(probs);
+        let label = Tensor::new(vec![3], TensorData::I64(vec![1, -1, 7])).unwrap();
+        let p = Tensor::new(
+            vec![3, 2],
+            TensorData::F32(vec![0.1, 0.9, f32::NAN, 1.0, 1e-7, 0.000_336_647_03]),
+        )
+        .unwrap();
+        let outputs = [label, p];
+        // Labels for the integer output only, names sorted, f32 as its shortest decimal.
+        let want = r#"{"label":["yes",-1,7],"p":[[0.1,0.9],["NaN",1.0],[1e-7,0.00033664703]]}"#;
+        assert_eq!(
+            serde_json::to_string(&encoded(&sig, &outputs, true)).unwrap(),
+            want
+        );
+        assert_eq!(
+            encode(&sig, &outputs, true),
+            serde_json::from_str::<Value>(want).unwrap()
+        );
+        let spec = &sig.outputs[1];
+        for (shape, data, want) in [
+            (vec![], vec![0.5], "0.5"),
+            (vec![0, 2], vec![], "[]"),
+            (vec![2, 0], vec![], "[[],[]]"),
+            (vec![2, 2, 0], vec![], "[[[],[]],[[],[]]]"),
+            (vec![1, 2, 1], vec![0.25, 0.75], "[[[0.25],[0.75]]]"),
+        ] {
+            let t = Tensor::new(shape.clone(), TensorData::F32(data)).unwrap();
+            assert_eq!(
+                serde_json::to_string(&encoded_tensor(spec, &t, true)).unwrap(),
+                want,
+                "{shape:?}"
+            );
+        }
     }
 }

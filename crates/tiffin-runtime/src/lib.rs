@@ -21,4 +21,6 @@ pub use error::{Error, SignatureProblem, TensorKind};
 pub use graph::{GraphOps, ModelSource, check_signature, graph_ops, graph_signature};
 pub use model::{LoadOptions, Model};
 pub use nnef::to_nnef;
-pub use tensor::{ShapeMismatch, Tensor, TensorData, ValueError, f16, flatten_json};
+pub use tensor::{
+    JsonValue, JsonValues, ShapeMismatch, Tensor, TensorData, ValueError, f16, flatten_json,
+};

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tiffin_core::manifest::Signature;
 use tiffin_core::payload;
@@ -89,7 +90,10 @@ async fn answer(
         decode_json(sig, &value)?
     };
     let outputs = state.infer(served, inputs).await?;
-    Ok(axum::Json(json!({ "predictions": predictions(sig, &outputs) })).into_response())
+    let answer = Answer {
+        predictions: predictions(sig, &outputs),
+    };
+    Ok(axum::Json(answer).into_response())
 }
 
 fn decode_json(sig: &Signature, value: &Value) -> Result<Vec<Tensor>, ApiError> {
@@ -217,16 +221,26 @@ fn csv_value(field: &str) -> Value {
     }
 }
 
-/// MLflow's answer: the one output's values, or an object of outputs by name, class labels
-/// mapped as the original model would answer.
-pub(super) fn predictions(sig: &Signature, outputs: &[Tensor]) -> Value {
-    let mut encoded = payload::encode(sig, outputs, true);
-    match encoded.as_object_mut() {
-        Some(map) if map.len() == 1 => {
-            let (_, only) = std::mem::take(map).into_iter().next().expect("one output");
-            only
-        }
-        _ => encoded,
+/// MLflow's answer to a scoring request.
+#[derive(Serialize)]
+struct Answer<'a> {
+    predictions: Predictions<'a>,
+}
+
+/// MLflow's predictions: the one output's values, or an object of outputs by name, class labels
+/// mapped as the original model would answer. Written straight to the answer's JSON.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum Predictions<'a> {
+    One(payload::EncodedTensor<'a>),
+    Each(payload::Encoded<'a>),
+}
+
+/// The predictions for `outputs`.
+pub(super) fn predictions<'a>(sig: &'a Signature, outputs: &'a [Tensor]) -> Predictions<'a> {
+    match (sig.outputs.as_slice(), outputs) {
+        ([spec], [tensor]) => Predictions::One(payload::encoded_tensor(spec, tensor, true)),
+        _ => Predictions::Each(payload::encoded(sig, outputs, true)),
     }
 }
 

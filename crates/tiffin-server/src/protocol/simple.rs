@@ -45,5 +45,5 @@ async fn answer(state: &AppState, served: &Served, body: Body) -> Result<Respons
     let sig = served.signature();
     let inputs = tiffin_core::payload::decode(sig, &value)?;
     let outputs = state.infer(served, inputs).await?;
-    Ok(axum::Json(tiffin_core::payload::encode(sig, &outputs, true)).into_response())
+    Ok(axum::Json(tiffin_core::payload::encoded(sig, &outputs, true)).into_response())
 }

@@ -8,9 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::mlflow::{decode_instances, predictions, rows};
+use super::mlflow::{Predictions, decode_instances, predictions, rows};
 use super::{json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
@@ -108,12 +109,13 @@ async fn answer(state: &AppState, served: &Served, body: Body) -> Result<Respons
         }
     };
     let outputs = state.infer(served, tensors).await?;
-    let body = if row_form {
-        json!({ "predictions": rows(sig, &outputs) })
-    } else {
-        json!({ "outputs": predictions(sig, &outputs) })
+    if row_form {
+        return Ok(axum::Json(json!({ "predictions": rows(sig, &outputs) })).into_response());
+    }
+    let answer = ColumnAnswer {
+        outputs: predictions(sig, &outputs),
     };
-    Ok(axum::Json(body).into_response())
+    Ok(axum::Json(answer).into_response())
 }
 
 /// Replaces TF-Serving's binary values `{"b64": "..."}` with the text they encode.
@@ -143,4 +145,10 @@ fn decode_b64(value: &mut Value) -> Result<(), ApiError> {
         _ => {}
     }
     Ok(())
+}
+
+/// TF-Serving's answer in the column form: the outputs as `predictions` would give them.
+#[derive(Serialize)]
+struct ColumnAnswer<'a> {
+    outputs: Predictions<'a>,
 }

@@ -12,10 +12,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
-use tiffin_core::runtime::{Tensor, TensorData, flatten_json};
+use tiffin_core::runtime::{JsonValues, Tensor, TensorData, flatten_json};
 
 use super::{Named, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
@@ -620,43 +620,50 @@ fn encode_response(
 ) -> Result<Response, ApiError> {
     let sig = served.signature();
     let mut binary = Vec::new();
+    let mut classified = Vec::new();
+    // Classification answers are made first, so that every output below can borrow its tensor.
+    for want in wanted {
+        if let Some(k) = want.classes {
+            classified.push(classify(&outputs[want.index], k, &sig.outputs[want.index])?);
+        }
+    }
+    let mut classified = classified.iter();
     let mut tensors = Vec::with_capacity(wanted.len());
     for want in wanted {
-        let spec = &sig.outputs[want.index];
-        let classified;
         let tensor = match want.classes {
             None => &outputs[want.index],
-            Some(k) => {
-                classified = classify(&outputs[want.index], k, spec)?;
-                &classified
-            }
+            Some(_) => classified
+                .next()
+                .expect("one classification per output asking it"),
         };
-        let as_binary = want.binary;
-        let mut out = json!({
-            "name": spec.name,
-            "datatype": datatype(tensor.dtype()),
-            "shape": tensor.shape(),
-        });
-        if as_binary {
+        let mut out = OutputTensor {
+            data: None,
+            datatype: datatype(tensor.dtype()),
+            name: &sig.outputs[want.index].name,
+            parameters: None,
+            shape: tensor.shape(),
+        };
+        if want.binary {
             let bytes = match tensor.data() {
                 TensorData::String(v) => encode_bytes(v),
                 other => other.to_le_bytes().expect("fixed-size dtypes have bytes"),
             };
-            out["parameters"] = json!({ "binary_data_size": bytes.len() });
+            out.parameters = Some(BinaryParameters {
+                binary_data_size: bytes.len(),
+            });
             binary.extend_from_slice(&bytes);
         } else {
-            out["data"] = Value::Array(tensor.data().to_json());
+            out.data = Some(tensor.data().json());
         }
         tensors.push(out);
     }
-    let mut body = json!({
-        "model_name": served.name(),
-        "model_version": served.version().to_string(),
-        "outputs": tensors,
-    });
-    if let Some(id) = request.and_then(|r| r.id.clone()) {
-        body["id"] = id;
-    }
+    let version = served.version().to_string();
+    let body = InferResponse {
+        id: request.and_then(|r| r.id.as_ref()),
+        model_name: served.name(),
+        model_version: &version,
+        outputs: tensors,
+    };
     let head = serde_json::to_vec(&body).expect("JSON values serialize");
     if binary.is_empty() {
         return Ok(([(header::CONTENT_TYPE, "application/json")], head).into_response());
@@ -669,6 +676,35 @@ fn encode_response(
         .headers_mut()
         .insert(HEADER_LENGTH, HeaderValue::from(length));
     Ok(response)
+}
+
+/// An inference answer, written straight to JSON. The fields are in the order the earlier
+/// `serde_json::Value` form wrote them (sorted), so answers keep their bytes.
+#[derive(Serialize)]
+struct InferResponse<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    model_name: &'a str,
+    model_version: &'a str,
+    outputs: Vec<OutputTensor<'a>>,
+}
+
+/// One output of an answer: its values as JSON `data`, or `parameters` saying how many bytes
+/// of the binary part are its.
+#[derive(Serialize)]
+struct OutputTensor<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<JsonValues<'a>>,
+    datatype: &'static str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinaryParameters>,
+    shape: &'a [usize],
+}
+
+#[derive(Serialize)]
+struct BinaryParameters {
+    binary_data_size: usize,
 }
 
 /// The classification extension: the `k` highest scores of each row of `scores` (the last axis

@@ -144,3 +144,46 @@ async fn invocations_needs_a_single_model() {
             .contains("several models")
     );
 }
+
+/// Every number in `value` that is not an integer.
+fn fractions(value: &serde_json::Value, out: &mut Vec<f64>) {
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => out.push(n.as_f64().unwrap()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| fractions(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| fractions(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_protocol_writes_f32_outputs_as_their_shortest_decimal() {
+    let state = loaded(&["breast_cancer"], Config::default()).await;
+    let reference = crate::common::reference("breast_cancer");
+    let row: Vec<serde_json::Value> =
+        reference["inputs"]["X"]["data"].as_array().unwrap()[..30].to_vec();
+    for (uri, body) in [
+        ("/invocations", json!({"inputs": [row]})),
+        ("/predict", json!({"X": [row]})),
+        ("/v1/models/breast_cancer:predict", json!({"inputs": [row]})),
+        (
+            "/v2/models/breast_cancer/infer",
+            json!({"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}),
+        ),
+    ] {
+        let answer = post_json(&state, uri, &body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.message());
+        let mut found = Vec::new();
+        fractions(&answer.json(), &mut found);
+        assert!(
+            !found.is_empty(),
+            "{uri}: no probabilities in {}",
+            answer.json()
+        );
+        for v in found {
+            // 0.1f32 is written 0.1, not 0.10000000149011612: the f32's shortest decimal
+            // reads back as the same f64 the answer holds.
+            let shortest: f64 = (v as f32).to_string().parse().unwrap();
+            assert_eq!(shortest, v, "{uri}: {v} is not an f32's shortest decimal");
+        }
+    }
+}
