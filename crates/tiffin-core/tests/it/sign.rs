@@ -67,14 +67,16 @@ fn has(report: &SignatureReport, file: &str, kind: ProblemKind, text: &str) -> b
         .any(|p| p.file.as_deref() == Some(file) && p.kind == kind && p.message.contains(text))
 }
 
+/// Asserts that `file` has a problem of `kind` whose message holds `text`.
+#[track_caller]
+fn assert_problem(report: &SignatureReport, file: &str, kind: ProblemKind, text: &str) {
+    assert!(has(report, file, kind, text), "{:?}", all_problems(report));
+}
+
 /// Asserts that the signature bundle itself has a problem whose message holds `text`.
 #[track_caller]
 fn assert_signature_problem(report: &SignatureReport, text: &str) {
-    assert!(
-        has(report, SIGSTORE_FILE, ProblemKind::Signature, text),
-        "{:?}",
-        all_problems(report)
-    );
+    assert_problem(report, SIGSTORE_FILE, ProblemKind::Signature, text);
 }
 
 #[test]
@@ -221,15 +223,11 @@ fn a_tampered_file_is_named_in_a_folder_and_an_archive() {
     std::fs::write(&model, &bytes).unwrap();
     let report = check(&packed.folder, "signer.pub.pem");
     assert!(report.signature_valid && !report.is_ok());
-    assert!(
-        has(
-            &report,
-            "model.onnx",
-            ProblemKind::Changed,
-            "content differs"
-        ),
-        "{:?}",
-        all_problems(&report)
+    assert_problem(
+        &report,
+        "model.onnx",
+        ProblemKind::Changed,
+        "content differs",
     );
 
     // A tampered archive: rebuilt with the flipped model, everything else as signed.
@@ -248,15 +246,11 @@ fn a_tampered_file_is_named_in_a_folder_and_an_archive() {
     write_raw_archive(&tampered, &raw);
     let report = check(&tampered, "signer.pub.pem");
     assert!(report.signature_valid && !report.is_ok());
-    assert!(
-        has(
-            &report,
-            "model.onnx",
-            ProblemKind::Changed,
-            "content differs"
-        ),
-        "{:?}",
-        all_problems(&report)
+    assert_problem(
+        &report,
+        "model.onnx",
+        ProblemKind::Changed,
+        "content differs",
     );
 }
 
@@ -297,15 +291,11 @@ fn a_file_added_after_signing_is_named() {
     std::fs::write(packed.folder.join("notes.txt"), "added later").unwrap();
     let report = check(&packed.folder, "signer.pub.pem");
     assert!(!report.is_ok());
-    assert!(
-        has(
-            &report,
-            "notes.txt",
-            ProblemKind::Unsigned,
-            "not covered by the signature: it was added after signing"
-        ),
-        "{:?}",
-        all_problems(&report)
+    assert_problem(
+        &report,
+        "notes.txt",
+        ProblemKind::Unsigned,
+        "not covered by the signature: it was added after signing",
     );
     assert!(has(
         &report,
@@ -344,25 +334,17 @@ fn a_signature_over_another_file_list_names_each_difference() {
 
     let report = check(&packed.folder, "signer.pub.pem");
     assert!(!report.is_ok());
-    assert!(
-        has(
-            &report,
-            gone,
-            ProblemKind::Missing,
-            "is covered by the signature but not in the package"
-        ),
-        "{:?}",
-        all_problems(&report)
+    assert_problem(
+        &report,
+        gone,
+        ProblemKind::Missing,
+        "is covered by the signature but not in the package",
     );
-    assert!(
-        has(
-            &report,
-            "extra/notes.txt",
-            ProblemKind::Unsigned,
-            "not covered by the signature"
-        ),
-        "{:?}",
-        all_problems(&report)
+    assert_problem(
+        &report,
+        "extra/notes.txt",
+        ProblemKind::Unsigned,
+        "not covered by the signature",
     );
 }
 
