@@ -28,20 +28,22 @@ pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
         }
         super::print_json(&value)?;
     } else {
-        println!("drift of the golden outputs, NNEF against the package's golden values:");
+        outln!("drift of the golden outputs, NNEF against the package's golden values:");
         super::print_drifts(&conversion.drifts);
-        println!(
+        outln!(
             "load + optimize: ONNX {:.1} ms, NNEF {:.1} ms",
-            conversion.onnx_load_ms, conversion.nnef_load_ms
+            conversion.onnx_load_ms,
+            conversion.nnef_load_ms
         );
         if let Some(packed) = &conversion.packed {
-            println!(
+            outln!(
                 "packed {} {}",
-                packed.manifest.name, packed.manifest.version
+                packed.manifest.name,
+                packed.manifest.version
             );
-            println!("  folder   {}", packed.folder.display());
-            println!("  archive  {}", packed.archive.display());
-            println!("  digest   sha256:{}", packed.digest);
+            outln!("  folder   {}", packed.folder.display());
+            outln!("  archive  {}", packed.archive.display());
+            outln!("  digest   sha256:{}", packed.digest);
         }
     }
     if conversion.passed() {

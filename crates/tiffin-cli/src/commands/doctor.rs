@@ -34,7 +34,7 @@ fn print_report(report: &DoctorReport) {
         SubjectKind::Folder => "package folder",
         SubjectKind::Archive => "package archive",
     };
-    println!(
+    outln!(
         "{} {} ({what} {})",
         report.name.as_deref().unwrap_or("?"),
         report.version.as_deref().unwrap_or("?"),
@@ -53,24 +53,24 @@ fn print_report(report: &DoctorReport) {
         if findings.is_empty() {
             continue;
         }
-        println!("\n{title} ({})", findings.len());
+        outln!("\n{title} ({})", findings.len());
         for f in findings {
-            println!("  [{}] {}", f.rule, f.message);
+            outln!("  [{}] {}", f.rule, f.message);
             if let Some(location) = &f.location {
-                println!("      at   {location}");
+                outln!("      at   {location}");
             }
             if let Some(fix) = &f.fix {
-                println!("      fix  {fix}");
+                outln!("      fix  {fix}");
             }
         }
     }
     if !report.files.is_empty() {
         // The breakdown behind the size rule: the largest files first, so a stray data set shows.
-        println!("\nFILES ({}, largest first)", report.files.len());
+        outln!("\nFILES ({}, largest first)", report.files.len());
         let width = report.files.iter().map(|f| f.path.len()).max().unwrap_or(0);
         for f in report.files.iter().take(FILES_SHOWN) {
             let role = serde_json::to_value(f.role).unwrap_or_default();
-            println!(
+            outln!(
                 "  {:<width$}  {:<12} {:>10}",
                 f.path,
                 role.as_str().unwrap_or_default(),
@@ -78,16 +78,16 @@ fn print_report(report: &DoctorReport) {
             );
         }
         if report.files.len() > FILES_SHOWN {
-            println!("  ... and {} smaller", report.files.len() - FILES_SHOWN);
+            outln!("  ... and {} smaller", report.files.len() - FILES_SHOWN);
         }
     }
     if !report.skipped.is_empty() {
-        println!("\nSKIPPED ({})", report.skipped.len());
+        outln!("\nSKIPPED ({})", report.skipped.len());
         for s in &report.skipped {
-            println!("  [{}] {}", s.rule, s.reason);
+            outln!("  [{}] {}", s.rule, s.reason);
         }
     }
-    println!(
+    outln!(
         "\n{} fail, {} warn, {} pass",
         report.count(Level::Fail),
         report.count(Level::Warn),

@@ -9,7 +9,7 @@ pub(crate) fn run(args: &InitArgs) -> anyhow::Result<Outcome> {
     let authoring = tiffin_core::authoring_for(&args.model, args.name.as_deref(), &args.version)?;
     let text = tiffin_core::render_toml(&authoring);
     if args.stdout {
-        print!("{text}");
+        out!("{text}");
         return Ok(Outcome::Success);
     }
     let dir = args
@@ -26,7 +26,7 @@ pub(crate) fn run(args: &InitArgs) -> anyhow::Result<Outcome> {
     }
     std::fs::write(&dest, &text).with_context(|| format!("cannot write {}", dest.display()))?;
     let sig = &authoring.signature;
-    println!(
+    outln!(
         "wrote {} for {} ({} input(s), {} output(s)); fill in the metadata, then run `tiffin pack {}`",
         dest.display(),
         args.model.display(),

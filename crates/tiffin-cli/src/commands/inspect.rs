@@ -14,14 +14,14 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let m = &info.manifest;
-    println!("{} {}", m.name, m.version);
+    outln!("{} {}", m.name, m.version);
     if let Some(description) = &m.description {
-        println!("  {description}");
+        outln!("  {description}");
     }
-    println!();
+    outln!();
     let field = |label: &str, value: Option<String>| {
         if let Some(value) = value {
-            println!("{label:<11}{value}");
+            outln!("{label:<11}{value}");
         }
     };
     field("digest", Some(info.digest.clone()));
@@ -58,10 +58,10 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
         ("inputs", &m.signature.inputs),
         ("outputs", &m.signature.outputs),
     ] {
-        println!("\n{title}");
+        outln!("\n{title}");
         let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
         for t in tensors {
-            println!(
+            outln!(
                 "  {:<width$}  {:<6} {}{}",
                 t.name,
                 t.dtype.as_str(),
@@ -71,7 +71,7 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
         }
     }
 
-    println!(
+    outln!(
         "\nfiles ({} in {})",
         m.files.len(),
         HumanBytes(info.files_size)
@@ -79,7 +79,7 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
     let width = m.files.iter().map(|f| f.path.len()).max().unwrap_or(0);
     for f in &m.files {
         let role = serde_json::to_value(f.role)?;
-        println!(
+        outln!(
             "  {:<width$}  {:<12} {:>10}  sha256:{}",
             f.path,
             role.as_str().unwrap_or_default(),

@@ -42,15 +42,19 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
 
 /// Prints a value as pretty JSON on stdout, for `--json`.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// Prints a drift table: one line per output, with its tolerance and verdict.
 fn print_drifts(drifts: &[tiffin_core::examples::Drift]) {
-    println!(
+    outln!(
         "  {:<24} {:>10} {:>10} {:>12}  {:<22} verdict",
-        "output", "max abs", "max rel", "outside", "tolerance"
+        "output",
+        "max abs",
+        "max rel",
+        "outside",
+        "tolerance"
     );
     for d in drifts {
         let t = &d.tolerance;
@@ -69,9 +73,14 @@ fn print_drifts(drifts: &[tiffin_core::examples::Drift]) {
             (None, true) => "ok".to_owned(),
             (None, false) => "FAIL".to_owned(),
         };
-        println!(
+        outln!(
             "  {:<24} {:>10.2e} {:>10.2e} {:>5} of {:<5} {:<22} {verdict}",
-            d.output, d.max_abs, d.max_rel, d.mismatches, d.compared, tolerance
+            d.output,
+            d.max_abs,
+            d.max_rel,
+            d.mismatches,
+            d.compared,
+            tolerance
         );
     }
 }

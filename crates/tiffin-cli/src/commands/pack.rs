@@ -30,14 +30,14 @@ pub(crate) fn run(args: &PackArgs, quiet: bool) -> anyhow::Result<Outcome> {
             "files": m.files.len(),
         }))?;
     } else {
-        println!("packed {} {}", m.name, m.version);
-        println!("  folder   {}", packed.folder.display());
-        println!(
+        outln!("packed {} {}", m.name, m.version);
+        outln!("  folder   {}", packed.folder.display());
+        outln!(
             "  archive  {} ({})",
             packed.archive.display(),
             HumanBytes(packed.archive_size)
         );
-        println!("  digest   sha256:{}", packed.digest);
+        outln!("  digest   sha256:{}", packed.digest);
     }
     Ok(Outcome::Success)
 }

@@ -30,6 +30,6 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<Outcome> {
         .with_threads(args.threads);
     let loaded = tiffin_core::load(&package, &options)?;
     let outputs = loaded.predict_json(&payload, !args.raw)?;
-    println!("{}", serde_json::to_string(&outputs)?);
+    outln!("{}", serde_json::to_string(&outputs)?);
     Ok(Outcome::Success)
 }

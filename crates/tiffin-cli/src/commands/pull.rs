@@ -26,11 +26,11 @@ pub(crate) fn run(args: &PullArgs) -> anyhow::Result<Outcome> {
         super::print_json(&report)?;
     } else {
         super::store::print_stored("pulled", &report.stored);
-        println!("  manifest {}", report.manifest_digest);
+        outln!("  manifest {}", report.manifest_digest);
         if signer.is_some() {
-            println!("  signed   signature valid; every file matches the signed digests");
+            outln!("  signed   signature valid; every file matches the signed digests");
         }
-        println!(
+        outln!(
             "  blobs    {} fetched ({}), {} already in the store",
             report.fetched,
             HumanBytes(report.bytes_fetched),

@@ -25,10 +25,10 @@ pub(crate) fn run(args: &PushArgs) -> anyhow::Result<Outcome> {
     if args.json {
         super::print_json(&report)?;
     } else {
-        println!("pushed {}", report.reference);
-        println!("  manifest {}", report.manifest_digest);
-        println!("  package  {}", report.package_digest);
-        println!(
+        outln!("pushed {}", report.reference);
+        outln!("  manifest {}", report.manifest_digest);
+        outln!("  package  {}", report.package_digest);
+        outln!(
             "  blobs    {} sent ({}), {} already there",
             report.uploaded,
             HumanBytes(report.bytes_uploaded),

@@ -22,7 +22,7 @@ pub(crate) fn run(args: &ScanArgs) -> anyhow::Result<Outcome> {
     if args.json {
         super::print_json(&report)?;
     } else if report.format.is_none() && report.imports.is_empty() {
-        println!(
+        outln!(
             "{}: not a pickle, joblib or torch file; nothing imports code",
             args.file.display()
         );
@@ -32,37 +32,39 @@ pub(crate) fn run(args: &ScanArgs) -> anyhow::Result<Outcome> {
             .map_or("not a recognised pickle format".to_owned(), |f| {
                 f.to_string()
             });
-        println!(
+        outln!(
             "{}: {format}, protocol {}, {} opcodes read",
             args.file.display(),
             report.protocol,
             report.opcodes
         );
         if let Some(reason) = &report.stopped {
-            println!("  stopped early: {reason}");
+            outln!("  stopped early: {reason}");
         }
         if !report.imports.is_empty() {
-            println!("\n  {:>8}  {:<13} import", "offset", "opcode");
+            outln!("\n  {:>8}  {:<13} import", "offset", "opcode");
             for i in &report.imports {
                 let verdict = if i.plain_data {
                     "plain data"
                 } else {
                     "RUNS CODE"
                 };
-                println!(
+                outln!(
                     "  {:>8}  {:<13} {:<60} {verdict}",
-                    i.offset, i.opcode, i.name
+                    i.offset,
+                    i.opcode,
+                    i.name
                 );
             }
         }
-        println!();
+        outln!();
         if dangerous > 0 {
-            println!(
+            outln!(
                 "{dangerous} import(s) can run code when this file is loaded. Export the model instead: \
                  skl2onnx for scikit-learn, torch.onnx.export for PyTorch; then `tiffin pack` the ONNX file."
             );
         } else {
-            println!("no import that runs code was found");
+            outln!("no import that runs code was found");
         }
     }
     Ok(if dangerous > 0 {

@@ -26,7 +26,7 @@ pub(crate) fn run(args: &SignArgs, quiet: bool) -> anyhow::Result<Outcome> {
         super::print_json(&signed)?;
         return Ok(Outcome::Success);
     }
-    println!(
+    outln!(
         "signed {} {} ({}): {} files",
         signed.name,
         signed.version,
@@ -38,25 +38,25 @@ pub(crate) fn run(args: &SignArgs, quiet: bool) -> anyhow::Result<Outcome> {
     );
     match (signed.kind, signed.replaced) {
         (PackageKind::Folder, false) => {
-            println!("  bundle   {}", signed.bundle.display());
+            outln!("  bundle   {}", signed.bundle.display());
         }
         (PackageKind::Folder, true) => {
-            println!(
+            outln!(
                 "  bundle   {} (replaced the earlier signature)",
                 signed.bundle.display()
             );
         }
         (PackageKind::Archive, false) => {
-            println!("  bundle   tiffin.sigstore.json, added to the archive");
+            outln!("  bundle   tiffin.sigstore.json, added to the archive");
         }
         (PackageKind::Archive, true) => {
-            println!("  bundle   tiffin.sigstore.json, replaced in the archive");
+            outln!("  bundle   tiffin.sigstore.json, replaced in the archive");
         }
     }
-    println!("  subject  {}", signed.subject_digest);
-    println!("  key      {}", signed.key_hint);
+    outln!("  subject  {}", signed.subject_digest);
+    outln!("  key      {}", signed.key_hint);
     if let Some(subject) = &signed.certificate {
-        println!("  cert     {subject}");
+        outln!("  cert     {subject}");
     }
     Ok(Outcome::Success)
 }

@@ -15,12 +15,12 @@ pub(crate) fn print_stored(verb: &str, stored: &Stored) {
     } else {
         " (the store already had it)"
     };
-    println!("{verb} {tag}{note}");
-    println!("  digest   {}", e.digest);
-    println!("  size     {}", HumanBytes(e.size));
-    println!("  path     {}", e.path.display());
+    outln!("{verb} {tag}{note}");
+    outln!("  digest   {}", e.digest);
+    outln!("  size     {}", HumanBytes(e.size));
+    outln!("  path     {}", e.path.display());
     if let Some(old) = &stored.replaced {
-        println!("  the tag {tag} named {old} before");
+        outln!("  the tag {tag} named {old} before");
     }
 }
 
@@ -32,7 +32,7 @@ pub(crate) fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     if entries.is_empty() {
-        println!(
+        outln!(
             "the store {} is empty: add a package with `tiffin add PKG` or `tiffin pull REF`",
             store.root().display()
         );
@@ -44,14 +44,16 @@ pub(crate) fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
         .max()
         .unwrap_or(0)
         .max("NAME:VERSION".len());
-    println!(
+    outln!(
         "{:<width$}  {:<19}  {:>10}",
-        "NAME:VERSION", "DIGEST", "SIZE"
+        "NAME:VERSION",
+        "DIGEST",
+        "SIZE"
     );
     for e in &entries {
         // The first 12 hex digits name a package as well as the whole digest does here.
         let short = &e.digest[..e.digest.len().min("sha256:".len() + 12)];
-        println!(
+        outln!(
             "{:<width$}  {short:<19}  {:>10}",
             e.tag.as_deref().unwrap_or("<none>"),
             HumanBytes(e.size).to_string()
@@ -67,10 +69,10 @@ pub(crate) fn rm(args: &RmArgs) -> anyhow::Result<Outcome> {
         super::print_json(&removed)?;
     } else {
         for tag in &removed.tags {
-            println!("untagged {tag}");
+            outln!("untagged {tag}");
         }
         if let Some(digest) = &removed.package {
-            println!("removed {digest} (run `tiffin gc` to free its files)");
+            outln!("removed {digest} (run `tiffin gc` to free its files)");
         }
     }
     Ok(Outcome::Success)
@@ -79,7 +81,7 @@ pub(crate) fn rm(args: &RmArgs) -> anyhow::Result<Outcome> {
 pub(crate) fn tag(args: &TagArgs) -> anyhow::Result<Outcome> {
     let store = Store::open_default()?;
     let entry = store.tag(&args.source, &args.target)?;
-    println!("tagged {} as {}", entry.digest, args.target);
+    outln!("tagged {} as {}", entry.digest, args.target);
     Ok(Outcome::Success)
 }
 
@@ -89,13 +91,13 @@ pub(crate) fn gc(args: &GcArgs) -> anyhow::Result<Outcome> {
     if args.json {
         super::print_json(&collected)?;
     } else {
-        println!(
+        outln!(
             "removed {} unused file(s), {}",
             collected.blobs,
             HumanBytes(collected.bytes)
         );
         if collected.staging > 0 {
-            println!(
+            outln!(
                 "removed {} leftover(s) of interrupted commands",
                 collected.staging
             );

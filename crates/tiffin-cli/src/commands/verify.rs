@@ -45,7 +45,7 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     } else if report.is_ok() {
         print_verified(&report);
         if report.signed {
-            println!(
+            outln!(
                 "  signed   tiffin.sigstore.json, not checked (give --key PUB.pem or --root \
                  ROOTS.pem to check it)"
             );
@@ -62,16 +62,17 @@ fn print_signature_report(args: &VerifyArgs, report: &SignatureReport) -> anyhow
         super::print_json(report)?;
     } else if let (true, Some(package)) = (report.is_ok(), &report.package) {
         print_verified(package);
-        println!(
+        outln!(
             "  signed   signature valid (ECDSA P-256 key {}); {} files match the signed digests",
-            report.key_hint, report.signed_files
+            report.key_hint,
+            report.signed_files
         );
         if let Some(subject) = &report.certificate {
-            println!("  cert     {subject}, its chain leads to a root given");
+            outln!("  cert     {subject}, its chain leads to a root given");
         }
         match &report.detached {
-            Some(bundle) => println!("  bundle   {} (detached)", bundle.display()),
-            None => println!("  bundle   tiffin.sigstore.json in the package"),
+            Some(bundle) => outln!("  bundle   {} (detached)", bundle.display()),
+            None => outln!("  bundle   tiffin.sigstore.json in the package"),
         }
     } else {
         let package = report.package.iter().flat_map(|p| &p.problems);
@@ -85,7 +86,7 @@ fn print_verified(report: &Report) {
         PackageKind::Folder => "folder",
         PackageKind::Archive => "archive",
     };
-    println!(
+    outln!(
         "verified {} {} ({kind}): {} files, {}, {}",
         report.name.as_deref().unwrap_or("?"),
         report.version.as_deref().unwrap_or("?"),
@@ -93,23 +94,23 @@ fn print_verified(report: &Report) {
         HumanBytes(report.bytes_checked),
         report.algorithms.join("+"),
     );
-    println!("  digest   {}", report.digest);
+    outln!("  digest   {}", report.digest);
     if report.model_checked {
-        println!("  model    loads; signature matches the graph");
+        outln!("  model    loads; signature matches the graph");
     }
     if let Some(drifts) = &report.examples {
-        println!("  golden examples rerun:");
+        outln!("  golden examples rerun:");
         super::print_drifts(drifts);
     }
 }
 
 fn print_problems<'a>(args: &VerifyArgs, problems: impl Iterator<Item = &'a Problem>) {
     let problems: Vec<&Problem> = problems.collect();
-    println!("{}: {} problem(s)", args.path.display(), problems.len());
+    outln!("{}: {} problem(s)", args.path.display(), problems.len());
     for p in problems {
         match &p.file {
-            Some(file) => println!("  {file}: {}", p.message),
-            None => println!("  {}", p.message),
+            Some(file) => outln!("  {file}: {}", p.message),
+            None => outln!("  {}", p.message),
         }
     }
 }

@@ -144,3 +144,21 @@ fn scan_names_what_a_pickle_imports() {
     let onnx = fixtures().join("iris");
     insta::assert_snapshot!("scan_onnx", tiffin(&["scan", "model.onnx"], &onnx, None));
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let temp = packed();
+    // A pipe whose reader is gone before tiffin starts: every write fails with a broken pipe,
+    // as when the output goes to `head -1` and head has exited.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tiffin"))
+        .args(["inspect", "breast_cancer-1.0.0.tiffin"])
+        .current_dir(temp.path())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
