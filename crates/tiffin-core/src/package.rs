@@ -172,15 +172,20 @@ pub struct Inspection {
     pub manifest: Manifest,
 }
 
+/// Parses the manifest bytes of the package at `package`, naming its `tiffin.json` in the error.
+pub(crate) fn parse_manifest(bytes: &[u8], package: &Path) -> Result<Manifest> {
+    Manifest::from_json_slice(bytes).map_err(|source| Error::Manifest {
+        path: package.join(MANIFEST_FILE),
+        source,
+    })
+}
+
 /// Reads a package's manifest and digest without checking the files: fast, and meant for people.
 /// Use `verify` to check the content.
 pub fn inspect(path: &Path) -> Result<Inspection> {
     let kind = package_kind(path)?;
     let bytes = read_manifest_bytes(path, kind)?;
-    let manifest = Manifest::from_json_slice(&bytes).map_err(|source| Error::Manifest {
-        path: path.join(MANIFEST_FILE),
-        source,
-    })?;
+    let manifest = parse_manifest(&bytes, path)?;
     Ok(Inspection {
         path: path.to_owned(),
         kind,

@@ -24,10 +24,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tiffin_hash::{Algorithms, Digest, Hasher, NoProgress};
-use tiffin_manifest::Manifest;
+use tiffin_manifest::is_package_name;
 
 use crate::layout::{self, MANIFEST_FILE};
-use crate::package::{PackageKind, package_kind, read_manifest_bytes};
+use crate::package::{PackageKind, package_kind, parse_manifest, read_manifest_bytes};
 use crate::{Error, Result, VerifyOptions};
 
 /// The variable that moves the store.
@@ -510,11 +510,8 @@ impl Store {
         let bytes = read_manifest_bytes(&path, PackageKind::Folder)?;
         let manifest = parse_manifest(&bytes, &path)?;
         let mut size = 0;
-        for entry in walkdir::WalkDir::new(&path).min_depth(1) {
-            let entry = entry.map_err(|e| Error::Read {
-                path: path.clone(),
-                source: e.into(),
-            })?;
+        for walked in layout::walk(&path) {
+            let (_, entry) = walked?;
             if entry.file_type().is_file() {
                 size += entry
                     .metadata()
@@ -726,20 +723,11 @@ impl Store {
                 .iter()
                 .map(|f| (f.path.as_str(), f.sha256.as_str()))
                 .collect();
-            for entry in walkdir::WalkDir::new(&path).min_depth(1) {
-                let entry = entry.map_err(|e| Error::Read {
-                    path: path.clone(),
-                    source: e.into(),
-                })?;
+            for walked in layout::walk(&path) {
+                let (rel, entry) = walked?;
                 if !entry.file_type().is_file() {
                     continue;
                 }
-                let rel = entry
-                    .path()
-                    .strip_prefix(&path)
-                    .expect("walkdir stays below its root")
-                    .to_string_lossy()
-                    .replace('\\', "/");
                 if rel == MANIFEST_FILE {
                     continue;
                 }
@@ -818,16 +806,6 @@ fn check_tag(name: &str, version: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether `name` is a package name as the manifest's rules say: `[a-z0-9][a-z0-9._-]{0,63}`.
-fn is_package_name(name: &str) -> bool {
-    let lower_or_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    name.len() <= 64
-        && name.starts_with(lower_or_digit)
-        && name
-            .chars()
-            .all(|c| lower_or_digit(c) || matches!(c, '.' | '_' | '-'))
-}
-
 /// Semantic versions in their order, before any other tag; other tags by their text.
 fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     match (semver::Version::parse(a), semver::Version::parse(b)) {
@@ -847,13 +825,6 @@ fn is_hex(s: &str) -> bool {
 pub(crate) fn parse_digest(text: &str) -> Option<Digest> {
     text.strip_prefix("sha256:")
         .and_then(|hex| Digest::from_hex(hex).ok())
-}
-
-fn parse_manifest(bytes: &[u8], package: &Path) -> Result<Manifest> {
-    Manifest::from_json_slice(bytes).map_err(|source| Error::Manifest {
-        path: package.join(MANIFEST_FILE),
-        source,
-    })
 }
 
 /// The names in a folder, sorted; a missing folder has none.

@@ -47,7 +47,7 @@ pub use types::{
     DType, Device, Dim, FileRole, Framework, ModelFormat, Runtime, Serving, Signature, TensorSpec,
     Training, infer_format,
 };
-pub use validate::{Problem, ValidationErrors, check_relative_path};
+pub use validate::{Problem, ValidationErrors, check_relative_path, is_package_name};
 
 /// The JSON Schema of the authoring file `tiffin.toml`, for editors and linters.
 pub fn authoring_schema() -> schemars::Schema {

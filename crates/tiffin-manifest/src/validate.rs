@@ -128,7 +128,7 @@ pub fn check_relative_path(p: &str) -> Result<(), String> {
 }
 
 /// Whether `name` is a valid package name: `[a-z0-9][a-z0-9._-]{0,63}`.
-fn is_package_name(name: &str) -> bool {
+pub fn is_package_name(name: &str) -> bool {
     let mut chars = name.chars();
     let first_ok = chars
         .next()

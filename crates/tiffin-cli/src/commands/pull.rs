@@ -3,7 +3,7 @@
 use indicatif::HumanBytes;
 use tiffin_core::oci::{self, Reference};
 use tiffin_core::store::Store;
-use tiffin_core::{PublicKey, TrustRoots, Verifier, VerifyOptions, hash::Algorithms};
+use tiffin_core::{Verifier, VerifyOptions, hash::Algorithms};
 
 use crate::Outcome;
 use crate::args::PullArgs;
@@ -16,11 +16,7 @@ pub(crate) fn run(args: &PullArgs) -> anyhow::Result<Outcome> {
         algorithms: Algorithms::BOTH,
         run_model: !args.no_run,
     };
-    let signer = match (&args.key, &args.root) {
-        (Some(key), _) => Some(Verifier::Key(PublicKey::from_pem_file(key)?)),
-        (None, Some(roots)) => Some(Verifier::Certificates(TrustRoots::from_pem_file(roots)?)),
-        (None, None) => None,
-    };
+    let signer = Verifier::from_pem_files(args.key.as_deref(), args.root.as_deref())?;
     let report = oci::pull(&reference, &store, &options, &verify, signer.as_ref())?;
     if args.json {
         super::print_json(&report)?;

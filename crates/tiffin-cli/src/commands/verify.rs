@@ -3,8 +3,8 @@
 use indicatif::HumanBytes;
 use tiffin_core::hash::Algorithms;
 use tiffin_core::{
-    PackageKind, Problem, PublicKey, Report, SignatureOptions, SignatureReport, TrustRoots,
-    Verifier, VerifyOptions, verify, verify_signature,
+    PackageKind, Problem, Report, SignatureOptions, SignatureReport, Verifier, VerifyOptions,
+    verify, verify_signature,
 };
 
 use crate::Outcome;
@@ -22,11 +22,7 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
         run_model: !args.no_run,
     };
     let path = tiffin_core::store::resolve(&args.path)?;
-    let verifier = match (&args.key, &args.root) {
-        (Some(key), _) => Some(Verifier::Key(PublicKey::from_pem_file(key)?)),
-        (None, Some(roots)) => Some(Verifier::Certificates(TrustRoots::from_pem_file(roots)?)),
-        (None, None) => None,
-    };
+    let verifier = Verifier::from_pem_files(args.key.as_deref(), args.root.as_deref())?;
     if let Some(verifier) = verifier {
         let bar = Bar::new(quiet, "verifying");
         let options = SignatureOptions {
@@ -108,10 +104,7 @@ fn print_problems<'a>(args: &VerifyArgs, problems: impl Iterator<Item = &'a Prob
     let problems: Vec<&Problem> = problems.collect();
     outln!("{}: {} problem(s)", args.path.display(), problems.len());
     for p in problems {
-        match &p.file {
-            Some(file) => outln!("  {file}: {}", p.message),
-            None => outln!("  {}", p.message),
-        }
+        outln!("  {p}");
     }
 }
 

@@ -340,19 +340,23 @@ impl Client {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
+        request = self.authorized(request);
         request.call().map_err(transport(url))
     }
 
     /// True when the repository has the blob.
+    /// `request` with this client's credentials, when it has any.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(auth) => request.header("Authorization", auth),
+            None => request,
+        }
+    }
+
     pub(crate) fn has_blob(&self, digest: &str) -> Result<bool> {
         let url = self.url(&format!("blobs/{digest}"));
         let mut request = self.agent.head(&url);
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
+        request = self.authorized(request);
         let response = request.call().map_err(transport(&url))?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
@@ -366,9 +370,7 @@ impl Client {
     pub(crate) fn upload_blob(&self, digest: &str, size: u64, reader: &mut dyn Read) -> Result<()> {
         let start = self.url("blobs/uploads/");
         let mut request = self.agent.post(&start);
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
+        request = self.authorized(request);
         let response = request.send_empty().map_err(transport(&start))?;
         let mut location = self.location(&response, &start, "starting an upload")?;
         let mut buf = Vec::with_capacity(CHUNK.min(size as usize));
@@ -392,9 +394,7 @@ impl Client {
                     .patch(&location)
                     .header("Content-Type", "application/octet-stream")
                     .header("Content-Range", &range);
-                if let Some(auth) = &self.authorization {
-                    request = request.header("Authorization", auth);
-                }
+                request = self.authorized(request);
                 let response = request.send(&buf[..]).map_err(transport(&location))?;
                 location = self.location(&response, &location, "uploading a chunk")?;
                 sent += n as u64;
@@ -421,9 +421,7 @@ impl Client {
             .agent
             .put(&url)
             .header("Content-Type", "application/octet-stream");
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
+        request = self.authorized(request);
         let response = request.send(&buf[..]).map_err(transport(&url))?;
         match response.status().as_u16() {
             201 | 204 | 200 => Ok(()),
@@ -483,9 +481,7 @@ impl Client {
     pub(crate) fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
         let url = self.url(&format!("manifests/{tag}"));
         let mut request = self.agent.put(&url).header("Content-Type", media_type);
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
+        request = self.authorized(request);
         let mut response = request.send(bytes).map_err(transport(&url))?;
         match response.status().as_u16() {
             200..=299 => Ok(()),

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tiffin_hash::{Algorithms, Digest, NoProgress};
-use tiffin_manifest::{FileRole, Manifest};
+use tiffin_manifest::FileRole;
 
 pub use client::{ClientOptions, Credentials, PASSWORD_VAR, USERNAME_VAR};
 pub use reference::Reference;
@@ -200,10 +200,7 @@ pub fn artifact(folder: &Path) -> Result<Artifact> {
         });
     }
     let bytes = read_manifest_bytes(folder, PackageKind::Folder)?;
-    let manifest = Manifest::from_json_slice(&bytes).map_err(|source| Error::Manifest {
-        path: folder.join(MANIFEST_FILE),
-        source,
-    })?;
+    let manifest = crate::package::parse_manifest(&bytes, folder)?;
     let package_digest = layout::package_digest(&bytes);
     let listed: BTreeMap<&str, (&str, FileRole, u64)> = manifest
         .files

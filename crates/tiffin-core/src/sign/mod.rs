@@ -188,11 +188,7 @@ pub fn sign(
 
 /// The manifest digest of a report, which holds it as `sha256:<hex>`.
 fn report_digest(report: &Report) -> Digest {
-    report
-        .digest
-        .strip_prefix("sha256:")
-        .and_then(|hex| Digest::from_hex(hex).ok())
-        .expect("verify reports the digest as sha256:<hex>")
+    crate::store::parse_digest(&report.digest).expect("verify reports the digest as sha256:<hex>")
 }
 
 /// Writes `bytes` to `target` in `dir` through a temporary file renamed over it.
@@ -324,6 +320,18 @@ pub enum Verifier {
     Key(PublicKey),
     /// Trusted root certificates.
     Certificates(TrustRoots),
+}
+
+impl Verifier {
+    /// The verifier a user names: the public key in `key`, else the root certificates in
+    /// `roots` (the key wins when both are given), else none.
+    pub fn from_pem_files(key: Option<&Path>, roots: Option<&Path>) -> Result<Option<Verifier>> {
+        Ok(match (key, roots) {
+            (Some(key), _) => Some(Verifier::Key(PublicKey::from_pem_file(key)?)),
+            (None, Some(roots)) => Some(Verifier::Certificates(TrustRoots::from_pem_file(roots)?)),
+            (None, None) => None,
+        })
+    }
 }
 
 impl From<PublicKey> for Verifier {
