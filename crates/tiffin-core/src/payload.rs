@@ -317,11 +317,6 @@ pub fn encode(sig: &Signature, outputs: &[Tensor], map_labels: bool) -> Value {
     to_value(&encoded(sig, outputs, map_labels))
 }
 
-/// Encodes one output as nested lists, with labels mapped as in [`encode`].
-pub fn encode_tensor(spec: &TensorSpec, tensor: &Tensor, map_labels: bool) -> Value {
-    to_value(&encoded_tensor(spec, tensor, map_labels))
-}
-
 /// The JSON value of what [`encoded`] writes. Through the text rather than
 /// `serde_json::to_value`, which would widen each f32 to the f64 digits of its binary value
 /// (0.1 as 0.10000000149011612) instead of keeping its shortest decimal.
@@ -343,7 +338,7 @@ pub fn encoded<'a>(sig: &'a Signature, outputs: &'a [Tensor], map_labels: bool) 
     Encoded(by_name)
 }
 
-/// What [`encode_tensor`] returns, written straight to a serializer.
+/// One output as [`encoded`] writes it: nested lists, with labels mapped as in [`encode`].
 pub fn encoded_tensor<'a>(
     spec: &'a TensorSpec,
     tensor: &'a Tensor,
@@ -578,7 +573,7 @@ mod tests {
         );
         let t = x(2, vec![0.25, 0.75, 1.0, 0.0]);
         assert_eq!(
-            encode_tensor(&probs, &t, true),
+            to_value(&encoded_tensor(&probs, &t, true)),
             json!([[0.25, 0.75], [1.0, 0.0]])
         );
     }

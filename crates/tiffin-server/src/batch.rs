@@ -167,10 +167,16 @@ async fn run_batch(
         .into_iter()
         .map(|job| (job.inputs, (job.rows, job.arrived, job.reply)))
         .unzip();
-    let result = Pool::run(slot, move || run_merged(&loaded, inputs)).await;
-    let inference = started.elapsed();
-    match result.and_then(|r| r) {
-        Ok(parts) => {
+    // Timed on the pool thread, as unbatched runs are: the inference histogram counts the run
+    // (with the merge and split), not the hop to the pool and back.
+    let result = Pool::run(slot, move || {
+        let start = Instant::now();
+        let parts = run_merged(&loaded, inputs);
+        (parts, start.elapsed())
+    })
+    .await;
+    match result.and_then(|(parts, inference)| parts.map(|p| (p, inference))) {
+        Ok((parts, inference)) => {
             for (outputs, (_, arrived, reply)) in parts.into_iter().zip(answers) {
                 let queued = started.saturating_duration_since(arrived);
                 metrics.ran(&labels, queued, inference);

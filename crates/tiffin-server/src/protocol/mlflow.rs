@@ -223,8 +223,8 @@ fn csv_value(field: &str) -> Value {
 
 /// MLflow's answer to a scoring request.
 #[derive(Serialize)]
-struct Answer<'a> {
-    predictions: Predictions<'a>,
+pub(super) struct Answer<'a> {
+    pub(super) predictions: Predictions<'a>,
 }
 
 /// MLflow's predictions: the one output's values, or an object of outputs by name, class labels
@@ -244,15 +244,14 @@ pub(super) fn predictions<'a>(sig: &'a Signature, outputs: &'a [Tensor]) -> Pred
     }
 }
 
-/// Used by the V1 protocol too: the rows of each output, as TF-Serving's `predictions`.
+/// For the V1 protocol: the rows of a model with several outputs, as TF-Serving's
+/// `predictions`, each row an object of the outputs' values by name. (One output's rows are its
+/// values as [`predictions`] writes them.)
 pub(super) fn rows(sig: &Signature, outputs: &[Tensor]) -> Value {
     let encoded = payload::encode(sig, outputs, true);
     let Value::Object(map) = encoded else {
         return encoded;
     };
-    if map.len() == 1 {
-        return map.into_iter().next().expect("one output").1;
-    }
     let per_output: Vec<(String, Vec<Value>)> = map
         .into_iter()
         .map(|(name, v)| match v {

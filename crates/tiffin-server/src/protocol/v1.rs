@@ -11,7 +11,7 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::mlflow::{Predictions, decode_instances, predictions, rows};
+use super::mlflow::{Answer, Predictions, decode_instances, predictions, rows};
 use super::{json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
@@ -109,8 +109,15 @@ async fn answer(state: &AppState, served: &Served, body: Body) -> Result<Respons
         }
     };
     let outputs = state.infer(served, tensors).await?;
-    if row_form {
+    if row_form && sig.outputs.len() > 1 {
         return Ok(axum::Json(json!({ "predictions": rows(sig, &outputs) })).into_response());
+    }
+    // One output's rows are its values as they stand, which is what `predictions` writes.
+    if row_form {
+        return Ok(axum::Json(Answer {
+            predictions: predictions(sig, &outputs),
+        })
+        .into_response());
     }
     let answer = ColumnAnswer {
         outputs: predictions(sig, &outputs),

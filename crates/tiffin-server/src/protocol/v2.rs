@@ -620,22 +620,18 @@ fn encode_response(
 ) -> Result<Response, ApiError> {
     let sig = served.signature();
     let mut binary = Vec::new();
-    let mut classified = Vec::new();
     // Classification answers are made first, so that every output below can borrow its tensor.
-    for want in wanted {
-        if let Some(k) = want.classes {
-            classified.push(classify(&outputs[want.index], k, &sig.outputs[want.index])?);
-        }
-    }
-    let mut classified = classified.iter();
+    let classified = wanted
+        .iter()
+        .map(|w| {
+            w.classes
+                .map(|k| classify(&outputs[w.index], k, &sig.outputs[w.index]))
+                .transpose()
+        })
+        .collect::<Result<Vec<Option<Tensor>>, ApiError>>()?;
     let mut tensors = Vec::with_capacity(wanted.len());
-    for want in wanted {
-        let tensor = match want.classes {
-            None => &outputs[want.index],
-            Some(_) => classified
-                .next()
-                .expect("one classification per output asking it"),
-        };
+    for (want, classified) in wanted.iter().zip(&classified) {
+        let tensor = classified.as_ref().unwrap_or(&outputs[want.index]);
         let mut out = OutputTensor {
             data: None,
             datatype: datatype(tensor.dtype()),
@@ -657,11 +653,10 @@ fn encode_response(
         }
         tensors.push(out);
     }
-    let version = served.version().to_string();
     let body = InferResponse {
         id: request.and_then(|r| r.id.as_ref()),
         model_name: served.name(),
-        model_version: &version,
+        model_version: &served.labels.version,
         outputs: tensors,
     };
     let head = serde_json::to_vec(&body).expect("JSON values serialize");
