@@ -118,6 +118,37 @@ pub(crate) fn human_duration(duration: Duration) -> String {
     }
 }
 
+/// Where `program` is in a folder of `PATH`, if it is.
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Installs Debian `packages` with apt-get; `apt-get update` and a second try only when a plain
+/// install fails (a fresh machine's package lists may be missing or old). `why` says what needs
+/// them, for the error.
+pub(crate) fn apt_install(packages: &[&str], why: &str) -> Result<()> {
+    let install = || {
+        let mut apt = Command::new("apt-get");
+        apt.args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        announce(&shown(&apt));
+        run(&mut apt)
+    };
+    if install().is_err() {
+        let mut update = Command::new("apt-get");
+        update.arg("update");
+        announce(&shown(&update));
+        run(&mut update).with_context(|| format!("apt-get update ({why}; run as root)"))?;
+        install().with_context(|| format!("cannot install {}: {why}", packages.join(" ")))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

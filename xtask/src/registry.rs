@@ -323,39 +323,16 @@ fn big_package(work: &Path, tiffin: &Path) -> Result<PathBuf> {
 fn install() -> Result<()> {
     let missing: Vec<&str> = PACKAGES
         .iter()
-        .filter(|(_, program)| which(program).is_none())
+        .filter(|(_, program)| process::which(program).is_none())
         .map(|(package, _)| *package)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let install = || {
-        let mut apt = Command::new("apt-get");
-        apt.args(["install", "-y", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        process::announce(&process::shown(&apt));
-        process::run(&mut apt)
-    };
-    if install().is_err() {
-        let mut update = Command::new("apt-get");
-        update.arg("update");
-        process::announce(&process::shown(&update));
-        process::run(&mut update)?;
-        install().context(
-            "cannot install the registry and skopeo; the registry step needs Debian's \
-             docker-registry and skopeo packages",
-        )?;
-    }
-    Ok(())
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(program))
-            .find(|p| p.is_file())
-    })
+    process::apt_install(
+        &missing,
+        "the registry step needs Debian's docker-registry and skopeo packages",
+    )
 }
 
 /// `tiffin` with its store in `home` and a fixed creation time.

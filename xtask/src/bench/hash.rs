@@ -87,7 +87,7 @@ pub(crate) fn run(args: &HashArgs) -> Result<()> {
             "install it with `cargo install b3sum`",
         ),
     ] {
-        if on_path(tool) {
+        if process::which(tool).is_some() {
             let mut command = Command::new(tool);
             command.arg(&weights);
             let seconds = time(&mut rows, work, process::shown(&command), what, command)?;
@@ -343,12 +343,6 @@ fn time(
         seconds: best,
     });
     Ok(best)
-}
-
-/// Whether `program` is a file in a folder of `PATH`.
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn gb_per_second(bytes: u64, seconds: f64) -> f64 {

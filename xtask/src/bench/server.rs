@@ -85,23 +85,11 @@ struct Load {
 
 /// Makes sure wrk is installed, from Debian's packages when it is not.
 fn wrk() -> Result<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("wrk"))
-            .find(|p| p.is_file())
-    });
-    if let Some(path) = found {
+    if let Some(path) = process::which("wrk") {
         return Ok(path);
     }
     process::announce("installing wrk from Debian's packages");
-    let mut install = Command::new("apt-get");
-    install.args(["install", "-y", "-q", "wrk"]);
-    if process::run(&mut install).is_err() {
-        let mut update = Command::new("apt-get");
-        update.args(["update", "-q"]);
-        process::run(&mut update).context("apt-get update (wrk is needed; run as root)")?;
-        process::run(&mut install).context("apt-get install wrk")?;
-    }
+    process::apt_install(&["wrk"], "the server bench drives the server with wrk")?;
     Ok(PathBuf::from("wrk"))
 }
 
