@@ -20,6 +20,16 @@ pub enum PackageKind {
     Archive,
 }
 
+impl std::fmt::Display for PackageKind {
+    /// `folder` or `archive`, as the JSON reports name the kind.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PackageKind::Folder => "folder",
+            PackageKind::Archive => "archive",
+        })
+    }
+}
+
 /// Tells whether `path` is a package folder or an archive, without reading it.
 pub fn package_kind(path: &Path) -> Result<PackageKind> {
     let meta = path.metadata().map_err(Error::read(path))?;

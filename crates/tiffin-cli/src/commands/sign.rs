@@ -30,10 +30,7 @@ pub(crate) fn run(args: &SignArgs, quiet: bool) -> anyhow::Result<Outcome> {
         "signed {} {} ({}): {} files",
         signed.name,
         signed.version,
-        match signed.kind {
-            PackageKind::Folder => "folder",
-            PackageKind::Archive => "archive",
-        },
+        signed.kind,
         signed.files
     );
     match (signed.kind, signed.replaced) {

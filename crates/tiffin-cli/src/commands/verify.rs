@@ -3,8 +3,8 @@
 use indicatif::HumanBytes;
 use tiffin_core::hash::Algorithms;
 use tiffin_core::{
-    PackageKind, Problem, Report, SignatureOptions, SignatureReport, Verifier, VerifyOptions,
-    verify, verify_signature,
+    Problem, Report, SignatureOptions, SignatureReport, Verifier, VerifyOptions, verify,
+    verify_signature,
 };
 
 use crate::Outcome;
@@ -78,14 +78,11 @@ fn print_signature_report(args: &VerifyArgs, report: &SignatureReport) -> anyhow
 }
 
 fn print_verified(report: &Report) {
-    let kind = match report.kind {
-        PackageKind::Folder => "folder",
-        PackageKind::Archive => "archive",
-    };
     outln!(
-        "verified {} {} ({kind}): {} files, {}, {}",
+        "verified {} {} ({}): {} files, {}, {}",
         report.name.as_deref().unwrap_or("?"),
         report.version.as_deref().unwrap_or("?"),
+        report.kind,
         report.files_checked,
         HumanBytes(report.bytes_checked),
         report.algorithms.join("+"),
