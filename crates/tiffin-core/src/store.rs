@@ -387,6 +387,31 @@ impl Store {
         }
         let bytes = read_manifest_bytes(staging.path(), PackageKind::Folder)?;
         let manifest = parse_manifest(&bytes, staging.path())?;
+        // Every blob is named by the sha256 it was hashed to when written, so the manifest's
+        // sha256 of each file is checked here against that name, without hashing the package
+        // again; verify checked the content against the manifest's blake3.
+        let by_path: BTreeMap<&str, &Digest> = files.iter().map(|(p, d)| (p.as_str(), d)).collect();
+        let problems: Vec<crate::Problem> = manifest
+            .files
+            .iter()
+            .filter_map(|f| {
+                let found = by_path.get(f.path.as_str())?;
+                (found.to_hex() != f.sha256).then(|| crate::Problem {
+                    file: Some(f.path.clone()),
+                    kind: crate::ProblemKind::Changed,
+                    message: format!(
+                        "content differs from the manifest (sha256 {found}, expected {})",
+                        f.sha256
+                    ),
+                })
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(Error::Invalid {
+                path: PathBuf::from(format!("{}:{}", manifest.name, manifest.version)),
+                problems,
+            });
+        }
         let digest = layout::package_digest(&bytes);
         let dest = self.package_path(&digest);
         let new = if dest.is_dir() {

@@ -13,7 +13,9 @@ pub(crate) fn run(args: &PullArgs) -> anyhow::Result<Outcome> {
     let options = super::push::client_options(&args.registry, &reference)?;
     let store = Store::open_default()?;
     let verify = VerifyOptions {
-        algorithms: Algorithms::BOTH,
+        // The store checks each file's sha256 against its blob's name, which the download
+        // hashed: verify needs only blake3.
+        algorithms: Algorithms::BLAKE3,
         run_model: !args.no_run,
     };
     let signer = Verifier::from_pem_files(args.key.as_deref(), args.root.as_deref())?;

@@ -191,6 +191,41 @@ fn a_package_that_fails_verification_or_escapes_leaves_no_package() {
     assert_eq!(count(&home.path().join("tmp")), 0);
 }
 
+/// The store knows each file's sha256 from its blob's name: a manifest whose sha256 of a file is
+/// wrong is refused even when verify checks blake3 alone, and nothing is stored.
+#[test]
+fn a_manifest_sha256_that_is_not_the_files_is_refused() {
+    let (_out, packed) = pack_fixture("iris");
+    let folder = &packed.folder;
+    let bytes = std::fs::read(folder.join("tiffin.json")).unwrap();
+    let mut manifest = tiffin_core::manifest::Manifest::from_json_slice(&bytes).unwrap();
+    let file = manifest.files[0].path.clone();
+    manifest.files[0].sha256 = "0".repeat(64);
+    let json = manifest.to_canonical_json();
+    std::fs::write(folder.join("tiffin.json"), &json).unwrap();
+    let checksums =
+        tiffin_core::layout::checksums(&manifest, &tiffin_core::layout::package_digest(&json));
+    std::fs::write(folder.join("checksum.txt"), checksums).unwrap();
+    // Consistent enough for a blake3-only verify...
+    assert!(
+        tiffin_core::verify(folder, &quick(), &tiffin_core::hash::NoProgress)
+            .unwrap()
+            .is_ok()
+    );
+    // ...but not for the store.
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let err = format!("{:#}", store.add(folder, &quick()).unwrap_err());
+    assert!(
+        err.contains(&format!(
+            "{file}: content differs from the manifest (sha256"
+        )),
+        "{err}"
+    );
+    assert_eq!(count(&home.path().join("packages")), 0);
+    assert_eq!(count(&home.path().join("tags")), 0);
+}
+
 /// A signed package keeps its signature in the store, even when the same package was stored
 /// unsigned first, and a commit with the signer's key checks it; with another key nothing is
 /// stored.
