@@ -2,8 +2,6 @@
 
 use indicatif::HumanBytes;
 use tiffin_core::oci::{self, ClientOptions, Credentials, Reference};
-use tiffin_core::store::Store;
-use tiffin_core::{PackageKind, VerifyOptions, hash::Algorithms, package_kind};
 
 use crate::Outcome;
 use crate::args::{PushArgs, RegistryArgs};
@@ -11,17 +9,8 @@ use crate::args::{PushArgs, RegistryArgs};
 pub(crate) fn run(args: &PushArgs) -> anyhow::Result<Outcome> {
     let reference: Reference = args.reference.parse()?;
     let options = client_options(&args.registry, &reference)?;
-    let mut folder = tiffin_core::store::resolve(&args.package)?;
-    if package_kind(&folder)? == PackageKind::Archive {
-        // Layers are files, so an archive is unpacked into the local store first (verified).
-        let store = Store::open_default()?;
-        let verify = VerifyOptions {
-            algorithms: Algorithms::BLAKE3,
-            run_model: false,
-        };
-        folder = store.add(&folder, &verify)?.entry.path;
-    }
-    let report = oci::push(&folder, &reference, &options)?;
+    let package = tiffin_core::store::resolve(&args.package)?;
+    let report = oci::push(&package, &reference, &options)?;
     if args.json {
         super::print_json(&report)?;
     } else {

@@ -199,6 +199,11 @@ pub fn artifact(folder: &Path) -> Result<Artifact> {
             problems: report.problems,
         });
     }
+    artifact_of_verified(folder)
+}
+
+/// [`artifact`] of a folder known to be intact: one the local store has just checked.
+fn artifact_of_verified(folder: &Path) -> Result<Artifact> {
     let bytes = read_manifest_bytes(folder, PackageKind::Folder)?;
     let manifest = crate::package::parse_manifest(&bytes, folder)?;
     let package_digest = layout::package_digest(&bytes);
@@ -318,16 +323,28 @@ pub fn default_tag(version: &str) -> String {
     version.replace('+', "_")
 }
 
-/// Pushes a verified package folder to `reference` (tagged with the package version when it
-/// names no tag). A blob the registry already has is not sent again.
-pub fn push(folder: &Path, reference: &Reference, options: &ClientOptions) -> Result<PushReport> {
+/// Pushes a package to `reference` (tagged with the package version when it names no tag),
+/// verified first. Layers are files, so an archive is added to the local store (verified there,
+/// each file's sha256 checked by its blob) and pushed from its folder there. A blob the
+/// registry already has is not sent again.
+pub fn push(package: &Path, reference: &Reference, options: &ClientOptions) -> Result<PushReport> {
     if reference.digest.is_some() {
         return Err(Error::BadReference {
             given: reference.to_string(),
             reason: "a push writes a tag, not a digest: give `host/repository:tag`".into(),
         });
     }
-    let artifact = artifact(folder)?;
+    let artifact = match crate::package_kind(package)? {
+        PackageKind::Folder => artifact(package)?,
+        PackageKind::Archive => {
+            let verify = VerifyOptions {
+                algorithms: Algorithms::BLAKE3,
+                run_model: false,
+            };
+            let stored = crate::store::Store::open_default()?.add(package, &verify)?;
+            artifact_of_verified(&stored.entry.path)?
+        }
+    };
     let reference = match &reference.tag {
         Some(_) => reference.clone(),
         None => reference.with_tag(&default_tag(&artifact.version)),
