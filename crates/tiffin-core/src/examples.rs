@@ -173,10 +173,17 @@ fn count_differences(golden: &TensorData, actual: &TensorData) -> usize {
 
 /// Indices of the `k` largest values, sorted, ties broken by the lower index.
 fn top_k(row: &[f64], k: usize) -> Vec<usize> {
+    let mut idx = ranked(row, k);
+    idx.sort_unstable();
+    idx
+}
+
+/// Indices of the `k` largest values of `row`, largest first; equal values keep their order
+/// (the lower index first). What a top-k check and a classification answer both rank by.
+pub fn ranked(row: &[f64], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..row.len()).collect();
     idx.sort_by(|&i, &j| row[j].total_cmp(&row[i]).then(i.cmp(&j)));
     idx.truncate(k);
-    idx.sort_unstable();
     idx
 }
 

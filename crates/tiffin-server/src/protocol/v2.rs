@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tiffin_core::examples::ranked;
 use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
 use tiffin_core::runtime::{JsonValues, Tensor, TensorData, flatten_json};
 
@@ -717,17 +718,24 @@ fn classify(scores: &Tensor, k: usize, spec: &TensorSpec) -> Result<Tensor, ApiE
             ));
         }
     };
-    let values: Vec<(f64, String)> = match scores.data() {
-        TensorData::F32(v) => v.iter().map(|x| (f64::from(*x), x.to_string())).collect(),
-        TensorData::F64(v) => v.iter().map(|x| (*x, x.to_string())).collect(),
+    let data = scores.data();
+    let values: Vec<f64> = match data {
+        TensorData::F32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+        TensorData::F64(v) => v.clone(),
         TensorData::String(_) | TensorData::Bool(_) => {
             return Err(bad("classification needs an output of numeric scores"));
         }
         other => other
             .to_json()
-            .into_iter()
-            .map(|v| (v.as_f64().unwrap_or(f64::NAN), v.to_string()))
+            .iter()
+            .map(|v| v.as_f64().unwrap_or(f64::NAN))
             .collect(),
+    };
+    // Only the k chosen scores are written out.
+    let text = |ix: usize| match data {
+        TensorData::F32(v) => v[ix].to_string(),
+        TensorData::F64(v) => v[ix].to_string(),
+        other => serde_json::to_string(&other.json_value(ix)).expect("a value serializes"),
     };
     let labels = spec
         .class_labels
@@ -735,12 +743,11 @@ fn classify(scores: &Tensor, k: usize, spec: &TensorSpec) -> Result<Tensor, ApiE
         .filter(|labels| labels.len() == classes);
     let k = k.min(classes);
     let mut out = Vec::with_capacity(rows * k);
-    for row in values.chunks(classes.max(1)).take(rows) {
-        let mut order: Vec<usize> = (0..row.len()).collect();
-        order.sort_by(|&a, &b| row[b].0.total_cmp(&row[a].0).then(a.cmp(&b)));
-        out.extend(order.into_iter().take(k).map(|ix| match labels {
-            Some(labels) => format!("{}:{ix}:{}", row[ix].1, labels[ix]),
-            None => format!("{}:{ix}", row[ix].1),
+    for (r, row) in values.chunks(classes.max(1)).take(rows).enumerate() {
+        let start = r * classes;
+        out.extend(ranked(row, k).into_iter().map(|ix| match labels {
+            Some(labels) => format!("{}:{ix}:{}", text(start + ix), labels[ix]),
+            None => format!("{}:{ix}", text(start + ix)),
         }));
     }
     let shape = if shape.len() == 1 {
