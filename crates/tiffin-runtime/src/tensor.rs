@@ -408,12 +408,8 @@ impl TensorData {
         fn float(f: f64) -> Value {
             if f.is_finite() {
                 serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
-            } else if f.is_nan() {
-                Value::String("NaN".into())
-            } else if f > 0.0 {
-                Value::String("Infinity".into())
             } else {
-                Value::String("-Infinity".into())
+                Value::String(non_finite(f).into())
             }
         }
         match self {
@@ -555,6 +551,17 @@ impl serde::Serialize for JsonValues<'_> {
     }
 }
 
+/// The string JSON readers take for a non-finite float (JSON has no number for it).
+fn non_finite(f: f64) -> &'static str {
+    if f.is_nan() {
+        "NaN"
+    } else if f > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
 /// One of a tensor's values as JSON, serialized as in [`JsonValues`]. Made by
 /// [`TensorData::json_value`].
 #[derive(Debug, Clone, Copy)]
@@ -565,16 +572,6 @@ pub struct JsonValue<'a> {
 
 impl serde::Serialize for JsonValue<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        /// The string JSON readers take for a non-finite float.
-        fn non_finite(f: f64) -> &'static str {
-            if f.is_nan() {
-                "NaN"
-            } else if f > 0.0 {
-                "Infinity"
-            } else {
-                "-Infinity"
-            }
-        }
         fn float<S: serde::Serializer>(s: S, f: f64) -> Result<S::Ok, S::Error> {
             if f.is_finite() {
                 s.serialize_f64(f)
