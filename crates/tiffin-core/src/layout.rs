@@ -55,6 +55,15 @@ pub fn signature_json(signature: &Signature) -> Vec<u8> {
 
 /// The bytes of `checksum.txt`: every file of the package and `tiffin.json`, sorted by path.
 pub fn checksums(manifest: &Manifest, manifest_sha256: &Digest) -> String {
+    let mut lines = checksum_lines(manifest, manifest_sha256);
+    lines.sort_by(|a, b| a.path.cmp(&b.path));
+    tiffin_hash::render_checksums(&lines)
+        .expect("validated package paths hold no newline or backslash")
+}
+
+/// The sha256 of every file of the package and of `tiffin.json`, in manifest order: what
+/// `checksum.txt` lists.
+pub(crate) fn checksum_lines(manifest: &Manifest, manifest_sha256: &Digest) -> Vec<ChecksumLine> {
     let mut lines: Vec<ChecksumLine> = manifest
         .files
         .iter()
@@ -67,9 +76,7 @@ pub fn checksums(manifest: &Manifest, manifest_sha256: &Digest) -> String {
         sha256: *manifest_sha256,
         path: MANIFEST_FILE.to_owned(),
     });
-    lines.sort_by(|a, b| a.path.cmp(&b.path));
-    tiffin_hash::render_checksums(&lines)
-        .expect("validated package paths hold no newline or backslash")
+    lines
 }
 
 /// The seconds since the epoch of an RFC 3339 time, for archive mtimes; times before 1970 give 0.

@@ -131,19 +131,10 @@ pub fn sign(
     // A verified package holds exactly the manifest's files, tiffin.json, and a checksum.txt equal
     // to the one derived from the manifest; so every digest is known without reading a file.
     let checksums = layout::checksums(manifest, &manifest_digest);
-    let mut files = Vec::with_capacity(manifest.files.len() + 2);
-    for f in &manifest.files {
-        // Validation (part of verify) refuses a manifest with a digest that is not hex.
-        let digest = Digest::from_hex(&f.sha256).map_err(|_| Error::Sign {
-            path: path.to_owned(),
-            reason: format!(
-                "the manifest's sha256 of {} is not hex; pack it again",
-                f.path
-            ),
-        })?;
-        files.push((f.path.clone(), digest));
-    }
-    files.push((MANIFEST_FILE.to_owned(), manifest_digest));
+    let mut files: Vec<(String, Digest)> = layout::checksum_lines(manifest, &manifest_digest)
+        .into_iter()
+        .map(|line| (line.path, line.sha256))
+        .collect();
     files.push((
         CHECKSUM_FILE.to_owned(),
         tiffin_hash::sha256(checksums.as_bytes()),
