@@ -244,15 +244,7 @@ pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     pub(crate) fn new(prefix: &str) -> Result<Self> {
-        // The process id keeps two runs at once apart; a leftover of a killed run is replaced.
-        let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-        if path.exists() {
-            std::fs::remove_dir_all(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        }
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self(path))
+        process::fresh_dir(prefix).map(Self)
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -149,6 +149,18 @@ pub(crate) fn apt_install(packages: &[&str], why: &str) -> Result<()> {
     Ok(())
 }
 
+/// An empty folder `PREFIX-PID` in the system's temporary folder. The process id keeps two runs
+/// at once apart; a leftover of a killed run is replaced.
+pub(crate) fn fresh_dir(prefix: &str) -> Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    if path.exists() {
+        std::fs::remove_dir_all(&path)
+            .with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@ pub(crate) fn run() -> Result<()> {
     let start = Instant::now();
     install()?;
     let tiffin = build_tiffin()?;
-    let work = tempdir("tiffin-registry")?;
+    let work = process::fresh_dir("tiffin-registry")?;
     let root = process::workspace_root();
 
     let out = work.join("packages");
@@ -462,14 +462,4 @@ fn bcrypt_of_password() -> &'static str {
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// A fresh folder in the system's temporary folder (a leftover of a killed run is replaced).
-fn tempdir(prefix: &str) -> Result<PathBuf> {
-    let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-    if path.exists() {
-        std::fs::remove_dir_all(&path)?;
-    }
-    std::fs::create_dir_all(&path)?;
-    Ok(path)
 }
