@@ -6,7 +6,8 @@
 //! `GET /v2/health/live` on the same server as the framework's own ceiling; then a
 //! convolution model (mnist_cnn, one image per request) at 64 connections without and with
 //! dynamic batching. It also reports the time from launch to ready and the server's memory with
-//! every fixture loaded. The load generator shares the machine's cores with the server, as the
+//! every fixture loaded. Each measurement is taken several times, in turn with the others, and
+//! reported as its median. The load generator shares the machine's cores with the server, as the
 //! goals in the server issue assume.
 
 use std::path::{Path, PathBuf};
@@ -24,11 +25,18 @@ pub(crate) struct ServerArgs {
     /// Seconds each load run lasts.
     #[arg(long, default_value_t = 5)]
     duration: u64,
+    /// Runs of each measurement, taken in turn (every endpoint once, then again); the figures
+    /// printed are the medians, and the share of health is taken within each round.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 impl Default for ServerArgs {
     fn default() -> ServerArgs {
-        ServerArgs { duration: 5 }
+        ServerArgs {
+            duration: 5,
+            rounds: 3,
+        }
     }
 }
 
@@ -57,8 +65,9 @@ impl Bench {
         })
     }
 
-    /// Resident and peak memory from /proc, in MiB.
-    fn memory(&self) -> Result<(f64, f64)> {
+    /// Resident memory, its peak, and the resident memory that is not file pages (the heap
+    /// and stacks, without the binary's own code), from /proc, in MiB.
+    fn memory(&self) -> Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.id()))?;
         let field = |name: &str| -> Result<f64> {
             let line = status
@@ -72,8 +81,19 @@ impl Bench {
                 .parse()?;
             Ok(kb / 1024.0)
         };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
+        Ok(Memory {
+            rss: field("VmRSS:")?,
+            peak: field("VmHWM:")?,
+            anon: field("RssAnon:")?,
+        })
     }
+}
+
+/// A server's memory, in MiB.
+struct Memory {
+    rss: f64,
+    peak: f64,
+    anon: f64,
 }
 
 /// What one wrk run measured.
@@ -232,14 +252,17 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         }
     }
     let seconds = args.duration;
+    let rounds = args.rounds.max(1);
 
     // Memory and start-up with every fixture loaded.
     let all = Bench::start(&tiffin, &[all_dir.to_str().context("a UTF-8 path")?])?;
-    let (rss, _) = all.memory()?;
+    let memory = all.memory()?;
     println!(
-        "every fixture ({} models): ready {} ms after launch, RSS {rss:.1} MiB",
+        "every fixture ({} models): ready {} ms after launch, RSS {:.1} MiB ({:.1} MiB not file pages)",
         fixture_names.len(),
-        all.ready_ms
+        all.ready_ms,
+        memory.rss,
+        memory.anon
     );
     drop(all);
 
@@ -280,63 +303,109 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
     ];
     println!();
     println!(
-        "{:<26} {:>5} {:>10} {:>9} {:>9} {:>9}",
+        "medians of {rounds} rounds of {seconds} s; the share of health is taken within each round"
+    );
+    println!(
+        "{:<26} {:>5} {:>10} {:>9} {:>9} {:>9}  vs live, each round",
         "endpoint", "conns", "req/s", "p50 ms", "p99 ms", "vs live"
     );
     for connections in [1, 8, 64] {
-        let mut ceiling = None;
-        for (name, url, body) in &endpoints {
-            let load = run_wrk(&wrk, &scratch, url, *body, connections, seconds)?;
-            let ratio = ceiling.map_or(1.0, |c: f64| load.rps / c);
-            ceiling.get_or_insert(load.rps);
+        // Every endpoint once per round, in turn, so that a slow spell of the machine falls on
+        // one round of each rather than on every run of one endpoint.
+        let mut loads: Vec<Vec<Load>> = endpoints.iter().map(|_| Vec::new()).collect();
+        for _ in 0..rounds {
+            for ((_, url, body), runs) in endpoints.iter().zip(&mut loads) {
+                runs.push(run_wrk(&wrk, &scratch, url, *body, connections, seconds)?);
+            }
+        }
+        let health = &loads[0];
+        for ((name, _, _), runs) in endpoints.iter().zip(&loads) {
+            let shares: Vec<f64> = runs
+                .iter()
+                .zip(health)
+                .map(|(run, h)| run.rps / h.rps * 100.0)
+                .collect();
+            let each: Vec<String> = shares.iter().map(|s| format!("{s:.0}%")).collect();
             println!(
-                "{name:<26} {connections:>5} {:>10.0} {:>9.3} {:>9.3} {:>8.0}%",
-                load.rps,
-                load.p50_ms,
-                load.p99_ms,
-                ratio * 100.0
+                "{name:<26} {connections:>5} {:>10.0} {:>9.3} {:>9.3} {:>8.0}%  {}",
+                median(runs.iter().map(|l| l.rps)),
+                median(runs.iter().map(|l| l.p50_ms)),
+                median(runs.iter().map(|l| l.p99_ms)),
+                median(shares.iter().copied()),
+                each.join(" ")
             );
         }
     }
-    let (rss, peak) = server.memory()?;
-    println!("breast_cancer server after the runs: RSS {rss:.1} MiB, peak {peak:.1} MiB");
+    let memory = server.memory()?;
+    println!(
+        "breast_cancer server after the runs: RSS {:.1} MiB, peak {:.1} MiB",
+        memory.rss, memory.peak
+    );
     drop(server);
 
-    // A convolution model, one image per request, 64 connections: unbatched, then batched.
+    // A convolution model, one image per request, 64 connections: unbatched and batched, both
+    // servers up at once and driven in turn, round by round.
     // A synthetic image: the run's cost does not depend on the pixel values.
     let image: Vec<f32> = (0..28 * 28).map(|i| (i % 17) as f32 / 17.0).collect();
     let body = serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": image}]}).to_string();
     println!();
-    let mut unbatched = None;
-    for (label, extra) in [
-        ("mnist_cnn unbatched", vec![]),
+    let cnn = cnn_dir
+        .join("mnist_cnn-1.0.0.tiffin")
+        .to_str()
+        .context("a UTF-8 path")?
+        .to_owned();
+    let setups = [
+        ("mnist_cnn unbatched", vec![cnn.as_str()]),
         (
             "mnist_cnn batched (max 64 rows, 2 ms)",
-            vec!["--max-batch-size", "64", "--max-delay-us", "2000"],
+            vec![
+                cnn.as_str(),
+                "--max-batch-size",
+                "64",
+                "--max-delay-us",
+                "2000",
+            ],
         ),
-    ] {
-        let mut server_args = vec![
-            cnn_dir
-                .join("mnist_cnn-1.0.0.tiffin")
-                .to_str()
-                .context("a UTF-8 path")?
-                .to_owned(),
-        ];
-        server_args.extend(extra.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = server_args.iter().map(String::as_str).collect();
-        let server = Bench::start(&tiffin, &refs)?;
-        let url = format!("{}/v2/models/mnist_cnn/infer", server.url);
-        let load = run_wrk(&wrk, &scratch, &url, Some(&body), 64, seconds)?;
-        let gain = unbatched.map_or(String::new(), |u: f64| {
-            format!("  ({:.1}x unbatched)", load.rps / u)
-        });
-        unbatched.get_or_insert(load.rps);
+    ];
+    let servers = setups
+        .iter()
+        .map(|(_, args)| Bench::start(&tiffin, args))
+        .collect::<Result<Vec<_>>>()?;
+    let mut loads: Vec<Vec<Load>> = servers.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (server, runs) in servers.iter().zip(&mut loads) {
+            let url = format!("{}/v2/models/mnist_cnn/infer", server.url);
+            runs.push(run_wrk(&wrk, &scratch, &url, Some(&body), 64, seconds)?);
+        }
+    }
+    for ((label, _), runs) in setups.iter().zip(&loads) {
+        let gains: Vec<f64> = runs
+            .iter()
+            .zip(&loads[0])
+            .map(|(run, unbatched)| run.rps / unbatched.rps)
+            .collect();
+        let each: Vec<String> = gains.iter().map(|g| format!("{g:.1}x")).collect();
         println!(
-            "{label:<40} 64 conns {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms{gain}",
-            load.rps, load.p50_ms, load.p99_ms
+            "{label:<40} 64 conns {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  {:.1}x unbatched ({})",
+            median(runs.iter().map(|l| l.rps)),
+            median(runs.iter().map(|l| l.p50_ms)),
+            median(runs.iter().map(|l| l.p99_ms)),
+            median(gains.iter().copied()),
+            each.join(" ")
         );
     }
     Ok(())
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 #[cfg(test)]
@@ -349,5 +418,12 @@ mod tests {
         assert_eq!(parse_latency("1.50ms").unwrap(), 1.5);
         assert_eq!(parse_latency("2.00s").unwrap(), 2000.0);
         assert!(parse_latency("3m").is_err());
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
+        assert!(median(std::iter::empty()).is_nan());
     }
 }
