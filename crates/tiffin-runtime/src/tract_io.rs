@@ -4,24 +4,38 @@ use tract_onnx::prelude::{DatumType, TDim, Tensor as TractTensor, TractResult, t
 
 use crate::{Tensor, TensorData};
 
-/// tiffin tensor to tract tensor (one copy of the values).
+/// tiffin tensor to tract tensor: one copy of the values, straight into tract's aligned
+/// storage (through an ndarray array it took two copies and an iterator over dynamic dims,
+/// which for a small request cost more than the copying).
 pub(crate) fn to_tract(t: &Tensor) -> TractResult<TractTensor> {
-    fn array<T: tract_onnx::prelude::Datum + Clone>(
-        shape: &[usize],
-        v: &[T],
-    ) -> TractResult<TractTensor> {
-        Ok(tract_ndarray::ArrayD::from_shape_vec(shape, v.to_vec())?.into())
-    }
     let shape = t.shape();
-    crate::dispatch_data!(t.data(), v => array(shape, v))
+    match t.data() {
+        TensorData::Bool(v) => TractTensor::from_shape(shape, v),
+        TensorData::U8(v) => TractTensor::from_shape(shape, v),
+        TensorData::U16(v) => TractTensor::from_shape(shape, v),
+        TensorData::U32(v) => TractTensor::from_shape(shape, v),
+        TensorData::U64(v) => TractTensor::from_shape(shape, v),
+        TensorData::I8(v) => TractTensor::from_shape(shape, v),
+        TensorData::I16(v) => TractTensor::from_shape(shape, v),
+        TensorData::I32(v) => TractTensor::from_shape(shape, v),
+        TensorData::I64(v) => TractTensor::from_shape(shape, v),
+        TensorData::F16(v) => TractTensor::from_shape(shape, v),
+        TensorData::F32(v) => TractTensor::from_shape(shape, v),
+        TensorData::F64(v) => TractTensor::from_shape(shape, v),
+        // Strings are not plain bytes: each is cloned into an array tract takes over.
+        TensorData::String(v) => {
+            Ok(tract_ndarray::ArrayD::from_shape_vec(shape, v.clone())?.into())
+        }
+    }
 }
 
 /// tract tensor to tiffin tensor. Symbolic dims (`TDim`, which tract may give for integer outputs
 /// computed from shapes) are evaluated to i64; other dtypes tiffin does not use are an error.
 pub(crate) fn from_tract(t: &TractTensor) -> Result<Tensor, String> {
     fn values<T: tract_onnx::prelude::Datum + Clone>(t: &TractTensor) -> Result<Vec<T>, String> {
-        let view = t.to_plain_array_view::<T>().map_err(|e| e.to_string())?;
-        Ok(view.iter().cloned().collect())
+        // tract's tensors are contiguous and row-major: the values are one slice.
+        let plain = t.try_as_plain_ram().map_err(|e| e.to_string())?;
+        Ok(plain.as_slice::<T>().map_err(|e| e.to_string())?.to_vec())
     }
     let data = match t.datum_type() {
         DatumType::Bool => TensorData::Bool(values(t)?),
@@ -69,6 +83,11 @@ mod tests {
             )
             .unwrap(),
             Tensor::new(vec![1, 2], TensorData::Bool(vec![true, false])).unwrap(),
+            Tensor::new(vec![3, 1], TensorData::I64(vec![-1, 0, i64::MAX])).unwrap(),
+            Tensor::new(vec![2], TensorData::F64(vec![0.1, f64::MIN_POSITIVE])).unwrap(),
+            Tensor::new(vec![1], TensorData::U8(vec![255])).unwrap(),
+            Tensor::new(vec![0, 3], TensorData::F32(vec![])).unwrap(),
+            Tensor::new(vec![], TensorData::I32(vec![7])).unwrap(),
         ] {
             assert_eq!(from_tract(&to_tract(&t).unwrap()).unwrap(), t);
         }
