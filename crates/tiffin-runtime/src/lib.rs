@@ -22,5 +22,6 @@ pub use graph::{GraphOps, ModelSource, check_signature, graph_ops, graph_signatu
 pub use model::{LoadOptions, Model};
 pub use nnef::to_nnef;
 pub use tensor::{
-    JsonValue, JsonValues, ShapeMismatch, Tensor, TensorData, ValueError, f16, flatten_json,
+    FlatJson, JsonValue, JsonValues, ShapeMismatch, Tensor, TensorData, ValueError, f16,
+    flatten_json,
 };

@@ -500,6 +500,96 @@ pub fn flatten_json(value: &serde_json::Value, out: &mut Vec<serde_json::Value>)
     }
 }
 
+/// A JSON value's leaves in row-major order, read straight from the JSON text: nested lists are
+/// walked as they are parsed, so no tree of lists is built only to be flattened and dropped (the
+/// same leaves [`flatten_json`] gives, for the V2 protocol's `data`, whose shape comes apart).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlatJson(pub Vec<serde_json::Value>);
+
+impl<'de> serde::Deserialize<'de> for FlatJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FlatJson, D::Error> {
+        let mut leaves = Vec::new();
+        serde::de::DeserializeSeed::deserialize(Leaves(&mut leaves), deserializer)?;
+        Ok(FlatJson(leaves))
+    }
+}
+
+/// Reads one JSON value into a list of leaves: a list's items in turn, anything else as one
+/// leaf, exactly as `serde_json::Value` would read it.
+struct Leaves<'a>(&'a mut Vec<serde_json::Value>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Leaves<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Leaves<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Leaves(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let value = <serde_json::Value as serde::Deserialize>::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )?;
+        self.0.push(value);
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.0.push(serde_json::Value::Bool(v));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.push(serde_json::Value::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.push(serde_json::Value::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        // As serde_json::Value reads it: a number JSON cannot hold becomes null.
+        self.0.push(
+            serde_json::Number::from_f64(v)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        );
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.push(serde_json::Value::String(v.to_owned()));
+        Ok(())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.0.push(serde_json::Value::String(v));
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.push(serde_json::Value::Null);
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+}
+
 impl serde::Serialize for Tensor {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         TensorJson {
@@ -603,6 +693,29 @@ impl serde::Serialize for JsonValue<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flat_json_reads_the_leaves_flatten_json_gives() {
+        for text in [
+            "[[1, 2.5], [-3, 18446744073709551615]]",
+            "[[[0.1]], [[1e300]], [[-0.0]]]",
+            "[]",
+            "[[], []]",
+            "7",
+            "\"a\"",
+            "null",
+            "[true, false, null]",
+            "[[\"x\", \"y\"], [{\"k\": [1, 2]}, [3]]]",
+            "[1, [2, [3, [4]]]]",
+        ] {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut expected = Vec::new();
+            flatten_json(&value, &mut expected);
+            let flat: FlatJson = serde_json::from_str(text).unwrap();
+            assert_eq!(flat.0, expected, "{text}");
+        }
+        assert!(serde_json::from_str::<FlatJson>("[1, 2").is_err());
+    }
 
     #[test]
     fn rows_stack_and_split_back() {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tiffin_core::examples::ranked;
 use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
-use tiffin_core::runtime::{JsonValues, Tensor, TensorData, flatten_json};
+use tiffin_core::runtime::{FlatJson, JsonValues, Tensor, TensorData};
 
 use super::{Named, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
@@ -268,8 +268,10 @@ struct InputTensor {
     datatype: String,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
+    /// The values, flattened as they are read: V2 gives the shape apart, so the nesting (nested
+    /// or flat, both allowed) carries nothing the shape does not.
     #[serde(default)]
-    data: Option<Value>,
+    data: Option<FlatJson>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -481,9 +483,7 @@ fn decode_inputs(
                 let data = input.data.as_ref().ok_or_else(|| {
                     bad("has neither `data` nor a `binary_data_size` parameter".into())
                 })?;
-                let mut flat = Vec::new();
-                flatten_json(data, &mut flat);
-                TensorData::from_json(dtype, &flat).map_err(|e| bad(e.to_string()))?
+                TensorData::from_json(dtype, &data.0).map_err(|e| bad(e.to_string()))?
             }
         };
         by_name[position] = Some(Tensor::new(shape, data).map_err(|e| bad(e.to_string()))?);
