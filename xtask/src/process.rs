@@ -28,7 +28,28 @@ pub(crate) fn cargo() -> Command {
     let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(program);
     command.current_dir(workspace_root());
+    // `cargo xtask` runs this program with the variables cargo sets for a package being run
+    // (`CARGO_PKG_NAME=xtask`, ...). Build scripts that read them (ring's does) ask cargo to
+    // rebuild when they change, so passing them on rebuilt ring and everything over it on
+    // every switch between `cargo build` and `cargo xtask`: the cargo we start gets the
+    // environment a shell would give it.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if is_run_package_variable(name) {
+            command.env_remove(name);
+        }
+    }
     command
+}
+
+/// Whether `name` is one of the variables `cargo run` sets for the package it runs.
+fn is_run_package_variable(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// The cargo target folder, as cargo itself reports it, so that `CARGO_TARGET_DIR` and
@@ -164,6 +185,26 @@ pub(crate) fn fresh_dir(prefix: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cargo_is_started_without_the_variables_of_the_package_being_run() {
+        assert!(is_run_package_variable("CARGO_PKG_NAME"));
+        assert!(is_run_package_variable("CARGO_MANIFEST_DIR"));
+        assert!(is_run_package_variable("CARGO_CRATE_NAME"));
+        assert!(!is_run_package_variable("CARGO"));
+        assert!(!is_run_package_variable("CARGO_HOME"));
+        assert!(!is_run_package_variable("CARGO_TARGET_DIR"));
+        // `cargo test` runs this test with CARGO_PKG_NAME set, as `cargo xtask` runs xtask.
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let command = cargo();
+        let removed: Vec<_> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        assert!(removed.iter().any(|n| n == "CARGO_PKG_NAME"), "{removed:?}");
+        assert!(!removed.iter().any(|n| n == "CARGO_HOME"), "{removed:?}");
+    }
 
     #[test]
     fn shows_a_command_as_typed() {
