@@ -103,6 +103,17 @@ struct Load {
     p99_ms: f64,
 }
 
+impl Load {
+    /// Each figure's median over `runs`.
+    fn median(runs: &[Load]) -> Load {
+        Load {
+            rps: median(runs.iter().map(|l| l.rps)),
+            p50_ms: median(runs.iter().map(|l| l.p50_ms)),
+            p99_ms: median(runs.iter().map(|l| l.p99_ms)),
+        }
+    }
+}
+
 /// Makes sure wrk is installed, from Debian's packages when it is not.
 fn wrk() -> Result<PathBuf> {
     if let Some(path) = process::which("wrk") {
@@ -326,11 +337,12 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
                 .map(|(run, h)| run.rps / h.rps * 100.0)
                 .collect();
             let each: Vec<String> = shares.iter().map(|s| format!("{s:.0}%")).collect();
+            let load = Load::median(runs);
             println!(
                 "{name:<26} {connections:>5} {:>10.0} {:>9.3} {:>9.3} {:>8.0}%  {}",
-                median(runs.iter().map(|l| l.rps)),
-                median(runs.iter().map(|l| l.p50_ms)),
-                median(runs.iter().map(|l| l.p99_ms)),
+                load.rps,
+                load.p50_ms,
+                load.p99_ms,
                 median(shares.iter().copied()),
                 each.join(" ")
             );
@@ -385,11 +397,12 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
             .map(|(run, unbatched)| run.rps / unbatched.rps)
             .collect();
         let each: Vec<String> = gains.iter().map(|g| format!("{g:.1}x")).collect();
+        let load = Load::median(runs);
         println!(
             "{label:<40} 64 conns {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  {:.1}x unbatched ({})",
-            median(runs.iter().map(|l| l.rps)),
-            median(runs.iter().map(|l| l.p50_ms)),
-            median(runs.iter().map(|l| l.p99_ms)),
+            load.rps,
+            load.p50_ms,
+            load.p99_ms,
             median(gains.iter().copied()),
             each.join(" ")
         );
