@@ -97,18 +97,21 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// glibc's malloc serves a large allocation (a tensor, a weight buffer) with its own mapping
-/// and returns it to the system when freed, but each such free raises the size from which it
-/// does so, up to 32 MiB. After the loads had freed their large buffers, every later one came
-/// from the arenas and stayed resident once freed: with every fixture loaded the heap was
-/// 28 MiB with glibc's default arenas (RSS 51-57 MiB) and 20 MiB with one arena, against 18 MiB
-/// with the threshold fixed at 128 KiB (`MALLOC_MMAP_THRESHOLD_`, which also turns the raising
-/// off), whatever the number of arenas. glibc's default arenas then keep the two workers off one
-/// arena lock: /predict throughput went from a median 65% to 71% of the health endpoint's in
-/// three alternating rounds each (docs/server.md). glibc reads the setting from the environment
-/// only as the process starts, so `serve` starts itself again, once, with it set.
-/// A value the operator set already (directly or in `GLIBC_TUNABLES`) is left as it is, and if
-/// starting again fails the server goes on with glibc's defaults.
+/// glibc's malloc serves a large allocation with its own mapping, and by default each free of
+/// one raises that threshold to its size and the heap's trim threshold to twice it (up to 32 and
+/// 64 MiB). After the loads had freed their large buffers, freed memory at the top of each arena
+/// was no longer given back: with every fixture loaded the heap was 28 MiB with glibc's default
+/// arenas (RSS 51-57 MiB), which is why `serve` used to run with one arena (20 MiB heap, but
+/// the two workers queued on its lock). Setting the threshold turns the raising off and leaves
+/// the trim threshold at 128 KiB. At 128 KiB the server is ready with every fixture in 46-47 MiB
+/// (heap 17-18 MiB) with default arenas; at glibc's largest, 32 MiB, a batch's tensors of a few
+/// MiB are reused from the heap instead of mapped and faulted in on every run (batched mnist_cnn
+/// 9.4-10.3k req/s against 6.7-7.9k) but the server holds 49-50 MiB, at the 50 MB goal, so the
+/// default is 128 KiB and docs/server.md tells operators of large batches to set
+/// `MALLOC_MMAP_THRESHOLD_=33554432`. glibc reads the setting from the environment only as the
+/// process starts, so `serve` starts itself again, once, with it set. A value the operator set
+/// already (directly or in `GLIBC_TUNABLES`) is left as it is, and if starting again fails the
+/// server goes on with glibc's defaults.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fix_malloc_mmap_threshold() {
     use std::os::unix::process::CommandExt;
