@@ -188,13 +188,19 @@ impl RunCost {
 
     /// Adds a run of `values` input values that took `took`. Concurrent updates may lose one
     /// another's sample, which an average does not mind.
+    ///
+    /// A sample counts for at most four times the average. On a busy machine the thread of a
+    /// 2 µs run is now and then descheduled for milliseconds mid-run; taken whole, one such run
+    /// raised the average a thousandfold and sent the next dozen or so runs through the
+    /// blocking pool, hops that cost more than the runs. A model whose runs really grow slower
+    /// still gets there, the average rising by 37% a run.
     pub(crate) fn record(&self, values: usize, took: Duration) {
         let sample = took.as_nanos() as f64 / values.max(1) as f64;
         let old = self.get();
         let new = if old.is_nan() {
             sample
         } else {
-            old + (sample - old) / 8.0
+            old + (sample.min(old * 4.0) - old) / 8.0
         };
         self.ns_per_value.store(new.to_bits(), Ordering::Relaxed);
     }
@@ -382,6 +388,36 @@ impl Registry {
 mod tests {
     use super::*;
     use tiffin_core::manifest::{DType, TensorSpec};
+
+    #[test]
+    fn one_descheduled_run_does_not_send_a_cheap_model_to_the_pool() {
+        let budget = Duration::from_micros(50);
+        let cost = RunCost::new();
+        assert!(
+            !cost.runs_inline(30, budget),
+            "unmeasured models start on the pool"
+        );
+        for _ in 0..20 {
+            cost.record(30, Duration::from_micros(2));
+        }
+        assert!(cost.runs_inline(30, budget));
+        // A run whose thread lost the CPU for 3 ms.
+        cost.record(30, Duration::from_millis(3));
+        assert!(cost.runs_inline(30, budget));
+        // A model that has really become slow goes to the pool within a few runs.
+        let mut runs = 0;
+        while cost.runs_inline(30, budget) {
+            cost.record(30, Duration::from_millis(3));
+            runs += 1;
+            assert!(runs < 20, "still inline after {runs} slow runs");
+        }
+        // And back once its runs are short again.
+        while !cost.runs_inline(30, budget) {
+            cost.record(30, Duration::from_micros(2));
+            runs += 1;
+            assert!(runs < 80, "still on the pool after {runs} runs");
+        }
+    }
 
     fn spec(name: &str, shape: Vec<Dim>) -> TensorSpec {
         TensorSpec {
