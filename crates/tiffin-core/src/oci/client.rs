@@ -344,7 +344,6 @@ impl Client {
         request.call().map_err(transport(url))
     }
 
-    /// True when the repository has the blob.
     /// `request` with this client's credentials, when it has any.
     fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         match &self.authorization {
@@ -353,10 +352,10 @@ impl Client {
         }
     }
 
+    /// True when the repository has the blob.
     pub(crate) fn has_blob(&self, digest: &str) -> Result<bool> {
         let url = self.url(&format!("blobs/{digest}"));
-        let mut request = self.agent.head(&url);
-        request = self.authorized(request);
+        let request = self.authorized(self.agent.head(&url));
         let response = request.call().map_err(transport(&url))?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
@@ -369,8 +368,7 @@ impl Client {
     /// [`CHUNK`] bytes then a closing PUT otherwise. The registry checks the digest.
     pub(crate) fn upload_blob(&self, digest: &str, size: u64, reader: &mut dyn Read) -> Result<()> {
         let start = self.url("blobs/uploads/");
-        let mut request = self.agent.post(&start);
-        request = self.authorized(request);
+        let request = self.authorized(self.agent.post(&start));
         let response = request.send_empty().map_err(transport(&start))?;
         let mut location = self.location(&response, &start, "starting an upload")?;
         let mut buf = Vec::with_capacity(CHUNK.min(size as usize));
@@ -389,12 +387,12 @@ impl Client {
                     break;
                 }
                 let range = format!("{sent}-{}", sent + n as u64 - 1);
-                let mut request = self
-                    .agent
-                    .patch(&location)
-                    .header("Content-Type", "application/octet-stream")
-                    .header("Content-Range", &range);
-                request = self.authorized(request);
+                let request = self.authorized(
+                    self.agent
+                        .patch(&location)
+                        .header("Content-Type", "application/octet-stream")
+                        .header("Content-Range", &range),
+                );
                 let response = request.send(&buf[..]).map_err(transport(&location))?;
                 location = self.location(&response, &location, "uploading a chunk")?;
                 sent += n as u64;
@@ -417,11 +415,11 @@ impl Client {
         }
         let separator = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{separator}digest={digest}");
-        let mut request = self
-            .agent
-            .put(&url)
-            .header("Content-Type", "application/octet-stream");
-        request = self.authorized(request);
+        let request = self.authorized(
+            self.agent
+                .put(&url)
+                .header("Content-Type", "application/octet-stream"),
+        );
         let response = request.send(&buf[..]).map_err(transport(&url))?;
         match response.status().as_u16() {
             201 | 204 | 200 => Ok(()),
@@ -480,8 +478,7 @@ impl Client {
     /// Writes a manifest under a tag.
     pub(crate) fn put_manifest(&self, tag: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
         let url = self.url(&format!("manifests/{tag}"));
-        let mut request = self.agent.put(&url).header("Content-Type", media_type);
-        request = self.authorized(request);
+        let request = self.authorized(self.agent.put(&url).header("Content-Type", media_type));
         let mut response = request.send(bytes).map_err(transport(&url))?;
         match response.status().as_u16() {
             200..=299 => Ok(()),
