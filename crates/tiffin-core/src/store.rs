@@ -399,10 +399,7 @@ impl Store {
                 (found.to_hex() != f.sha256).then(|| crate::Problem {
                     file: Some(f.path.clone()),
                     kind: crate::ProblemKind::Changed,
-                    message: format!(
-                        "content differs from the manifest (sha256 {found}, expected {})",
-                        f.sha256
-                    ),
+                    message: crate::verify::content_differs("sha256", found, &f.sha256),
                 })
             })
             .collect();

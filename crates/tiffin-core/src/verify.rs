@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
-use tiffin_hash::{Algorithms, Digests, Progress};
+use tiffin_hash::{Algorithms, Digest, Digests, Progress};
 use tiffin_manifest::{FileEntry, Manifest, check_relative_path};
 
 use crate::examples::Drift;
@@ -335,11 +335,17 @@ fn compare(entry: &FileEntry, observed: &Observed, findings: &mut Findings) {
             findings.push(
                 path,
                 ProblemKind::Changed,
-                format!("content differs from the manifest ({name} {found}, expected {expected})"),
+                content_differs(name, &found, expected),
             );
             return;
         }
     }
+}
+
+/// The problem of a file whose `algorithm` digest is `found` where the manifest says `expected`:
+/// one wording for verify and for the store, which checks sha256 by blob name.
+pub(crate) fn content_differs(algorithm: &str, found: &Digest, expected: &str) -> String {
+    format!("content differs from the manifest ({algorithm} {found}, expected {expected})")
 }
 
 /// Checks the files derived from the manifest: `signature.json` must hold the manifest's
