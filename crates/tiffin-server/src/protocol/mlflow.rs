@@ -260,12 +260,17 @@ pub(super) fn rows(sig: &Signature, outputs: &[Tensor]) -> Value {
         })
         .collect();
     let n = per_output.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
+    // Each output's values are moved into the rows in turn, not cloned.
+    let mut per_output: Vec<(String, std::vec::IntoIter<Value>)> = per_output
+        .into_iter()
+        .map(|(name, rows)| (name, rows.into_iter()))
+        .collect();
     Value::Array(
         (0..n)
-            .map(|i| {
+            .map(|_| {
                 let row: Map<String, Value> = per_output
-                    .iter()
-                    .map(|(name, rows)| (name.clone(), rows.get(i).cloned().unwrap_or(Value::Null)))
+                    .iter_mut()
+                    .map(|(name, rows)| (name.clone(), rows.next().unwrap_or(Value::Null)))
                     .collect();
                 Value::Object(row)
             })
