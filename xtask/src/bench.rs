@@ -39,7 +39,7 @@ enum BenchCommand {
     /// batching, start-up time and memory with every fixture loaded.
     Server(server::ServerArgs),
     /// Run every benchmark: `bench hash`, the criterion benches of tiffin-hash, `bench runtime`,
-    /// `bench server`.
+    /// the criterion bench of one request through the server's router, `bench server`.
     All(AllArgs),
 }
 
@@ -68,5 +68,9 @@ fn run_all(args: &AllArgs) -> Result<()> {
     process::announce(&process::shown(&criterion));
     process::run(&mut criterion)?;
     runtime::run(&runtime::RuntimeArgs::default())?;
+    let mut router = process::cargo();
+    router.args(["bench", "-p", "tiffin-server", "--bench", "router"]);
+    process::announce(&process::shown(&router));
+    process::run(&mut router)?;
     server::run(&server::ServerArgs::default())
 }
