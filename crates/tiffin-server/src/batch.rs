@@ -16,7 +16,7 @@ use tiffin_core::runtime::Tensor;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
-use crate::metrics::{Metrics, ModelLabels};
+use crate::metrics::ModelMetrics;
 use crate::pool::Pool;
 
 /// When to close a batch.
@@ -49,11 +49,10 @@ impl Batcher {
         policy: BatchPolicy,
         pool: Arc<Pool>,
         queue: usize,
-        metrics: Arc<Metrics>,
-        labels: ModelLabels,
+        metrics: Arc<ModelMetrics>,
     ) -> Batcher {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        tokio::spawn(collect(rx, loaded, policy, pool, metrics, labels));
+        tokio::spawn(collect(rx, loaded, policy, pool, metrics));
         Batcher { tx, policy }
     }
 
@@ -99,8 +98,7 @@ async fn collect(
     loaded: Arc<Loaded>,
     policy: BatchPolicy,
     pool: Arc<Pool>,
-    metrics: Arc<Metrics>,
-    labels: ModelLabels,
+    metrics: Arc<ModelMetrics>,
 ) {
     let mut held: Option<Job> = None;
     loop {
@@ -143,14 +141,8 @@ async fn collect(
                 break;
             }
         }
-        metrics.batch(&labels, rows);
-        tokio::spawn(run_batch(
-            batch,
-            slot,
-            loaded.clone(),
-            metrics.clone(),
-            labels.clone(),
-        ));
+        metrics.batch(rows);
+        tokio::spawn(run_batch(batch, slot, loaded.clone(), metrics.clone()));
     }
 }
 
@@ -159,8 +151,7 @@ async fn run_batch(
     batch: Vec<Job>,
     slot: crate::pool::Slot,
     loaded: Arc<Loaded>,
-    metrics: Arc<Metrics>,
-    labels: ModelLabels,
+    metrics: Arc<ModelMetrics>,
 ) {
     let started = Instant::now();
     let (inputs, answers): (Vec<_>, Vec<_>) = batch
@@ -179,7 +170,7 @@ async fn run_batch(
         Ok((parts, inference)) => {
             for (outputs, (_, arrived, reply)) in parts.into_iter().zip(answers) {
                 let queued = started.saturating_duration_since(arrived);
-                metrics.ran(&labels, queued, inference);
+                metrics.ran(queued, inference);
                 let _ = reply.send(Ok(outputs));
             }
         }

@@ -1,6 +1,7 @@
 //! [`Metrics`]: what `GET /metrics` reports, in the Prometheus (OpenMetrics) text format.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,6 +10,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// The protocols requests are counted by, as [`RequestLabels::protocol`] names them.
+pub(crate) const PROTOCOLS: [&str; 5] = ["v2", "v1", "mlflow", "simple", "other"];
 
 /// Labels of a request: the model and version it named (empty for endpoints that name none),
 /// the protocol, and the answer's status.
@@ -124,32 +128,53 @@ impl Metrics {
         self.in_flight.dec();
     }
 
-    pub(crate) fn request_done(&self, labels: RequestLabels, elapsed: Duration) {
+    /// Counts a request that named no model (health, metadata of the server, errors before a
+    /// model was found).
+    pub(crate) fn request_done(&self, protocol: &'static str, status: u16, elapsed: Duration) {
+        let route = RouteLabels {
+            model: String::new(),
+            version: String::new(),
+            protocol,
+        };
         self.total
-            .get_or_create(&RouteLabels {
-                model: labels.model.clone(),
-                version: labels.version.clone(),
-                protocol: labels.protocol,
-            })
+            .get_or_create(&route)
             .observe(elapsed.as_secs_f64());
-        self.requests.get_or_create(&labels).inc();
-    }
-
-    pub(crate) fn ran(&self, model: &ModelLabels, queued: Duration, inference: Duration) {
-        self.queue
-            .get_or_create(model)
-            .observe(queued.as_secs_f64());
-        self.inference
-            .get_or_create(model)
-            .observe(inference.as_secs_f64());
-    }
-
-    pub(crate) fn batch(&self, model: &ModelLabels, rows: usize) {
-        self.batch_rows.get_or_create(model).observe(rows as f64);
+        self.requests
+            .get_or_create(&RequestLabels {
+                model: route.model,
+                version: route.version,
+                protocol,
+                status,
+            })
+            .inc();
     }
 
     pub(crate) fn loaded(&self, model: &ModelLabels, seconds: f64) {
         self.load.get_or_create(model).set(seconds);
+    }
+
+    /// The latency histogram of `protocol`'s requests to one model, for [`ModelMetrics`] to
+    /// keep.
+    fn route(&self, labels: &ModelLabels, protocol: &'static str) -> Histogram {
+        self.total
+            .get_or_create(&RouteLabels {
+                model: labels.model.clone(),
+                version: labels.version.clone(),
+                protocol,
+            })
+            .clone()
+    }
+
+    /// The counter of one model's requests over `protocol` answered with `status`.
+    fn requests(&self, labels: &ModelLabels, protocol: &'static str, status: u16) -> Counter {
+        self.requests
+            .get_or_create(&RequestLabels {
+                model: labels.model.clone(),
+                version: labels.version.clone(),
+                protocol,
+                status,
+            })
+            .clone()
     }
 
     /// The text `GET /metrics` answers.
@@ -158,5 +183,116 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// One served model's metrics. Each series is looked up in its family (hashing the model's
+/// labels under the family's lock) the first time it is used and its handle kept, so a request
+/// updates its counters and histograms without a lookup or a copy of the labels. Series are
+/// made on first use, as a lookup would make them, so `/metrics` shows the same series.
+#[derive(Debug)]
+pub(crate) struct ModelMetrics {
+    /// The model's name and version, as labels.
+    pub(crate) labels: ModelLabels,
+    metrics: Arc<Metrics>,
+    queue: OnceLock<Histogram>,
+    inference: OnceLock<Histogram>,
+    batch_rows: OnceLock<Histogram>,
+    /// Per protocol (in [`PROTOCOLS`] order): the request latency histogram, and the counter of
+    /// 200 answers; other statuses are rarer and looked up each time.
+    routes: [OnceLock<Histogram>; PROTOCOLS.len()],
+    ok: [OnceLock<Counter>; PROTOCOLS.len()],
+}
+
+impl ModelMetrics {
+    pub(crate) fn new(metrics: Arc<Metrics>, labels: ModelLabels) -> ModelMetrics {
+        ModelMetrics {
+            labels,
+            metrics,
+            queue: OnceLock::new(),
+            inference: OnceLock::new(),
+            batch_rows: OnceLock::new(),
+            routes: Default::default(),
+            ok: Default::default(),
+        }
+    }
+
+    /// Counts a request answered by this model over `protocol` with `status`.
+    pub(crate) fn request_done(&self, protocol: &'static str, status: u16, elapsed: Duration) {
+        let Some(ix) = PROTOCOLS.iter().position(|p| *p == protocol) else {
+            // Every protocol a path maps to is listed; one added later is counted all the same.
+            self.metrics
+                .route(&self.labels, protocol)
+                .observe(elapsed.as_secs_f64());
+            self.metrics.requests(&self.labels, protocol, status).inc();
+            return;
+        };
+        self.routes[ix]
+            .get_or_init(|| self.metrics.route(&self.labels, protocol))
+            .observe(elapsed.as_secs_f64());
+        if status == 200 {
+            self.ok[ix]
+                .get_or_init(|| self.metrics.requests(&self.labels, protocol, 200))
+                .inc();
+        } else {
+            self.metrics.requests(&self.labels, protocol, status).inc();
+        }
+    }
+
+    /// Records a run that answered a request: how long the request waited for it, and how
+    /// long it took.
+    pub(crate) fn ran(&self, queued: Duration, inference: Duration) {
+        let of = |family: &Seconds| family.get_or_create(&self.labels).clone();
+        self.queue
+            .get_or_init(|| of(&self.metrics.queue))
+            .observe(queued.as_secs_f64());
+        self.inference
+            .get_or_init(|| of(&self.metrics.inference))
+            .observe(inference.as_secs_f64());
+    }
+
+    /// Records the rows of one run.
+    pub(crate) fn batch(&self, rows: usize) {
+        self.batch_rows
+            .get_or_init(|| self.metrics.batch_rows.get_or_create(&self.labels).clone())
+            .observe(rows as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_handles_count_in_the_families_series() {
+        let metrics = Arc::new(Metrics::new());
+        let labels = ModelLabels {
+            model: "iris".into(),
+            version: "1.0.0".into(),
+        };
+        let model = ModelMetrics::new(metrics.clone(), labels.clone());
+        let ms = Duration::from_millis(1);
+        model.request_done("v2", 200, ms);
+        model.request_done("v2", 200, ms);
+        model.request_done("v2", 400, ms);
+        model.request_done("simple", 200, ms);
+        // A second keeper of the same model (a reload keeps the labels) adds to the same series.
+        ModelMetrics::new(metrics.clone(), labels).request_done("v2", 200, ms);
+        model.ran(ms, ms);
+        model.batch(3);
+        metrics.request_done("other", 404, ms);
+        let text = metrics.render();
+        for line in [
+            r#"tiffin_requests_total{model="iris",version="1.0.0",protocol="v2",status="200"} 3"#,
+            r#"tiffin_requests_total{model="iris",version="1.0.0",protocol="v2",status="400"} 1"#,
+            r#"tiffin_requests_total{model="iris",version="1.0.0",protocol="simple",status="200"} 1"#,
+            r#"tiffin_requests_total{model="",version="",protocol="other",status="404"} 1"#,
+            r#"tiffin_request_duration_seconds_count{model="iris",version="1.0.0",protocol="v2"} 4"#,
+            r#"tiffin_queue_duration_seconds_count{model="iris",version="1.0.0"} 1"#,
+            r#"tiffin_inference_duration_seconds_count{model="iris",version="1.0.0"} 1"#,
+            r#"tiffin_batch_rows_sum{model="iris",version="1.0.0"} 3.0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 }

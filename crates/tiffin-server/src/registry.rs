@@ -16,7 +16,7 @@ use tiffin_core::{Loaded, layout};
 use crate::batch::{BatchPolicy, Batcher};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::metrics::{Metrics, ModelLabels};
+use crate::metrics::{Metrics, ModelLabels, ModelMetrics};
 use crate::pool::Pool;
 
 /// A package that could not be served, and why (for the operator: it names the path).
@@ -143,7 +143,8 @@ pub struct Served {
     /// How long verifying, loading and checking it took.
     pub load_time: Duration,
     pub(crate) batcher: Option<Batcher>,
-    pub(crate) labels: ModelLabels,
+    /// Its metrics, with their handles kept.
+    pub(crate) metrics: Arc<ModelMetrics>,
     /// Whether every input and output starts with the batch dim, so a request's first axis
     /// counts its rows.
     pub(crate) has_batch_dim: bool,
@@ -232,6 +233,8 @@ impl Served {
                 .map_or(config.max_delay, Duration::from_micros)
         });
         let has_batch_dim = batch_dim(&loaded.manifest.signature).is_some();
+        metrics.loaded(&labels, load_time.as_secs_f64());
+        let model_metrics = Arc::new(ModelMetrics::new(metrics.clone(), labels));
         let loaded = Arc::new(loaded);
         let batcher = (max_rows > 1 && has_batch_dim).then(|| {
             Batcher::start(
@@ -242,16 +245,14 @@ impl Served {
                 },
                 pool.clone(),
                 config.max_queue,
-                metrics.clone(),
-                labels.clone(),
+                model_metrics.clone(),
             )
         });
-        metrics.loaded(&labels, load_time.as_secs_f64());
         Served {
             loaded,
             load_time,
             batcher,
-            labels,
+            metrics: model_metrics,
             has_batch_dim,
             cost: RunCost::new(),
         }

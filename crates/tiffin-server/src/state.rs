@@ -239,8 +239,8 @@ impl AppState {
         // hop can take longer than the run, and counting it would keep a cheap model on the
         // pool for good.
         served.cost.record(elements, took);
-        self.inner.metrics.ran(&served.labels, queued, took);
-        self.inner.metrics.batch(&served.labels, rows);
+        served.metrics.ran(queued, took);
+        served.metrics.batch(rows);
         Ok(outputs)
     }
 }

@@ -7,13 +7,12 @@ mod simple;
 mod v1;
 mod v2;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -26,7 +25,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::error::{ApiError, Flavor};
-use crate::metrics::{ModelLabels, RequestLabels};
+use crate::metrics::ModelMetrics;
 use crate::registry::Served;
 use crate::state::AppState;
 
@@ -117,11 +116,10 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     };
     let elapsed = start.elapsed();
     let status = response.status();
-    let (model, version) = response
-        .extensions()
-        .get::<ModelLabels>()
-        .map(|l| (l.model.clone(), l.version.clone()))
-        .unwrap_or_default();
+    let model = response.extensions_mut().remove::<Arc<ModelMetrics>>();
+    let (name, version) = model
+        .as_ref()
+        .map_or(("", ""), |m| (&*m.labels.model, &*m.labels.version));
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -130,20 +128,17 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
         %method,
         path = %path,
         status = status.as_u16(),
-        model = %model,
+        model = %name,
         version = %version,
         micros = elapsed.as_micros() as u64,
         "request"
     );
-    state.metrics().request_done(
-        RequestLabels {
-            model,
-            version,
-            protocol,
-            status: status.as_u16(),
-        },
-        elapsed,
-    );
+    match &model {
+        Some(model) => model.request_done(protocol, status.as_u16(), elapsed),
+        None => state
+            .metrics()
+            .request_done(protocol, status.as_u16(), elapsed),
+    }
     response
 }
 
@@ -204,11 +199,14 @@ impl FromRequestParts<AppState> for Named {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Named, ApiError> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        // The raw captures, borrowed where the router keeps them: `Path` into a map would
+        // allocate a map and two strings on every request.
+        let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found("the path names no model"))?;
-        let name = params.get("m").map(String::as_str).unwrap_or_default();
-        let version = params.get("v").map(String::as_str);
+        let param = |key: &str| params.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+        let name = param("m").unwrap_or_default();
+        let version = param("v");
         Ok(Named {
             served: state.registry().get(name, version)?,
             versioned: version.is_some(),
@@ -219,7 +217,7 @@ impl FromRequestParts<AppState> for Named {
 /// An answer (or error) tagged with the model that gave it, for metrics and logs.
 fn tagged(served: &Served, result: Result<Response, ApiError>) -> Response {
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    response.extensions_mut().insert(served.labels.clone());
+    response.extensions_mut().insert(served.metrics.clone());
     response
 }
 

@@ -6,9 +6,11 @@
 //! Content-Type: widely used clients send no Content-Type, or `application/octet-stream` on
 //! pure JSON. Tensors come back as they leave the model (class indices stay indices).
 
+use std::borrow::Cow;
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -250,22 +252,27 @@ async fn model_config(Named { served, .. }: Named) -> Response {
     tagged(&served, Ok(axum::Json(body).into_response()))
 }
 
+/// An inference request's JSON part. Names borrow from the body when they hold no escapes, as
+/// they nearly always do, so reading a request allocates no string for them.
 #[derive(Debug, Deserialize)]
-struct InferRequest {
+struct InferRequest<'a> {
     #[serde(default)]
     id: Option<Value>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    inputs: Vec<InputTensor>,
-    #[serde(default)]
-    outputs: Option<Vec<RequestedOutput>>,
+    #[serde(borrow)]
+    inputs: Vec<InputTensor<'a>>,
+    #[serde(default, borrow)]
+    outputs: Option<Vec<RequestedOutput<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct InputTensor {
-    name: String,
+struct InputTensor<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     shape: Vec<i64>,
-    datatype: String,
+    #[serde(borrow)]
+    datatype: Cow<'a, str>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
     /// The values, flattened as they are read: V2 gives the shape apart, so the nesting (nested
@@ -275,15 +282,16 @@ struct InputTensor {
 }
 
 #[derive(Debug, Deserialize)]
-struct RequestedOutput {
-    name: String,
+struct RequestedOutput<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
 }
 
 /// Refuses request parameters that ask for what tiffin does not do, rather than ignoring them
 /// and answering as if they had been honoured.
-fn refuse_unsupported(request: &InferRequest) -> Result<(), ApiError> {
+fn refuse_unsupported(request: &InferRequest<'_>) -> Result<(), ApiError> {
     let sequence = ["sequence_id", "sequence_start", "sequence_end"]
         .into_iter()
         .find(|key| match param(&request.parameters, key) {
@@ -326,10 +334,12 @@ fn param<'a>(params: &'a Option<Map<String, Value>>, key: &str) -> Option<&'a Va
 async fn infer(
     State(state): State<AppState>,
     Named { served, .. }: Named,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    let result = infer_served(&state, &served, &headers, body).await;
+    // The request taken whole and split, rather than a `HeaderMap` extracted, which would
+    // clone every header.
+    let (parts, body) = request.into_parts();
+    let result = infer_served(&state, &served, &parts.headers, body).await;
     tagged(&served, result)
 }
 
@@ -419,7 +429,7 @@ fn raw_input(sig: &Signature, bytes: &[u8]) -> Result<Tensor, ApiError> {
 /// datatype; a shape that holds exactly the values given.
 fn decode_inputs(
     sig: &Signature,
-    inputs: &[InputTensor],
+    inputs: &[InputTensor<'_>],
     binary: &[u8],
 ) -> Result<Vec<Tensor>, ApiError> {
     let names = || {
@@ -551,7 +561,7 @@ struct Wanted {
 /// Which outputs to answer with, in order, and how.
 fn requested_outputs(
     sig: &Signature,
-    request: Option<&InferRequest>,
+    request: Option<&InferRequest<'_>>,
 ) -> Result<Vec<Wanted>, ApiError> {
     let all_binary = request
         .and_then(|r| param(&r.parameters, "binary_data_output"))
@@ -615,7 +625,7 @@ fn requested_outputs(
 
 fn encode_response(
     served: &Served,
-    request: Option<&InferRequest>,
+    request: Option<&InferRequest<'_>>,
     wanted: &[Wanted],
     outputs: &[Tensor],
 ) -> Result<Response, ApiError> {
@@ -657,7 +667,7 @@ fn encode_response(
     let body = InferResponse {
         id: request.and_then(|r| r.id.as_ref()),
         model_name: served.name(),
-        model_version: &served.labels.version,
+        model_version: &served.metrics.labels.version,
         outputs: tensors,
     };
     let head = serde_json::to_vec(&body).expect("JSON values serialize");
