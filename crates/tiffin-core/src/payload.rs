@@ -249,9 +249,10 @@ pub fn decode_tensor(spec: &TensorSpec, value: &Value) -> Result<Tensor, Payload
             None => break,
         }
     }
-    let mut flat = Vec::with_capacity(shape.iter().product());
-    flatten_json(value, &mut flat);
-    if flat.len() != shape.iter().product::<usize>() || !rectangular(value, &shape) {
+    // The shape comes from the first item at each level only, so it may promise far more values
+    // than the body holds (a few kilobytes of nested lists can claim 10^12): it is checked
+    // against every item before anything is sized from it.
+    if !rectangular(value, &shape) {
         return Err(err(
             name,
             format!(
@@ -259,6 +260,8 @@ pub fn decode_tensor(spec: &TensorSpec, value: &Value) -> Result<Tensor, Payload
             ),
         ));
     }
+    let mut flat = Vec::with_capacity(shape.iter().product());
+    flatten_json(value, &mut flat);
     let batched = matches!(spec.shape.first(), Some(Dim::Named(_)));
     if batched && shape.len() + 1 == spec.shape.len() {
         shape.insert(0, 1);

@@ -167,12 +167,12 @@ pub struct Tensor {
 
 /// The shape and the number of values of a [`Tensor`] disagree.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("shape {shape:?} holds {expected} values, but {found} were given")]
+#[error("shape {shape:?} holds {} values, but {found} were given", expected.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string()))]
 pub struct ShapeMismatch {
     /// The shape asked for.
     pub shape: Vec<usize>,
-    /// The values the shape holds.
-    pub expected: usize,
+    /// The values the shape holds; `None` when their count does not fit a `usize`.
+    pub expected: Option<usize>,
     /// The values given.
     pub found: usize,
 }
@@ -180,8 +180,10 @@ pub struct ShapeMismatch {
 impl Tensor {
     /// A tensor of `shape` holding `data`, which must have exactly as many values as the shape.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, ShapeMismatch> {
-        let expected = shape.iter().product::<usize>();
-        if expected != data.len() {
+        // Checked: a shape from a request could multiply past usize and wrap to the number of
+        // values given.
+        let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if expected != Some(data.len()) {
             return Err(ShapeMismatch {
                 shape,
                 expected,
@@ -782,6 +784,13 @@ mod tests {
             "shape [2, 3] holds 6 values, but 5 were given"
         );
         assert!(Tensor::new(vec![0, 4], TensorData::String(vec![])).is_ok());
+        // 2^62 x 4 wraps to 0 in usize: refused, not taken for an empty tensor.
+        let wraps = Tensor::new(vec![1 << 62, 4], TensorData::F32(vec![])).unwrap_err();
+        assert_eq!(wraps.expected, None);
+        assert!(
+            wraps.to_string().contains("more than 2^64 values"),
+            "{wraps}"
+        );
     }
 
     #[test]

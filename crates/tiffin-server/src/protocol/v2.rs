@@ -411,14 +411,20 @@ fn raw_input(sig: &Signature, bytes: &[u8]) -> Result<Tensor, ApiError> {
             spec.name
         )));
     };
-    let row_bytes = inner.iter().product::<usize>() * size;
-    if row_bytes == 0 || !bytes.len().is_multiple_of(row_bytes) {
+    // Checked: the fixed dims come from the package's manifest, and a row too large to count
+    // is a row no body holds.
+    let row_bytes = inner.iter().try_fold(size, |n, &d| n.checked_mul(d));
+    let Some(row_bytes) = row_bytes.filter(|&n| n > 0 && bytes.len().is_multiple_of(n)) else {
         return Err(ApiError::bad_request(format!(
-            "{} bytes is not a whole number of rows of input `{}` ({row_bytes} bytes each)",
+            "{} bytes is not a whole number of rows of input `{}` ({} each)",
             bytes.len(),
-            spec.name
+            spec.name,
+            row_bytes.map_or_else(
+                || "more than 2^64 bytes".to_owned(),
+                |n| format!("{n} bytes")
+            )
         )));
-    }
+    };
     let data = TensorData::from_le_bytes(spec.dtype, bytes).map_err(ApiError::bad_request)?;
     let mut shape = vec![bytes.len() / row_bytes];
     shape.extend(inner);

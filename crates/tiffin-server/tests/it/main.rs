@@ -4,6 +4,7 @@
 mod batching;
 mod common;
 mod limits;
+mod mangled;
 mod mlflow;
 mod reload;
 mod simple_v1;

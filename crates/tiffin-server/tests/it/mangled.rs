@@ -1,0 +1,206 @@
+//! Mangled requests: each protocol's valid request cut short at every byte, with every value in
+//! it replaced by values of other kinds and sizes or its fields left out, and nested lists that
+//! claim far more values than they hold. Every answer must be a JSON error below 500 (or a
+//! success): no panic, no crash, no allocation sized by what a request claims.
+
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{Value, json};
+use tiffin_server::{AppState, Config};
+
+use crate::common::{Answer, loaded, send};
+
+/// What each value of a request is replaced with in turn.
+const REPLACEMENTS: &[&str] = &[
+    "null",
+    "true",
+    "0",
+    "-1",
+    "1.5",
+    "1e308",
+    "-1e308",
+    "4294967296",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "18446744073709551615",
+    "\"\"",
+    "\"FP32\"",
+    "[]",
+    "[[]]",
+    "{}",
+    "[1, 2, 3]",
+    "{\"a\": 1}",
+    // Shapes whose element count wraps around 2^64 to a small number, zero included.
+    "[4611686018427387904, 4]",
+    "[0, 4611686018427387904]",
+    "[4294967296, 4294967296, 4294967296]",
+];
+
+const ROWS: [[f32; 4]; 2] = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]];
+
+/// A valid request for every protocol and form, on iris.
+fn requests() -> Vec<(&'static str, Value)> {
+    let features = [
+        "sepal length (cm)",
+        "sepal width (cm)",
+        "petal length (cm)",
+        "petal width (cm)",
+    ];
+    let records: Vec<Value> = ROWS
+        .iter()
+        .map(|row| {
+            Value::Object(
+                features
+                    .iter()
+                    .zip(row)
+                    .map(|(f, v)| ((*f).to_owned(), json!(v)))
+                    .collect(),
+            )
+        })
+        .collect();
+    vec![
+        (
+            "/v2/models/iris/infer",
+            json!({
+                "id": "r1",
+                "parameters": {"binary_data_output": false},
+                "inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": ROWS}],
+                "outputs": [
+                    {"name": "label"},
+                    {"name": "probabilities", "parameters": {"classification": 2}},
+                ],
+            }),
+        ),
+        ("/v1/models/iris:predict", json!({"instances": ROWS})),
+        ("/v1/models/iris:predict", json!({"inputs": {"X": ROWS}})),
+        ("/invocations", json!({"inputs": ROWS})),
+        ("/invocations", json!({"instances": ROWS})),
+        (
+            "/invocations",
+            json!({"dataframe_split": {"columns": features, "data": ROWS}}),
+        ),
+        ("/invocations", json!({"dataframe_records": records})),
+        ("/predict", json!({"X": ROWS})),
+    ]
+}
+
+/// Every copy of `value` with one node replaced by one of [`REPLACEMENTS`], or one object field
+/// left out.
+fn mutations(value: &Value) -> Vec<Value> {
+    let replacements: Vec<Value> = REPLACEMENTS
+        .iter()
+        .map(|r| serde_json::from_str(r).expect("a JSON replacement"))
+        .collect();
+    let mut out: Vec<Value> = replacements.clone();
+    match value {
+        Value::Array(items) => {
+            for (ix, item) in items.iter().enumerate() {
+                for changed in mutations(item) {
+                    let mut copy = items.clone();
+                    copy[ix] = changed;
+                    out.push(Value::Array(copy));
+                }
+            }
+        }
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                let mut without = fields.clone();
+                without.remove(key);
+                out.push(Value::Object(without));
+                for changed in mutations(item) {
+                    let mut copy = fields.clone();
+                    copy.insert(key.clone(), changed);
+                    out.push(Value::Object(copy));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+async fn post_bytes(state: &AppState, uri: &str, body: Vec<u8>) -> Answer {
+    let request = Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("a request");
+    send(state, request).await
+}
+
+/// An answer a client can act on: a success, or an error below 500 with a message.
+fn assert_handled(answer: &Answer, uri: &str, body: &[u8]) {
+    let shown = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    assert!(
+        answer.status.as_u16() < 500,
+        "{uri} answered {} to {shown}: {}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    );
+    if !answer.status.is_success() {
+        assert!(!answer.message().is_empty(), "{uri}: {shown}");
+    }
+}
+
+#[tokio::test]
+async fn every_mangled_request_gets_an_answer_below_500() {
+    let state = loaded(&["iris"], Config::default()).await;
+    let mut sent = 0;
+    for (uri, valid) in requests() {
+        let bytes = serde_json::to_vec(&valid).expect("JSON");
+        let answer = post_bytes(&state, uri, bytes.clone()).await;
+        assert!(
+            answer.status.is_success(),
+            "{uri} refused its valid request {valid}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        for end in 0..bytes.len() {
+            let cut = bytes[..end].to_vec();
+            let answer = post_bytes(&state, uri, cut.clone()).await;
+            assert_eq!(answer.status.as_u16(), 400, "{uri}, cut at {end}");
+            assert_handled(&answer, uri, &cut);
+            sent += 1;
+        }
+        for changed in mutations(&valid) {
+            let body = serde_json::to_vec(&changed).expect("JSON");
+            let answer = post_bytes(&state, uri, body.clone()).await;
+            assert_handled(&answer, uri, &body);
+            sent += 1;
+        }
+    }
+    assert!(sent > 4000, "only {sent} requests were sent");
+}
+
+/// Nested lists whose first item at each level is a long list and every other item a number:
+/// a few kilobytes that claim `n^depth` values when the shape is read from first items.
+fn claimed(depth: usize, n: usize) -> String {
+    if depth == 0 {
+        return "0".to_owned();
+    }
+    format!("[{}{}]", claimed(depth - 1, n), ",0".repeat(n - 1))
+}
+
+#[tokio::test]
+async fn nested_lists_that_claim_more_than_they_hold_are_refused() {
+    let state = loaded(&["iris"], Config::default()).await;
+    let bomb = claimed(4, 1000);
+    assert!(bomb.len() < 10_000);
+    for (uri, body) in [
+        ("/predict", format!(r#"{{"X": {bomb}}}"#)),
+        ("/invocations", format!(r#"{{"inputs": {bomb}}}"#)),
+        ("/invocations", format!(r#"{{"instances": {bomb}}}"#)),
+        (
+            "/v1/models/iris:predict",
+            format!(r#"{{"instances": {bomb}}}"#),
+        ),
+        (
+            "/v2/models/iris/infer",
+            format!(
+                r#"{{"inputs": [{{"name": "X", "shape": [1000000000000, 4], "datatype": "FP32", "data": {bomb}}}]}}"#
+            ),
+        ),
+    ] {
+        let answer = post_bytes(&state, uri, body.clone().into_bytes()).await;
+        assert_eq!(answer.status.as_u16(), 400, "{uri}");
+        assert_handled(&answer, uri, body.as_bytes());
+    }
+}
