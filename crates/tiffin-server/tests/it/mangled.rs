@@ -119,6 +119,16 @@ fn mutations(value: &Value) -> Vec<Value> {
     out
 }
 
+/// A V2 request in the binary tensor data extension: a JSON head of `length` bytes (the
+/// header's value), then the raw tensors.
+async fn post_binary(state: &AppState, length: &str, body: Vec<u8>) -> Answer {
+    let request = Request::post("/v2/models/iris/infer")
+        .header("inference-header-content-length", length)
+        .body(Body::from(body))
+        .expect("a request");
+    send(state, request).await
+}
+
 async fn post_bytes(state: &AppState, uri: &str, body: Vec<u8>) -> Answer {
     let request = Request::post(uri)
         .header("content-type", "application/json")
@@ -203,4 +213,57 @@ async fn nested_lists_that_claim_more_than_they_hold_are_refused() {
         assert_eq!(answer.status.as_u16(), 400, "{uri}");
         assert_handled(&answer, uri, body.as_bytes());
     }
+}
+
+#[tokio::test]
+async fn every_mangled_binary_request_gets_an_answer_below_500() {
+    let state = loaded(&["iris"], Config::default()).await;
+    let head = json!({
+        "inputs": [{
+            "name": "X", "shape": [2, 4], "datatype": "FP32",
+            "parameters": {"binary_data_size": 32},
+        }],
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}}],
+    });
+    let tensor: Vec<u8> = ROWS
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let with = |head: &Value, tensor: &[u8]| {
+        let mut body = serde_json::to_vec(head).expect("JSON");
+        let length = body.len();
+        body.extend_from_slice(tensor);
+        (length, body)
+    };
+    let (length, valid) = with(&head, &tensor);
+    let answer = post_binary(&state, &length.to_string(), valid.clone()).await;
+    assert!(answer.status.is_success(), "{:?}", answer.body);
+    let uri = "/v2/models/iris/infer (binary)";
+    // The header's value against the body: every length up to past its end, and non-numbers.
+    for claimed in (0..=valid.len() + 8)
+        .map(|n| n.to_string())
+        .chain(["-1", "", "x", "18446744073709551616"].map(str::to_owned))
+    {
+        let answer = post_binary(&state, &claimed, valid.clone()).await;
+        // 0 means the whole body is the raw input, which bytes of JSON may happen to fit.
+        if claimed != length.to_string() && claimed != "0" {
+            assert!(!answer.status.is_success(), "length {claimed} was taken");
+        }
+        assert_handled(&answer, uri, &valid);
+    }
+    // The binary part cut short, and the head mangled with its length kept true.
+    for end in 0..tensor.len() {
+        let (length, body) = with(&head, &tensor[..end]);
+        let answer = post_binary(&state, &length.to_string(), body.clone()).await;
+        assert_eq!(answer.status.as_u16(), 400, "binary part cut at {end}");
+    }
+    let mut sent = 0;
+    for changed in mutations(&head) {
+        let (length, body) = with(&changed, &tensor);
+        let answer = post_binary(&state, &length.to_string(), body.clone()).await;
+        assert_handled(&answer, uri, &body);
+        sent += 1;
+    }
+    assert!(sent > 300, "only {sent} heads were sent");
 }
