@@ -1,4 +1,4 @@
-//! Mangled requests: each protocol's valid request cut short at every byte, with every value in
+//! Mangled requests: each protocol's valid request (JSON, binary V2, CSV) cut short at every byte, with every value in
 //! it replaced by values of other kinds and sizes or its fields left out, and nested lists that
 //! claim far more values than they hold. Every answer must be a JSON error below 500 (or a
 //! success): no panic, no crash, no allocation sized by what a request claims.
@@ -266,4 +266,57 @@ async fn every_mangled_binary_request_gets_an_answer_below_500() {
         sent += 1;
     }
     assert!(sent > 300, "only {sent} heads were sent");
+}
+
+#[tokio::test]
+async fn every_mangled_csv_body_gets_an_answer_below_500() {
+    let state = loaded(&["iris"], Config::default()).await;
+    let csv = |cells: &[&str]| -> Vec<u8> {
+        let mut text =
+            String::from("sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n");
+        for row in cells.chunks(4) {
+            text.push_str(&row.join(","));
+            text.push('\n');
+        }
+        text.into_bytes()
+    };
+    let post_csv = |body: Vec<u8>| {
+        let request = Request::post("/invocations")
+            .header("content-type", "text/csv")
+            .body(Body::from(body))
+            .expect("a request");
+        send(&state, request)
+    };
+    let cells = ["5.1", "3.5", "1.4", "0.2", "6.7", "3.0", "5.2", "2.3"];
+    let valid = csv(&cells);
+    assert!(post_csv(valid.clone()).await.status.is_success());
+    for end in 0..valid.len() {
+        let cut = valid[..end].to_vec();
+        let answer = post_csv(cut.clone()).await;
+        assert_handled(&answer, "/invocations (csv)", &cut);
+    }
+    for ix in 0..cells.len() + 1 {
+        for odd in [
+            "",
+            "x",
+            "nan",
+            "inf",
+            "1e400",
+            "\"1\"",
+            "\"",
+            "1,2",
+            "\u{0}",
+            "18446744073709551616",
+        ] {
+            let mut changed = cells.to_vec();
+            if ix < cells.len() {
+                changed[ix] = odd;
+            } else {
+                changed.push(odd);
+            }
+            let body = csv(&changed);
+            let answer = post_csv(body.clone()).await;
+            assert_handled(&answer, "/invocations (csv)", &body);
+        }
+    }
 }
