@@ -1,7 +1,8 @@
-//! Mangled requests: each protocol's valid request (JSON, binary V2, CSV) cut short at every byte, with every value in
-//! it replaced by values of other kinds and sizes or its fields left out, and nested lists that
-//! claim far more values than they hold. Every answer must be a JSON error below 500 (or a
-//! success): no panic, no crash, no allocation sized by what a request claims.
+//! Mangled requests: each protocol's valid request (JSON, binary V2, CSV) cut short at every
+//! byte, with every value in it replaced by values of other kinds and sizes or its fields left
+//! out, and nested lists that claim far more values than they hold. Every answer must be a JSON
+//! error below 500 (or a success): no panic, no crash, no allocation sized by what a request
+//! claims.
 
 use axum::body::Body;
 use axum::http::Request;
