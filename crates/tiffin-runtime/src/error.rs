@@ -144,6 +144,18 @@ pub enum Error {
         /// What tract reported.
         reason: String,
     },
+    /// tract panicked, and the panic was caught: a graph or inputs outside what tract handles
+    /// (a division by zero in its kernels for an image too small for text_direction's
+    /// convolutions, for one), never a reason to take the server or the CLI down.
+    #[error(
+        "tract panicked while {stage} the model ({message}); the model or these inputs are outside what tract 0.23 handles"
+    )]
+    Panicked {
+        /// What tiffin was doing: `loading`, `running`, `converting`.
+        stage: &'static str,
+        /// The panic's message.
+        message: String,
+    },
     /// An output of the model could not be returned as declared.
     #[error("output `{name}`: {reason}")]
     Output {

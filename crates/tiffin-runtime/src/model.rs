@@ -124,6 +124,17 @@ impl Model {
         signature: &Signature,
         options: &LoadOptions,
     ) -> Result<Model, Error> {
+        guarded("loading", || {
+            Model::load_unguarded(source, format, signature, options)
+        })
+    }
+
+    fn load_unguarded(
+        source: &ModelSource,
+        format: ModelFormat,
+        signature: &Signature,
+        options: &LoadOptions,
+    ) -> Result<Model, Error> {
         let parsed = parse(source, format)?;
         let Typed { model, symbols } = confront(&parsed, signature)?;
         let model = parsed.declutter(model)?;
@@ -264,13 +275,15 @@ impl Model {
             .map(|t| crate::tract_io::to_tract(t).map(|t| t.into_tvalue()))
             .collect::<TractResult<TVec<TValue>>>()
             .map_err(|e| Error::Run { reason: reason(&e) })?;
-        let outputs = match &self.executor {
-            // The executor is set for this call only, on this thread: other models and other
-            // callers keep theirs.
-            Some(executor) => multithread_tract_scope(executor.clone(), || plan.run(values)),
-            None => plan.run(values),
-        }
-        .map_err(|e| Error::Run { reason: reason(&e) })?;
+        let outputs = guarded("running", || {
+            match &self.executor {
+                // The executor is set for this call only, on this thread: other models and
+                // other callers keep theirs.
+                Some(executor) => multithread_tract_scope(executor.clone(), || plan.run(values)),
+                None => plan.run(values),
+            }
+            .map_err(|e| Error::Run { reason: reason(&e) })
+        })?;
         outputs
             .iter()
             .zip(&self.signature.outputs)
@@ -455,6 +468,24 @@ fn optimize(model: TypedModel) -> Result<Plan, Error> {
         .map_err(|e| Error::Optimize { reason: reason(&e) })
 }
 
+/// Runs `f`, turning a panic inside it (inside tract: tiffin's own code returns errors) into
+/// [`Error::Panicked`], so that a graph or inputs tract does not handle fail one call instead of
+/// the process. Nothing `f` touches is left half-changed for the next call: plans are immutable
+/// and every run builds its own state, which the unwinding drops.
+pub(crate) fn guarded<T>(
+    stage: &'static str,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(Error::Panicked { stage, message })
+    })
+}
+
 /// Plans concretized for one set of dim sizes, built in the background from the decluttered
 /// model, kept least recently used first out.
 struct PlanCache {
@@ -525,11 +556,12 @@ impl PlanCache {
     /// Concretizes and optimizes the plan for `key` and keeps it, evicting the least recently
     /// used plan when full.
     fn build(&self, key: Vec<usize>, subs: HashMap<Symbol, TDim>) -> Result<(), Error> {
-        let plan = self
-            .model
-            .set_symbols(&subs)
-            .map_err(|e| Error::Optimize { reason: reason(&e) })
-            .and_then(optimize);
+        let plan = guarded("loading", || {
+            self.model
+                .set_symbols(&subs)
+                .map_err(|e| Error::Optimize { reason: reason(&e) })
+                .and_then(optimize)
+        });
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match plan {
             Ok(plan) => {

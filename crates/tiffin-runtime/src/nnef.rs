@@ -18,6 +18,10 @@ use crate::graph::{
 ///
 /// Fails with [`Error::Nnef`], naming the operator, when an operator has no NNEF form.
 pub fn to_nnef(source: &ModelSource, signature: &Signature) -> Result<Vec<u8>, Error> {
+    crate::model::guarded("converting", || to_nnef_unguarded(source, signature))
+}
+
+fn to_nnef_unguarded(source: &ModelSource, signature: &Signature) -> Result<Vec<u8>, Error> {
     let parsed = parse(source, ModelFormat::Onnx)?;
     let Typed { model, .. } = confront(&parsed, signature)?;
     let mut model = parsed.declutter(model)?;

@@ -90,3 +90,29 @@ fn empty_batches_give_empty_outputs_or_a_clear_error() {
         "input `input` has size 0 on axis 0 (`seq_len`) and the model's outputs would not all be empty; send at least one element on that axis"
     );
 }
+
+#[test]
+fn a_panic_inside_tract_is_an_error_and_the_model_still_runs() {
+    let model = load("text_direction").unwrap();
+    // An image smaller than the convolutions and pools need: tract 0.23 panics in its kernels'
+    // work split (a division by zero in release, a debug assertion before it in debug builds)
+    // rather than returning an error.
+    let err = model.run(&[iota(&[1, 3, 2, 2])]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Panicked {
+                stage: "running",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("tract panicked while running the model")
+    );
+    assert!(!err.is_input_error());
+    let outputs = model.run(&[iota(&[1, 3, 48, 192])]).unwrap();
+    assert_eq!(outputs[0].shape(), &[1, 2]);
+}
