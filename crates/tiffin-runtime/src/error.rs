@@ -148,10 +148,11 @@ pub enum Error {
     /// (a division by zero in its kernels for an image too small for text_direction's
     /// convolutions, for one), never a reason to take the server or the CLI down.
     #[error(
-        "tract panicked while {stage} the model ({message}); the model or these inputs are outside what tract 0.23 handles"
+        "tract panicked while {stage} the model ({message}); the model or these inputs are outside what tract handles"
     )]
     Panicked {
-        /// What tiffin was doing: `loading`, `running`, `converting`.
+        /// What tiffin was doing: `loading`, `optimizing` (a plan for one size), `running`,
+        /// `converting`, `reading` or `checking` the graph.
         stage: &'static str,
         /// The panic's message.
         message: String,

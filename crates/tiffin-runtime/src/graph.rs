@@ -967,6 +967,13 @@ fn onnx_feature_names(
 /// else `batch` for the first axis and `INPUT_dimAXIS` for others), class labels of ONNX-ML
 /// classifiers, and feature names from the ONNX metadata.
 pub fn graph_signature(source: &ModelSource, format: ModelFormat) -> Result<Signature, Error> {
+    crate::model::guarded("reading", || graph_signature_unguarded(source, format))
+}
+
+fn graph_signature_unguarded(
+    source: &ModelSource,
+    format: ModelFormat,
+) -> Result<Signature, Error> {
     let parsed = parse(source, format)?;
     let (graph_inputs, graph_outputs) = graph_io(&parsed)?;
     let mut inputs = Vec::new();
@@ -1086,8 +1093,10 @@ pub fn check_signature(
     source: &ModelSource,
     format: ModelFormat,
 ) -> Result<(), Error> {
-    let parsed = parse(source, format)?;
-    confront(&parsed, declared).map(|_| ())
+    crate::model::guarded("checking", || {
+        let parsed = parse(source, format)?;
+        confront(&parsed, declared).map(|_| ())
+    })
 }
 
 /// The operators of a graph, for tools that judge what a model does with its inputs (such as
@@ -1117,6 +1126,10 @@ const PASS_THROUGH: &[&str] = &[
 
 /// Lists the operators of a model and the first ones that read each input.
 pub fn graph_ops(source: &ModelSource, format: ModelFormat) -> Result<GraphOps, Error> {
+    crate::model::guarded("reading", || graph_ops_unguarded(source, format))
+}
+
+fn graph_ops_unguarded(source: &ModelSource, format: ModelFormat) -> Result<GraphOps, Error> {
     let parsed = parse(source, format)?;
     let (inputs, _) = graph_io(&parsed)?;
     let mut ops = GraphOps::default();

@@ -275,15 +275,19 @@ impl Model {
             .map(|t| crate::tract_io::to_tract(t).map(|t| t.into_tvalue()))
             .collect::<TractResult<TVec<TValue>>>()
             .map_err(|e| Error::Run { reason: reason(&e) })?;
-        let outputs = guarded("running", || {
-            match &self.executor {
-                // The executor is set for this call only, on this thread: other models and
-                // other callers keep theirs.
-                Some(executor) => multithread_tract_scope(executor.clone(), || plan.run(values)),
-                None => plan.run(values),
-            }
-            .map_err(|e| Error::Run { reason: reason(&e) })
-        })?;
+        let run = || {
+            guarded("running", || {
+                plan.run(values)
+                    .map_err(|e| Error::Run { reason: reason(&e) })
+            })
+        };
+        let outputs = match &self.executor {
+            // The executor is set for this call only, on this thread: other models and other
+            // callers keep theirs. The panic is caught inside the scope, because tract puts the
+            // thread's previous executor back only when the closure returns.
+            Some(executor) => multithread_tract_scope(executor.clone(), run),
+            None => run(),
+        }?;
         outputs
             .iter()
             .zip(&self.signature.outputs)
@@ -470,8 +474,11 @@ fn optimize(model: TypedModel) -> Result<Plan, Error> {
 
 /// Runs `f`, turning a panic inside it (inside tract: tiffin's own code returns errors) into
 /// [`Error::Panicked`], so that a graph or inputs tract does not handle fail one call instead of
-/// the process. Nothing `f` touches is left half-changed for the next call: plans are immutable
-/// and every run builds its own state, which the unwinding drops.
+/// the process. tiffin's side is left whole for the next call: plans are immutable and every
+/// run builds its own state, which the unwinding drops. Per-thread state tract sets around the
+/// panicking code is its own to restore; the executor override is (callers catch inside
+/// `multithread_tract_scope`), a flag of tract's dim simplifier set during `simplify` is not,
+/// which can only make a later load on that thread simplify less.
 pub(crate) fn guarded<T>(
     stage: &'static str,
     f: impl FnOnce() -> Result<T, Error>,
@@ -556,7 +563,7 @@ impl PlanCache {
     /// Concretizes and optimizes the plan for `key` and keeps it, evicting the least recently
     /// used plan when full.
     fn build(&self, key: Vec<usize>, subs: HashMap<Symbol, TDim>) -> Result<(), Error> {
-        let plan = guarded("loading", || {
+        let plan = guarded("optimizing", || {
             self.model
                 .set_symbols(&subs)
                 .map_err(|e| Error::Optimize { reason: reason(&e) })

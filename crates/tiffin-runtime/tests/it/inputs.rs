@@ -116,3 +116,34 @@ fn a_panic_inside_tract_is_an_error_and_the_model_still_runs() {
     let outputs = model.run(&[iota(&[1, 3, 48, 192])]).unwrap();
     assert_eq!(outputs[0].shape(), &[1, 2]);
 }
+
+#[test]
+fn a_panic_under_a_model_thread_pool_leaves_the_thread_as_it_was() {
+    use tract_linalg::multithread::{Executor, current_tract_executor};
+    let name = "text_direction";
+    let model = Model::load(
+        &source(name),
+        ModelFormat::Onnx,
+        &signature(name),
+        &LoadOptions::default().with_threads(2),
+    )
+    .unwrap();
+    let err = model.run(&[iota(&[1, 3, 2, 2])]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Panicked {
+                stage: "running",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // tract sets the model's pool for the run and puts the thread's own back only when the run
+    // returns: the panic is caught inside, so this thread is not left on the model's pool.
+    assert!(matches!(current_tract_executor(), Executor::SingleThread));
+    assert_eq!(
+        model.run(&[iota(&[1, 3, 48, 192])]).unwrap()[0].shape(),
+        &[1, 2]
+    );
+}
