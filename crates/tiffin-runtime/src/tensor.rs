@@ -167,11 +167,15 @@ pub struct Tensor {
 
 /// The shape and the number of values of a [`Tensor`] disagree.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("shape {shape:?} holds {} values, but {found} were given", expected.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string()))]
+#[error("{}", match expected {
+    Some(n) => format!("shape {shape:?} holds {n} values, but {found} were given"),
+    None => format!("shape {shape:?} is too large: its dims multiply past 2^64"),
+})]
 pub struct ShapeMismatch {
     /// The shape asked for.
     pub shape: Vec<usize>,
-    /// The values the shape holds; `None` when their count does not fit a `usize`.
+    /// The values the shape holds; `None` when its dims (the non-zero ones) multiply past a
+    /// `usize`.
     pub expected: Option<usize>,
     /// The values given.
     pub found: usize,
@@ -181,8 +185,14 @@ impl Tensor {
     /// A tensor of `shape` holding `data`, which must have exactly as many values as the shape.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, ShapeMismatch> {
         // Checked: a shape from a request could multiply past usize and wrap to the number of
-        // values given.
-        let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        // values given. Zero dims are left out of the check, so that [0, 2^62, 2^62] is refused
+        // too and every product of a tensor's dims taken later fits.
+        let fits = shape
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .is_some();
+        let expected = fits.then(|| shape.iter().product::<usize>());
         if expected != Some(data.len()) {
             return Err(ShapeMismatch {
                 shape,
@@ -787,10 +797,9 @@ mod tests {
         // 2^62 x 4 wraps to 0 in usize: refused, not taken for an empty tensor.
         let wraps = Tensor::new(vec![1 << 62, 4], TensorData::F32(vec![])).unwrap_err();
         assert_eq!(wraps.expected, None);
-        assert!(
-            wraps.to_string().contains("more than 2^64 values"),
-            "{wraps}"
-        );
+        assert!(wraps.to_string().contains("multiply past 2^64"), "{wraps}");
+        let empty = Tensor::new(vec![0, 1 << 62, 1 << 62], TensorData::F32(vec![])).unwrap_err();
+        assert_eq!(empty.expected, None);
     }
 
     #[test]

@@ -199,8 +199,8 @@ impl FromRequestParts<AppState> for Named {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Named, ApiError> {
-        // The raw captures, borrowed where the router keeps them: `Path` into a map would
-        // allocate a map and two strings on every request.
+        // The raw captures (percent-decoded, shared with the router's copy): `Path` into a map
+        // would allocate a map and two strings on every request.
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found("the path names no model"))?;
@@ -310,5 +310,12 @@ mod tests {
         assert_eq!(protocol_of("/invocations"), "mlflow");
         assert_eq!(protocol_of("/models/iris/predict"), "simple");
         assert_eq!(protocol_of("/metrics"), "other");
+        // Every protocol a path maps to has its metric handles kept per model.
+        for path in ["/v2/x", "/v1/x", "/invocations", "/predict", "/metrics"] {
+            assert!(
+                crate::metrics::PROTOCOLS.contains(&protocol_of(path)),
+                "{path}"
+            );
+        }
     }
 }

@@ -445,7 +445,7 @@ fn decode_inputs(
             .collect::<Vec<_>>()
     };
     let mut by_name: Vec<Option<Tensor>> = vec![None; sig.inputs.len()];
-    let mut offset = 0;
+    let mut offset: usize = 0;
     for input in inputs {
         let bad =
             |message: String| ApiError::bad_request(format!("input `{}`: {message}", input.name));
@@ -481,14 +481,16 @@ fn decode_inputs(
                     .as_u64()
                     .and_then(|s| usize::try_from(s).ok())
                     .ok_or_else(|| bad("binary_data_size must be a byte count".into()))?;
-                let end = offset + size;
-                let chunk = binary.get(offset..end).ok_or_else(|| {
-                    bad(format!(
-                        "binary_data_size is {size}, but only {} bytes of binary data are left",
-                        binary.len() - offset
-                    ))
-                })?;
-                offset = end;
+                let chunk = offset
+                    .checked_add(size)
+                    .and_then(|end| binary.get(offset..end))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "binary_data_size is {size}, but only {} bytes of binary data are left",
+                            binary.len() - offset
+                        ))
+                    })?;
+                offset += size;
                 if dtype == DType::String {
                     TensorData::String(decode_bytes(chunk).map_err(bad)?)
                 } else {

@@ -31,7 +31,8 @@ const REPLACEMENTS: &[&str] = &[
     "{}",
     "[1, 2, 3]",
     "{\"a\": 1}",
-    // Shapes whose element count wraps around 2^64 to a small number, zero included.
+    // Shapes whose dims multiply past 2^64 (the first wraps to 0), or hold no values yet carry
+    // a huge dim.
     "[4611686018427387904, 4]",
     "[0, 4611686018427387904]",
     "[4294967296, 4294967296, 4294967296]",
@@ -386,4 +387,59 @@ async fn every_fixture_answers_mangled_v2_requests_below_500() {
         }
     }
     assert!(sent > 2000, "only {sent} requests were sent");
+}
+
+#[tokio::test]
+async fn claims_of_shape_and_size_past_2_64_are_refused() {
+    let state = loaded(&["iris", "silero_vad"], Config::default()).await;
+    // A shape whose count wraps to 0, with no values: once taken for an empty tensor.
+    for shape in [
+        json!([4_611_686_018_427_387_904_u64, 4]),
+        json!([0, 4_611_686_018_427_387_904_u64]),
+    ] {
+        let body =
+            json!({"inputs": [{"name": "X", "shape": shape, "datatype": "FP32", "data": []}]});
+        let body = serde_json::to_vec(&body).expect("JSON");
+        let answer = post_bytes(&state, "/v2/models/iris/infer", body.clone()).await;
+        assert_eq!(answer.status.as_u16(), 400, "{shape}");
+        assert_handled(&answer, "/v2/models/iris/infer", &body);
+    }
+    // A binary size that overflows the running offset, on a model of three inputs.
+    let head = json!({"inputs": [
+        {"name": "input", "shape": [1, 576], "datatype": "FP32",
+         "parameters": {"binary_data_size": 2304}},
+        {"name": "h", "shape": [1, 1, 128], "datatype": "FP32",
+         "parameters": {"binary_data_size": u64::MAX}},
+        {"name": "c", "shape": [1, 1, 128], "datatype": "FP32",
+         "parameters": {"binary_data_size": 512}},
+    ]});
+    let mut body = serde_json::to_vec(&head).expect("JSON");
+    let length = body.len();
+    body.extend(std::iter::repeat_n(0u8, 2304 + 512 + 512));
+    let request = Request::post("/v2/models/silero_vad/infer")
+        .header("inference-header-content-length", length.to_string())
+        .body(Body::from(body.clone()))
+        .expect("a request");
+    let answer = send(&state, request).await;
+    assert_eq!(answer.status.as_u16(), 400);
+    assert!(
+        answer.message().contains("binary_data_size"),
+        "{}",
+        answer.message()
+    );
+}
+
+#[tokio::test]
+async fn names_with_json_escapes_are_read_as_their_text() {
+    let state = loaded(&["iris"], Config::default()).await;
+    // `\u0058` is "X": the name cannot be borrowed from the body and is read into a string.
+    let body = r#"{"inputs": [{"name": "\u0058", "shape": [1, 4], "datatype": "FP\u00332",
+        "data": [5.1, 3.5, 1.4, 0.2]}], "outputs": [{"name": "l\u0061bel"}]}"#;
+    let answer = post_bytes(&state, "/v2/models/iris/infer", body.as_bytes().to_vec()).await;
+    assert!(
+        answer.status.is_success(),
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["outputs"][0]["name"], "label");
 }
