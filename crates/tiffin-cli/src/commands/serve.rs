@@ -22,6 +22,22 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
     }
+    // A panic the runtime catches (tract's, on inputs it does not handle) would otherwise be
+    // printed raw to stderr, outside the log's format, and with a backtrace under
+    // RUST_BACKTRACE for every such request: it goes through the log instead, as one error line.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(%location, %message, "panic");
+    }));
     let defaults = Config::default();
     let config = Config {
         max_body_bytes: args.max_body_bytes,
