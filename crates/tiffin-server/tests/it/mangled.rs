@@ -132,10 +132,14 @@ fn mutations_of(value: &Value, items: usize) -> Vec<Value> {
     out
 }
 
-/// A V2 request in the binary tensor data extension: a JSON head of `length` bytes (the
-/// header's value), then the raw tensors.
+/// A V2 request to iris in the binary tensor data extension: a JSON head of `length` bytes
+/// (the header's value), then the raw tensors.
 async fn post_binary(state: &AppState, length: &str, body: Vec<u8>) -> Answer {
-    let request = Request::post("/v2/models/iris/infer")
+    post_binary_to(state, "/v2/models/iris/infer", length, body).await
+}
+
+async fn post_binary_to(state: &AppState, uri: &str, length: &str, body: Vec<u8>) -> Answer {
+    let request = Request::post(uri)
         .header("inference-header-content-length", length)
         .body(Body::from(body))
         .expect("a request");
@@ -416,11 +420,13 @@ async fn claims_of_shape_and_size_past_2_64_are_refused() {
     let mut body = serde_json::to_vec(&head).expect("JSON");
     let length = body.len();
     body.extend(std::iter::repeat_n(0u8, 2304 + 512 + 512));
-    let request = Request::post("/v2/models/silero_vad/infer")
-        .header("inference-header-content-length", length.to_string())
-        .body(Body::from(body.clone()))
-        .expect("a request");
-    let answer = send(&state, request).await;
+    let answer = post_binary_to(
+        &state,
+        "/v2/models/silero_vad/infer",
+        &length.to_string(),
+        body,
+    )
+    .await;
     assert_eq!(answer.status.as_u16(), 400);
     assert!(
         answer.message().contains("binary_data_size"),
