@@ -131,10 +131,12 @@ impl From<tiffin_core::Error> for ApiError {
             tiffin_core::Error::Model { source, .. } if source.is_input_error() => {
                 ApiError::bad_request(source.to_string())
             }
-            _ => ApiError::internal(&format_args!(
-                "{err}: {:?}",
-                std::error::Error::source(&err)
-            )),
+            // The log gets the whole chain in words ("path: tract panicked while running the
+            // model (...)"), not the source's Debug form wrapped in an Option.
+            _ => match std::error::Error::source(&err) {
+                Some(source) => ApiError::internal(&format_args!("{err}: {source}")),
+                None => ApiError::internal(&err),
+            },
         }
     }
 }
