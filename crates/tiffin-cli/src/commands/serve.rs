@@ -36,7 +36,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
             .map(|s| (*s).to_owned())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        tracing::error!(%location, %message, "panic");
+        tracing::error!(%location, reason = %message, "panic");
     }));
     let defaults = Config::default();
     let config = Config {
