@@ -187,12 +187,11 @@ impl Tensor {
         // Checked: a shape from a request could multiply past usize and wrap to the number of
         // values given. Zero dims are left out of the check, so that [0, 2^62, 2^62] is refused
         // too and every product of a tensor's dims taken later fits.
-        let fits = shape
+        let expected = shape
             .iter()
             .filter(|&&d| d != 0)
             .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .is_some();
-        let expected = fits.then(|| shape.iter().product::<usize>());
+            .map(|n| if shape.contains(&0) { 0 } else { n });
         if expected != Some(data.len()) {
             return Err(ShapeMismatch {
                 shape,

@@ -33,7 +33,7 @@ pub(crate) struct RouteLabels {
 }
 
 /// Labels of what happens inside one model.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ModelLabels {
     pub(crate) model: String,
     pub(crate) version: String,
@@ -129,32 +129,19 @@ impl Metrics {
     }
 
     /// Counts a request that named no model (health, metadata of the server, errors before a
-    /// model was found).
+    /// model was found), under empty model and version labels.
     pub(crate) fn request_done(&self, protocol: &'static str, status: u16, elapsed: Duration) {
-        let route = RouteLabels {
-            model: String::new(),
-            version: String::new(),
-            protocol,
-        };
-        self.total
-            .get_or_create(&route)
-            .observe(elapsed.as_secs_f64());
-        self.requests
-            .get_or_create(&RequestLabels {
-                model: route.model,
-                version: route.version,
-                protocol,
-                status,
-            })
-            .inc();
+        let none = ModelLabels::default();
+        self.route(&none, protocol).observe(elapsed.as_secs_f64());
+        self.requests(&none, protocol, status).inc();
     }
 
     pub(crate) fn loaded(&self, model: &ModelLabels, seconds: f64) {
         self.load.get_or_create(model).set(seconds);
     }
 
-    /// The latency histogram of `protocol`'s requests to one model, for [`ModelMetrics`] to
-    /// keep.
+    /// The latency histogram of `protocol`'s requests to one model (or to none, under empty
+    /// labels), for [`ModelMetrics`] to keep.
     fn route(&self, labels: &ModelLabels, protocol: &'static str) -> Histogram {
         self.total
             .get_or_create(&RouteLabels {

@@ -30,12 +30,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let message = info.payload_as_str().unwrap_or_default();
         tracing::error!(%location, reason = %message, "panic");
     }));
     let defaults = Config::default();
