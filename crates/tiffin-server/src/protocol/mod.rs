@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -50,6 +51,9 @@ pub fn app(state: AppState) -> Router {
         .merge(v1::routes())
         .merge(simple::routes())
         .fallback(not_found)
+        // A panic in a handler would drop the connection without an answer; it becomes a 500
+        // instead, inside `track` so that it is counted and logged like any other answer.
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         // Bodies are decoded before handlers read them, and the size limit applies to what
         // the decoding yields, so a small compressed bomb cannot expand past it. Answers are
@@ -293,6 +297,12 @@ fn failure_json(f: &crate::registry::LoadFailure) -> serde_json::Value {
         "package": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
         "reason": reason,
     })
+}
+
+/// The answer to a request whose handler panicked. The panic itself is logged by the panic hook
+/// (`tiffin serve` installs one that writes it to the log); its text is not sent.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(&"a request handler panicked").into_response()
 }
 
 async fn not_found() -> Response {

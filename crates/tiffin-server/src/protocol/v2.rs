@@ -397,17 +397,19 @@ fn raw_input(sig: &Signature, bytes: &[u8]) -> Result<Tensor, ApiError> {
             spec.name
         ))
     })?;
-    let fixed: Option<Vec<usize>> = spec.shape[1..]
-        .iter()
-        .map(|d| match d {
-            Dim::Fixed(n) => Some(*n as usize),
-            Dim::Named(_) => None,
-        })
-        .collect();
+    // A rank-0 input has no batch dim to take the byte count, so it falls to the error below.
+    let fixed: Option<Vec<usize>> = spec.shape.get(1..).and_then(|rest| {
+        rest.iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => Some(*n as usize),
+                Dim::Named(_) => None,
+            })
+            .collect()
+    });
     let (Some(Dim::Named(_)), Some(inner)) = (spec.shape.first(), fixed) else {
         return Err(ApiError::bad_request(format!(
-            "input `{}` has more than one dynamic dim, so raw bytes do not say its shape; send \
-             the JSON header",
+            "input `{}` is not a dynamic batch dim followed by fixed dims, so raw bytes do not \
+             say its shape; send the JSON header",
             spec.name
         )));
     };

@@ -50,6 +50,62 @@ pub(crate) fn package(name: &str) -> PathBuf {
     archive
 }
 
+/// A package whose one input and output are f32 scalars (rank 0), `y = x + 1`, as an NNEF
+/// graph written here: no fixture has a rank-0 input. Packed once for the whole test run.
+pub(crate) fn scalar_package() -> PathBuf {
+    static ARCHIVE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, archive) = ARCHIVE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let source = dir.path().join("source");
+        std::fs::create_dir_all(source.join("model")).unwrap();
+        std::fs::write(
+            source.join("model/graph.nnef"),
+            "version 1.0;\n\ngraph scalar(x) -> (y)\n{\n  x = external<scalar>(shape = []);\n  \
+             y = add(x, 1.0);\n}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            source.join("tiffin.toml"),
+            r#"
+[package]
+name = "scalar"
+version = "1.0.0"
+description = "Adds one to a scalar."
+authors = ["tiffin tests"]
+license = "MIT"
+
+[model]
+path = "model/"
+format = "nnef"
+
+[[signature.inputs]]
+name = "x"
+dtype = "f32"
+shape = []
+
+[[signature.outputs]]
+name = "y"
+dtype = "f32"
+shape = []
+"#,
+        )
+        .unwrap();
+        let packed = tiffin_core::pack(
+            &tiffin_core::PackOptions {
+                source,
+                out: Some(dir.path().join("out")),
+                force: false,
+                examples: None,
+                skip_checks: Vec::new(),
+            },
+            &tiffin_core::hash::NoProgress,
+        )
+        .expect("the scalar model packs");
+        (dir, packed.archive)
+    });
+    archive.clone()
+}
+
 fn toml_version(name: &str) -> String {
     let text = std::fs::read_to_string(fixture(name).join("tiffin.toml")).expect("tiffin.toml");
     let authoring = tiffin_core::manifest::Authoring::from_toml_str(&text).expect("valid");

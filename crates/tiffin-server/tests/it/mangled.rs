@@ -449,3 +449,56 @@ async fn names_with_json_escapes_are_read_as_their_text() {
     );
     assert_eq!(answer.json()["outputs"][0]["name"], "label");
 }
+
+/// A model with a rank-0 input (no batch dim, no feature axis) through every protocol, in every
+/// form a client might try: each gets an answer below 500.
+#[tokio::test]
+async fn a_scalar_input_is_answered_below_500_on_every_protocol() {
+    let state = AppState::new(Config::default(), vec![crate::common::scalar_package()]);
+    state.load().await.expect("the scalar model loads");
+    let values = [
+        json!(2.5),
+        json!([2.5]),
+        json!([[2.5]]),
+        json!([]),
+        json!({"dtype": "f32", "shape": [], "data": [2.5]}),
+        json!({"dtype": "f32", "shape": [1], "data": [2.5]}),
+    ];
+    let mut bodies: Vec<(&str, Value)> = Vec::new();
+    for value in &values {
+        bodies.push(("/predict", json!({ "x": value })));
+        bodies.push(("/predict", json!({ "X": value })));
+        bodies.push(("/invocations", json!({ "inputs": value })));
+        bodies.push(("/invocations", json!({ "inputs": {"x": value} })));
+        bodies.push(("/invocations", json!({ "instances": value })));
+        bodies.push((
+            "/invocations",
+            json!({ "dataframe_records": [{"x": value}] }),
+        ));
+        bodies.push((
+            "/invocations",
+            json!({ "dataframe_split": {"columns": ["x"], "data": [[value]]} }),
+        ));
+        bodies.push(("/v1/models/scalar:predict", json!({ "instances": value })));
+        bodies.push(("/v1/models/scalar:predict", json!({ "inputs": value })));
+        for shape in [json!([]), json!([1]), json!([1, 1])] {
+            bodies.push((
+                "/v2/models/scalar/infer",
+                json!({"inputs": [{"name": "x", "shape": shape, "datatype": "FP32", "data": value}]}),
+            ));
+        }
+    }
+    for (uri, body) in &bodies {
+        let body = serde_json::to_vec(body).expect("JSON");
+        let answer = post_bytes(&state, uri, body.clone()).await;
+        assert_handled(&answer, uri, &body);
+    }
+    for csv in ["x\n2.5\n", "2.5\n", "x\n", ""] {
+        let request = Request::post("/invocations")
+            .header("content-type", "text/csv")
+            .body(Body::from(csv))
+            .expect("a request");
+        let answer = send(&state, request).await;
+        assert_handled(&answer, "/invocations (csv)", csv.as_bytes());
+    }
+}

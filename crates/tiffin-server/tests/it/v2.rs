@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tiffin_server::{AppState, Config};
 
-use crate::common::{IRIS_ROWS, get, loaded, package, post, send};
+use crate::common::{IRIS_ROWS, get, loaded, package, post, scalar_package, send};
 
 async fn iris() -> AppState {
     loaded(&["iris", "breast_cancer"], Config::default()).await
@@ -253,6 +253,44 @@ async fn a_zero_header_length_means_the_body_is_the_one_input() {
         "{}",
         answer.message()
     );
+}
+
+/// A rank-0 input has no batch dim for the byte count to size: raw bytes are refused with a
+/// 400 (this once panicked in the handler, which dropped the connection without an answer).
+#[tokio::test]
+async fn raw_bytes_for_a_scalar_input_are_refused() {
+    let state = AppState::new(Config::default(), vec![scalar_package()]);
+    state.load().await.unwrap();
+    // Every length, the one value's 4 bytes among them.
+    for len in 0..=8 {
+        let request = Request::post("/v2/models/scalar/infer")
+            .header("inference-header-content-length", "0")
+            .body(Body::from(vec![0u8; len]))
+            .unwrap();
+        let answer = send(&state, request).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            answer.message()
+        );
+        assert!(
+            answer.message().contains("send the JSON header"),
+            "{}",
+            answer.message()
+        );
+    }
+    // The same value in JSON is answered.
+    let answer = post(
+        &state,
+        "/v2/models/scalar/infer",
+        &json!({
+            "inputs": [{"name": "x", "shape": [], "datatype": "FP32", "data": [2.5]}],
+        }),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.message());
+    assert_eq!(answer.json()["outputs"][0]["data"], json!([3.5]));
 }
 
 #[tokio::test]
