@@ -110,7 +110,8 @@ impl AppState {
     /// package whose digest has not changed is kept as it is. The new set is swapped in at
     /// once: requests in flight finish on the models they started with. When any package
     /// fails, nothing changes and every failure is returned, unless `allow_partial`, in which
-    /// case the failures are left out and reported.
+    /// case the failures are left out and reported, and a path whose package now fails keeps
+    /// serving what it served before.
     pub async fn load(&self) -> Result<ReloadReport, Vec<LoadFailure>> {
         let _one_at_a_time = self.inner.reloading.lock().await;
         let paths = self.inner.paths.clone();
@@ -288,10 +289,21 @@ fn load_all(
             }
         }
         let start = Instant::now();
-        steps.push(match registry::load_package(&path, config) {
-            Ok(loaded) => Step::Loaded(Box::new(loaded), start.elapsed()),
-            Err(failure) => Step::Failed(failure),
-        });
+        match registry::load_package(&path, config) {
+            Ok(loaded) => steps.push(Step::Loaded(Box::new(loaded), start.elapsed())),
+            Err(failure) => {
+                // What this path served before stays served: a package replaced by one that
+                // fails to verify must not take the working version down with it. (Without
+                // `allow_partial` the whole reload is refused anyway.)
+                steps.extend(
+                    current
+                        .iter()
+                        .filter(|s| s.loaded.path == path)
+                        .map(|s| Step::Keep(s.clone())),
+                );
+                steps.push(Step::Failed(failure));
+            }
+        }
     }
     Ok(steps)
 }

@@ -8,7 +8,7 @@ mod v1;
 mod v2;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -102,7 +102,14 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     let path = request.uri().path().to_owned();
     state.metrics().request_started();
     let _in_flight = InFlight(&state);
-    let timeout = state.config().request_timeout;
+    // A reload verifies and loads whole packages, which for large models takes longer than
+    // any request should: it is exempt from the request deadline (and runs to its end even if
+    // the client stops waiting, see `reload`).
+    let timeout = if path == "/admin/reload" {
+        Duration::MAX
+    } else {
+        state.config().request_timeout
+    };
     let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
@@ -257,7 +264,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// `POST /admin/reload`: loads the packages again from the same paths (SIGHUP does the same).
 async fn reload(State(state): State<AppState>) -> Response {
-    match state.load().await {
+    // On its own task: a client that hangs up must not cancel a reload halfway, after the
+    // packages were loaded but before the new set was swapped in.
+    let outcome = tokio::spawn(async move { state.load().await }).await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            return ApiError::internal(&format_args!("the reload stopped: {err}")).into_response();
+        }
+    };
+    match outcome {
         Ok(report) => axum::Json(json!({
             "loaded": report.loaded.iter().map(|(n, v, t)| json!({"name": n, "version": v, "ms": t.as_secs_f64() * 1e3})).collect::<Vec<_>>(),
             "kept": report.kept.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>(),

@@ -166,3 +166,95 @@ async fn a_tampered_package_stops_the_start_unless_partial_is_allowed() {
         ["breast_cancer"]
     );
 }
+
+/// Copies the files of a package folder `from` into `to` (created).
+fn copy_package(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_package_replaced_by_a_tampered_one_keeps_its_old_version_served() {
+    let packs = tempfile::tempdir().unwrap();
+    pack_iris_version("1.0.0", packs.path());
+    pack_iris_version("1.1.0", packs.path());
+    let served = tempfile::tempdir().unwrap();
+    let current = served.path().join("current");
+    copy_package(&packs.path().join("iris/1.0.0"), &current);
+    let state = AppState::new(
+        Config {
+            allow_partial: true,
+            ..Config::default()
+        },
+        vec![current.clone(), crate::common::package("breast_cancer")],
+    );
+    state.load().await.unwrap();
+
+    // The same path now holds 1.1.0 with its model changed after packing.
+    std::fs::remove_dir_all(&current).unwrap();
+    copy_package(&packs.path().join("iris/1.1.0"), &current);
+    let model = current.join("model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&model, bytes).unwrap();
+
+    let report = state.load().await.unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert!(
+        report
+            .kept
+            .contains(&("iris".to_owned(), "1.0.0".to_owned()))
+    );
+    let answer = post(
+        &state,
+        "/v2/models/iris/infer",
+        &json!({
+            "inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROWS[0]}],
+        }),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["model_version"], "1.0.0");
+
+    // Mended: the good 1.1.0 at that path replaces 1.0.0.
+    std::fs::remove_dir_all(&current).unwrap();
+    copy_package(&packs.path().join("iris/1.1.0"), &current);
+    let report = state.load().await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.removed, [("iris".to_owned(), "1.0.0".to_owned())]);
+    let meta = get(&state, "/v2/models/iris").await.json();
+    assert_eq!(meta["versions"], json!(["1.1.0"]));
+}
+
+#[tokio::test]
+async fn an_admin_reload_is_not_cut_short_by_the_request_timeout() {
+    let served = tempfile::tempdir().unwrap();
+    pack_iris_version("1.0.0", served.path());
+    // Far shorter than verifying and loading a package takes.
+    let state = AppState::new(
+        Config {
+            request_timeout: std::time::Duration::from_micros(1),
+            ..Config::default()
+        },
+        vec![served.path().to_owned()],
+    );
+    state.load().await.unwrap();
+    pack_iris_version("1.1.0", served.path());
+    let answer = post(&state, "/admin/reload", &json!({})).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["loaded"][0]["version"], "1.1.0");
+    let meta = get(&state, "/v2/models/iris").await.json();
+    assert_eq!(meta["versions"], json!(["1.0.0", "1.1.0"]));
+}
