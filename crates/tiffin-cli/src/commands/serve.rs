@@ -58,7 +58,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let state = AppState::new(config, packages);
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
             .await
@@ -105,7 +105,12 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         }
         server.await??;
         Ok(Outcome::Success)
-    })
+    });
+    // Dropping the runtime would wait for every blocking thread, so a model run longer than the
+    // grace period (or a reload in progress) would keep the process alive past `--grace-ms`:
+    // the grace period is the bound, what still runs after it is abandoned.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    outcome
 }
 
 /// glibc's malloc serves a large allocation with its own mapping, and by default each free of

@@ -4,6 +4,7 @@ mod commands;
 mod doctor;
 mod help;
 mod run;
+mod serve;
 mod sign;
 mod store;
 

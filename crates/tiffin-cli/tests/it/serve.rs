@@ -1,0 +1,172 @@
+//! `tiffin serve` as an operator runs it: JSON logs with the time to ready, requests answered
+//! on a real socket, a refused start's reason, and exit code 0 after SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `tiffin serve`, killed if the test fails before it exits.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn start(args: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tiffin"))
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0", "--log-format", "json"])
+            .env_remove("TIFFIN_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tiffin serve starts");
+        let stderr = child.stderr.take().expect("piped");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Served { child, lines }
+    }
+
+    /// The next log line, parsed: every line `--log-format json` writes is one JSON object.
+    fn next(&self) -> Option<Value> {
+        let line = self.lines.recv_timeout(Duration::from_secs(60)).ok()?;
+        Some(
+            serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}")),
+        )
+    }
+
+    /// Log lines up to and including the first whose message starts with `prefix`.
+    fn until(&self, prefix: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        while let Some(line) = self.next() {
+            let done = message(&line).starts_with(prefix);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no log line starting with {prefix:?}; saw {seen:#?}");
+    }
+
+    /// Waits for the process to end, at most `limit`.
+    fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tiffin serve still runs after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn message(line: &Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or_default()
+}
+
+/// One HTTP/1.1 request on its own connection; the answer's status and body.
+fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_logs_json_answers_and_exits_0_on_sigterm() {
+    let temp = crate::packed();
+    let archive = temp.path().join("breast_cancer-1.0.0.tiffin");
+    let mut served = Served::start(&[archive.to_str().unwrap()]);
+    let lines = served.until("ready:");
+    let address = lines
+        .iter()
+        .find_map(|l| message(l).strip_prefix("listening on http://"))
+        .expect("the listening line")
+        .to_owned();
+    let ready = lines.last().unwrap();
+    assert!(ready["fields"]["ms"].is_u64(), "{ready}");
+    assert_eq!(ready["level"], "INFO");
+
+    let (status, body) = http(&address, "GET", "/v2/health/ready", "");
+    assert_eq!((status, body.as_str()), (200, r#"{"ready":true}"#));
+    let row = vec!["0"; 30].join(",");
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/predict",
+        &format!(r#"{{"X": [[{row}]]}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    // Each request's log line carries its id, status and model.
+    let logged = served.until("request");
+    let request = logged.last().unwrap();
+    assert_eq!(request["fields"]["status"], 200, "{request}");
+    assert!(request["fields"]["request_id"].is_string(), "{request}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    assert_eq!(served.exit_code(Duration::from_secs(30)), Some(0));
+}
+
+#[test]
+fn a_tampered_package_stops_serve_with_the_reason() {
+    let temp = crate::packed();
+    let folder = temp.path().join("breast_cancer/1.0.0");
+    let model = folder.join("model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&model, bytes).unwrap();
+    let mut served = Served::start(&[folder.to_str().unwrap()]);
+    assert_eq!(served.exit_code(Duration::from_secs(60)), Some(1));
+    // Until the reader thread has read the pipe to its end.
+    let lines: Vec<String> = served.lines.iter().collect();
+    let text = lines.join("\n");
+    assert!(text.contains("not serving: 1 package(s) failed"), "{text}");
+    assert!(text.contains("model.onnx"), "{text}");
+}
