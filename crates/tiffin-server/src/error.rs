@@ -9,6 +9,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+tokio::task_local! {
+    /// The id of the request the current task serves, set by the request middleware.
+    static REQUEST_ID: String;
+}
+
+/// Runs `future` (a request's handling) with `id` as its request id, for [`ApiError::internal`].
+pub(crate) async fn with_request_id<F: std::future::Future>(id: String, future: F) -> F::Output {
+    REQUEST_ID.scope(id, future).await
+}
+
 /// Which protocol's error shape to answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Flavor {
@@ -79,13 +89,21 @@ impl ApiError {
         }
     }
 
-    /// 500: something failed on the server's side. `detail` is logged, never sent.
+    /// 500: something failed on the server's side. `detail` is logged, never sent; the log
+    /// line and the answer carry the request's id (when the error arises in its task), so the
+    /// one can be found from the other.
     pub fn internal(detail: &dyn std::fmt::Display) -> ApiError {
-        tracing::error!(error = %detail, "internal error");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the model failed to answer this request; the server log has the details",
-        )
+        let id = REQUEST_ID.try_with(Clone::clone).ok();
+        let shown = id.as_deref().unwrap_or("-");
+        tracing::error!(request_id = %shown, error = %detail, "internal error");
+        let message = match &id {
+            Some(id) => format!(
+                "the server failed to answer this request (request id {id}); its log has the \
+                 details"
+            ),
+            None => "the server failed to answer this request; its log has the details".into(),
+        };
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
     /// The same error in MLflow's shape.

@@ -110,7 +110,8 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     } else {
         state.config().request_timeout
     };
-    let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
+    let handled = crate::error::with_request_id(id.clone(), next.run(request));
+    let mut response = match tokio::time::timeout(timeout, handled).await {
         Ok(response) => response,
         Err(_) => {
             let err = ApiError::unavailable(format!(

@@ -50,27 +50,52 @@ pub(crate) fn package(name: &str) -> PathBuf {
     archive
 }
 
-/// A package whose one input and output are f32 scalars (rank 0), `y = x + 1`, as an NNEF
-/// graph written here: no fixture has a rank-0 input. Packed once for the whole test run.
+/// A package whose one input and output are f32 scalars (rank 0), `y = x + 1`: no fixture
+/// has a rank-0 input.
 pub(crate) fn scalar_package() -> PathBuf {
-    static ARCHIVE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, archive) = ARCHIVE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let source = dir.path().join("source");
-        std::fs::create_dir_all(source.join("model")).unwrap();
-        std::fs::write(
-            source.join("model/graph.nnef"),
-            "version 1.0;\n\ngraph scalar(x) -> (y)\n{\n  x = external<scalar>(shape = []);\n  \
-             y = add(x, 1.0);\n}\n",
-        )
-        .unwrap();
-        std::fs::write(
-            source.join("tiffin.toml"),
-            r#"
+    nnef_package(
+        "scalar",
+        "x = external<scalar>(shape = []);\n  y = add(x, 1.0);",
+        ("f32", "[]"),
+    )
+}
+
+/// A package of one i64 input and output of shape [1], `y = x / x`: tract panics on a zero (an
+/// integer division by zero), which the server must answer with a 500, not lose.
+pub(crate) fn idiv_package() -> PathBuf {
+    nnef_package(
+        "idiv",
+        "x = external<integer>(shape = [1]);\n  y = div(x, x);",
+        ("i64", "[1]"),
+    )
+}
+
+/// An NNEF graph `name(x) -> (y)` with `body`, packed once for the whole test run, its input
+/// and output both of `(dtype, shape)`.
+fn nnef_package(name: &str, body: &str, (dtype, shape): (&str, &str)) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temp dir"));
+    let _one_at_a_time = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let archive = dir.path().join(format!("{name}-1.0.0.tiffin"));
+    if archive.exists() {
+        return archive;
+    }
+    let source = dir.path().join("sources").join(name);
+    std::fs::create_dir_all(source.join("model")).unwrap();
+    std::fs::write(
+        source.join("model/graph.nnef"),
+        format!("version 1.0;\n\ngraph {name}(x) -> (y)\n{{\n  {body}\n}}\n"),
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
 [package]
-name = "scalar"
+name = "{name}"
 version = "1.0.0"
-description = "Adds one to a scalar."
+description = "A graph written by the tests."
 authors = ["tiffin tests"]
 license = "MIT"
 
@@ -80,30 +105,28 @@ format = "nnef"
 
 [[signature.inputs]]
 name = "x"
-dtype = "f32"
-shape = []
+dtype = "{dtype}"
+shape = {shape}
 
 [[signature.outputs]]
 name = "y"
-dtype = "f32"
-shape = []
-"#,
-        )
-        .unwrap();
-        let packed = tiffin_core::pack(
-            &tiffin_core::PackOptions {
-                source,
-                out: Some(dir.path().join("out")),
-                force: false,
-                examples: None,
-                skip_checks: Vec::new(),
-            },
-            &tiffin_core::hash::NoProgress,
-        )
-        .expect("the scalar model packs");
-        (dir, packed.archive)
-    });
-    archive.clone()
+dtype = "{dtype}"
+shape = {shape}
+"#
+    );
+    std::fs::write(source.join("tiffin.toml"), toml).unwrap();
+    let packed = tiffin_core::pack(
+        &tiffin_core::PackOptions {
+            source,
+            out: Some(dir.path().to_owned()),
+            force: false,
+            examples: None,
+            skip_checks: Vec::new(),
+        },
+        &tiffin_core::hash::NoProgress,
+    )
+    .expect("the graph packs");
+    packed.archive
 }
 
 fn toml_version(name: &str) -> String {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
-use tiffin_server::Config;
+use tiffin_server::{AppState, Config};
 
 use crate::common::{IRIS_ROWS, loaded, post, send};
 
@@ -82,4 +82,43 @@ async fn request_ids_are_kept_or_made() {
     )
     .await;
     assert_eq!(made.headers["x-request-id"].len(), 16);
+}
+
+/// A model that fails while running (tract panics on an integer division by zero) answers a
+/// 500 on every protocol, naming the request id the log line carries and nothing internal; the
+/// model keeps serving.
+#[tokio::test]
+async fn a_failing_run_is_a_500_that_names_the_request_id() {
+    let state = AppState::new(Config::default(), vec![crate::common::idiv_package()]);
+    state.load().await.unwrap();
+    let requests = [
+        ("/predict", json!({"x": [0]})),
+        ("/invocations", json!({"inputs": {"x": [0]}})),
+        ("/v1/models/idiv:predict", json!({"instances": [0]})),
+        (
+            "/v2/models/idiv/infer",
+            json!({"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [0]}]}),
+        ),
+    ];
+    for (n, (uri, body)) in requests.iter().enumerate() {
+        let id = format!("failing-{n}");
+        let request = Request::post(*uri)
+            .header("x-request-id", &id)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap();
+        let answer = send(&state, request).await;
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
+        let message = answer.message();
+        assert!(
+            message.contains(&format!("request id {id}")),
+            "{uri}: {message}"
+        );
+        assert!(
+            !message.contains("divide") && !message.contains(".rs"),
+            "{message}"
+        );
+    }
+    let answer = post(&state, "/predict", &json!({"x": [3]})).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["y"], json!([1]));
 }
