@@ -27,6 +27,39 @@ pub struct PayloadError {
     pub message: String,
 }
 
+/// A name the client sent (an input, a feature, a model), as an error message shows it: cut
+/// to its first 64 characters, so that an answer never carries back more than a name's worth
+/// of what the request held.
+pub fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 64;
+    match name.char_indices().nth(MAX) {
+        None => name.into(),
+        Some((end, _)) => format!("{}...", &name[..end]).into(),
+    }
+}
+
+/// serde's message for a value it could not read, without the value: serde quotes what it
+/// was given (`invalid type: string "...", expected usize`), and errors never echo a request's
+/// data. Other messages (ours, and serde's about lengths and missing fields) are kept.
+pub fn without_echo(message: &str) -> String {
+    for kind in [
+        "invalid type",
+        "invalid value",
+        "unknown variant",
+        "unknown field",
+    ] {
+        if let Some(rest) = message.strip_prefix(kind) {
+            // The last ", expected" is serde's: the quoted value before it may hold the words
+            // too, the list of what was expected after it never does.
+            return match rest.rfind(", expected ") {
+                Some(at) => format!("{kind}{}", &rest[at..]),
+                None => kind.to_owned(),
+            };
+        }
+    }
+    message.to_owned()
+}
+
 fn err(input: Option<&str>, message: impl Into<String>) -> PayloadError {
     let message = message.into();
     let message = match input {
@@ -94,7 +127,8 @@ pub fn decode_named(
         return Err(err(
             None,
             format!(
-                "unknown input `{unknown}`: the model's inputs are {:?}",
+                "unknown input `{}`: the model's inputs are {:?}",
+                shown(unknown),
                 input_names(sig)
             ),
         ));
@@ -145,7 +179,7 @@ pub fn decode_records(sig: &Signature, rows: &[Value]) -> Result<Vec<Tensor>, Pa
             if let Some(unknown) = row.keys().find(|k| !features.contains(k)) {
                 return Err(err(
                     Some(&spec.name),
-                    format!("record {i} has unknown feature `{unknown}`"),
+                    format!("record {i} has unknown feature `{}`", shown(unknown)),
                 ));
             }
             features
@@ -225,8 +259,8 @@ pub fn decode_tensor(spec: &TensorSpec, value: &Value) -> Result<Tensor, Payload
     if let Value::Object(fields) = value {
         // The explicit form golden example files use: {"dtype", "shape", "data" | "b64"}.
         if fields.contains_key("shape") && fields.contains_key("dtype") {
-            let tensor: Tensor =
-                serde_json::from_value(value.clone()).map_err(|e| err(name, e.to_string()))?;
+            let tensor: Tensor = serde_json::from_value(value.clone())
+                .map_err(|e| err(name, without_echo(&e.to_string())))?;
             if tensor.dtype() != spec.dtype {
                 return Err(err(
                     name,
@@ -457,6 +491,42 @@ mod tests {
             class_labels: None,
             description: None,
         }
+    }
+
+    #[test]
+    fn errors_of_the_explicit_form_never_quote_the_request() {
+        let x = spec("X", DType::F32, vec![Dim::Named("batch".into())], None);
+        let secret = "s3cret-value, expected something";
+        for value in [
+            json!({"dtype": "f32", "shape": [secret], "data": [1.0]}),
+            json!({"dtype": secret, "shape": [1], "data": [1.0]}),
+            json!({"dtype": "f32", "shape": [1], "b64": secret}),
+            json!({"dtype": "f32", "shape": 7, "data": [1.0]}),
+        ] {
+            let message = decode_tensor(&x, &value).unwrap_err().to_string();
+            assert!(!message.contains("s3cret"), "{message}");
+            assert!(message.starts_with("input `X`"), "{message}");
+        }
+        // What was expected is kept.
+        let message = decode_tensor(&x, &json!({"dtype": "f32", "shape": ["a"], "data": []}))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("invalid type, expected"), "{message}");
+    }
+
+    #[test]
+    fn names_are_shown_cut_to_64_characters() {
+        assert_eq!(shown("X"), "X");
+        let long = "é".repeat(100);
+        let cut = shown(&long);
+        assert_eq!(cut.chars().count(), 67);
+        assert!(cut.ends_with("..."));
+        let sig = tabular_sig();
+        let map = json!({ "y".repeat(100_000): [1.0] });
+        let message = decode_named(&sig, map.as_object().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(message.len() < 300, "{message}");
     }
 
     fn tabular_sig() -> Signature {

@@ -625,9 +625,10 @@ impl<'de> serde::Deserialize<'de> for Tensor {
                 TensorData::from_json(wire.dtype, &flat).map_err(D::Error::custom)?
             }
             (None, Some(b64)) => {
+                // base64's message quotes the offending byte: errors never echo data.
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(b64)
-                    .map_err(D::Error::custom)?;
+                    .map_err(|_| D::Error::custom("`b64` is not valid standard base64"))?;
                 TensorData::from_le_bytes(wire.dtype, &bytes).map_err(D::Error::custom)?
             }
             _ => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use semver::Version;
 use tiffin_core::manifest::{Dim, Signature};
+use tiffin_core::payload::shown;
 use tiffin_core::runtime::LoadOptions;
 use tiffin_core::{Loaded, layout};
 
@@ -340,7 +341,8 @@ impl Registry {
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<Served>, ApiError> {
         let versions = self.models.get(name).ok_or_else(|| {
             ApiError::not_found(format!(
-                "no model `{name}` is served; served models: {:?}",
+                "no model `{}` is served; served models: {:?}",
+                shown(name),
                 self.models.keys().collect::<Vec<_>>()
             ))
         })?;
@@ -363,7 +365,8 @@ impl Registry {
                     .cloned()
                     .ok_or_else(|| {
                         ApiError::not_found(format!(
-                            "model `{name}` has no version `{v}`; served versions: {:?}",
+                            "model `{name}` has no version `{}`; served versions: {:?}",
+                            shown(v),
                             versions.keys().map(ToString::to_string).collect::<Vec<_>>()
                         ))
                     })

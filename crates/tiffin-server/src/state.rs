@@ -69,6 +69,11 @@ impl AppState {
         }
     }
 
+    /// The package paths the server was given (files, folders of packages).
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.inner.paths
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config

@@ -107,7 +107,8 @@ fn decode_json(sig: &Signature, value: &Value) -> Result<Vec<Tensor>, ApiError> 
         .find(|k| !FORMS.contains(&k.as_str()) && *k != "params")
     {
         return Err(ApiError::bad_request(format!(
-            "unknown field `{unknown}`; send exactly one of {FORMS:?}"
+            "unknown field `{}`; send exactly one of {FORMS:?}",
+            payload::shown(unknown)
         )));
     }
     if map

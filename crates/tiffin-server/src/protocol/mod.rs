@@ -267,7 +267,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn reload(State(state): State<AppState>) -> Response {
     // On its own task: a client that hangs up must not cancel a reload halfway, after the
     // packages were loaded but before the new set was swapped in.
-    let outcome = tokio::spawn(async move { state.load().await }).await;
+    let loading = state.clone();
+    let outcome = tokio::spawn(async move { loading.load().await }).await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -279,7 +280,7 @@ async fn reload(State(state): State<AppState>) -> Response {
             "loaded": report.loaded.iter().map(|(n, v, t)| json!({"name": n, "version": v, "ms": t.as_secs_f64() * 1e3})).collect::<Vec<_>>(),
             "kept": report.kept.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
             "removed": report.removed.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>(),
-            "failed": report.failed.iter().map(failure_json).collect::<Vec<_>>(),
+            "failed": report.failed.iter().map(|f| failure_json(f, state.paths())).collect::<Vec<_>>(),
         }))
         .into_response(),
         Err(failures) => {
@@ -290,7 +291,7 @@ async fn reload(State(state): State<AppState>) -> Response {
                 StatusCode::CONFLICT,
                 axum::Json(json!({
                     "error": "the reload failed; the models served before it are still served",
-                    "failed": failures.iter().map(failure_json).collect::<Vec<_>>(),
+                    "failed": failures.iter().map(|f| failure_json(f, state.paths())).collect::<Vec<_>>(),
                 })),
             )
                 .into_response()
@@ -298,18 +299,32 @@ async fn reload(State(state): State<AppState>) -> Response {
     }
 }
 
-/// A load failure for an HTTP answer: the package's file name, not its full path.
-fn failure_json(f: &crate::registry::LoadFailure) -> serde_json::Value {
-    let full = f.path.display().to_string();
-    let parent = f
-        .path
-        .parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let mut reason = f.reason.replace(&full, "").replace(&parent, "");
-    if reason.starts_with('/') || reason.starts_with(':') {
-        reason = reason.trim_start_matches(['/', ':', ' ']).to_owned();
+/// A load failure for an HTTP answer: the package's file name, and a reason in which the
+/// server's paths (the failing package's, and those the server was given, under which another
+/// package a reason names may sit) are cut down to what lies below them.
+fn failure_json(
+    f: &crate::registry::LoadFailure,
+    roots: &[std::path::PathBuf],
+) -> serde_json::Value {
+    let mut reason = f.reason.clone();
+    let candidates = [
+        f.path.clone(),
+        f.path.parent().map(Into::into).unwrap_or_default(),
+    ];
+    for path in candidates.iter().chain(roots) {
+        let full = path.display().to_string();
+        if full.is_empty() || full == "/" {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        reason = reason
+            .replace(&format!("{full}/"), "")
+            .replace(&full, &name);
     }
+    let reason = reason.trim_start_matches([':', ' ']).to_owned();
     json!({
         "package": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
         "reason": reason,

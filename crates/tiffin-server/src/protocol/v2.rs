@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tiffin_core::examples::ranked;
 use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
+use tiffin_core::payload::shown;
 use tiffin_core::runtime::{FlatJson, JsonValues, Tensor, TensorData};
 
 use super::{Named, json_error, read_body, tagged};
@@ -454,7 +455,7 @@ fn decode_inputs(
         let Some(position) = sig.inputs.iter().position(|s| s.name == input.name) else {
             return Err(ApiError::bad_request(format!(
                 "unknown input `{}`; the model's inputs are {:?}",
-                input.name,
+                shown(&input.name),
                 names()
             )));
         };
@@ -463,7 +464,7 @@ fn decode_inputs(
         }
         let spec = &sig.inputs[position];
         let dtype = dtype_of(&input.datatype)
-            .ok_or_else(|| bad(format!("unknown datatype `{}`", input.datatype)))?;
+            .ok_or_else(|| bad(format!("unknown datatype `{}`", shown(&input.datatype))))?;
         if dtype != spec.dtype {
             return Err(bad(format!(
                 "datatype {} given, but the model takes {}",
@@ -595,7 +596,7 @@ fn requested_outputs(
                     .ok_or_else(|| {
                         ApiError::bad_request(format!(
                             "unknown output `{}`; the model's outputs are {:?}",
-                            o.name,
+                            shown(&o.name),
                             sig.outputs.iter().map(|s| &s.name).collect::<Vec<_>>()
                         ))
                     })?;

@@ -258,3 +258,57 @@ async fn an_admin_reload_is_not_cut_short_by_the_request_timeout() {
     let meta = get(&state, "/v2/models/iris").await.json();
     assert_eq!(meta["versions"], json!(["1.0.0", "1.1.0"]));
 }
+
+#[tokio::test]
+async fn a_refused_reload_names_no_server_path() {
+    let served = tempfile::tempdir().unwrap();
+    pack_iris_version("1.0.0", served.path());
+    let more = tempfile::tempdir().unwrap();
+    copy_package(
+        &crate::common::package("breast_cancer")
+            .parent()
+            .unwrap()
+            .join("breast_cancer/1.0.0"),
+        &more.path().join("breast_cancer"),
+    );
+    let roots = vec![served.path().to_owned(), more.path().to_owned()];
+    let state = AppState::new(Config::default(), roots);
+    state.load().await.unwrap();
+    // Another iris 1.0.0, with other content, in the other folder: a version served twice.
+    let authoring = tempfile::tempdir().unwrap();
+    for file in ["model.onnx", "reference.json", "tiffin.toml"] {
+        std::fs::copy(fixture("iris").join(file), authoring.path().join(file)).unwrap();
+    }
+    let toml = authoring.path().join("tiffin.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace("description = \"", "description = \"Other. "),
+    )
+    .unwrap();
+    let other = tempfile::tempdir().unwrap();
+    tiffin_core::pack(
+        &tiffin_core::PackOptions {
+            source: authoring.path().to_owned(),
+            out: Some(other.path().to_owned()),
+            force: false,
+            examples: None,
+            skip_checks: Vec::new(),
+        },
+        &tiffin_core::hash::NoProgress,
+    )
+    .unwrap();
+    copy_package(
+        &other.path().join("iris/1.0.0"),
+        &more.path().join("second"),
+    );
+
+    let answer = post(&state, "/admin/reload", &json!({})).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    assert!(text.contains("also served from"), "{text}");
+    for root in [served.path(), more.path()] {
+        assert!(!text.contains(&root.display().to_string()), "{text}");
+    }
+    assert!(!text.contains("/tmp"), "{text}");
+}
