@@ -423,6 +423,13 @@ pub(crate) struct ServeArgs {
     /// Largest request body, in bytes, after gzip/deflate decoding.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pub(crate) max_body_bytes: usize,
+    /// Request bodies held in memory at once, in bytes, all requests together; a request
+    /// whose body would go past it gets 503 with Retry-After.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub(crate) max_body_memory: usize,
+    /// Open connections at once; more wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) max_connections: usize,
     /// Most rows one request may send.
     #[arg(long, default_value_t = 4096)]
     pub(crate) max_request_rows: usize,

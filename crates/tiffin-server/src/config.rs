@@ -9,6 +9,11 @@ use std::time::Duration;
 pub struct Config {
     /// Largest request body accepted, in bytes, after gzip/deflate decoding.
     pub max_body_bytes: usize,
+    /// Request bodies held in memory at once, in bytes, all requests together; a request whose
+    /// body would go past it is answered 503 at once. With `max_body_bytes` this bounds what
+    /// many concurrent large requests can take, where the connection limit alone would let
+    /// each of them hold a whole body.
+    pub max_body_memory: usize,
     /// Largest number of rows (the batch dim) one request may send.
     pub max_request_rows: usize,
     /// Model runs at once: the size of the blocking pool inference runs on.
@@ -48,6 +53,7 @@ impl Default for Config {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Config {
             max_body_bytes: 8 * 1024 * 1024,
+            max_body_memory: 64 * 1024 * 1024,
             max_request_rows: 4096,
             max_concurrency: cores,
             max_queue: 256,

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ struct Inner {
     draining: AtomicBool,
     reloading: tokio::sync::Mutex<()>,
     next_request: AtomicU64,
+    /// Bytes of request bodies held now (see [`Config::max_body_memory`]).
+    body_bytes: AtomicUsize,
 }
 
 /// What a load or reload did.
@@ -65,6 +67,7 @@ impl AppState {
                 draining: AtomicBool::new(false),
                 reloading: tokio::sync::Mutex::new(()),
                 next_request: AtomicU64::new(1),
+                body_bytes: AtomicUsize::new(0),
             }),
         }
     }
@@ -104,6 +107,23 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Counts `bytes` more of request bodies held, or refuses when that would pass the
+    /// configured total. The caller gives them back with [`AppState::release_body`].
+    pub(crate) fn hold_body(&self, bytes: usize) -> bool {
+        let limit = self.inner.config.max_body_memory;
+        self.inner
+            .body_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes).filter(|&total| total <= limit)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `bytes` counted by [`AppState::hold_body`].
+    pub(crate) fn release_body(&self, bytes: usize) {
+        self.inner.body_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     pub(crate) fn request_id(&self) -> u64 {

@@ -36,6 +36,8 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     let defaults = Config::default();
     let config = Config {
         max_body_bytes: args.max_body_bytes,
+        max_body_memory: args.max_body_memory,
+        max_connections: args.max_connections,
         max_request_rows: args.max_request_rows,
         max_concurrency: args.max_concurrency.unwrap_or(defaults.max_concurrency),
         max_queue: args.max_queue,

@@ -2,6 +2,8 @@
 //! exactly one of `inputs`, `instances`, `dataframe_split` or `dataframe_records` (JSON), or a
 //! CSV table; answers `{"predictions": ...}`, errors `{"error_code", "message"}`.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -14,7 +16,7 @@ use tiffin_core::manifest::Signature;
 use tiffin_core::payload;
 use tiffin_core::runtime::Tensor;
 
-use super::{json_error, read_body, tagged};
+use super::{decode_body, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -58,7 +60,7 @@ async fn invocations(State(state): State<AppState>, headers: HeaderMap, body: Bo
 
 async fn answer(
     state: &AppState,
-    served: &Served,
+    served: &Arc<Served>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -81,14 +83,17 @@ async fn answer(
             )));
         }
     };
-    let bytes = read_body(state, body, Flavor::Mlflow).await?;
+    let read = read_body(state, body, Flavor::Mlflow).await?;
+    let inputs = decode_body(served, &read.bytes, move |sig, bytes| {
+        if csv {
+            decode_csv(sig, bytes)
+        } else {
+            let value: Value = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
+            decode_json(sig, &value)
+        }
+    })
+    .await?;
     let sig = served.signature();
-    let inputs = if csv {
-        decode_csv(sig, &bytes)?
-    } else {
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(&e))?;
-        decode_json(sig, &value)?
-    };
     let outputs = state.infer(served, inputs).await?;
     let answer = Answer {
         predictions: predictions(sig, &outputs),

@@ -154,23 +154,106 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-/// Reads a request body, at most the configured size after decoding.
-async fn read_body(state: &AppState, body: Body, flavor: Flavor) -> Result<Bytes, ApiError> {
+/// A request body read whole, counted against the server's body memory until dropped: a
+/// handler keeps it until it has answered, since what it decodes from it lives as long.
+pub(super) struct ReadBody<'a> {
+    pub(super) bytes: Bytes,
+    state: &'a AppState,
+    held: usize,
+}
+
+impl Drop for ReadBody<'_> {
+    fn drop(&mut self) {
+        self.state.release_body(self.held);
+    }
+}
+
+/// Reads a request body, at most the configured size after decoding, counting each piece as
+/// it arrives against the memory all bodies may hold together: past that, 503 at once, before
+/// the rest is read.
+async fn read_body<'a>(
+    state: &'a AppState,
+    body: Body,
+    flavor: Flavor,
+) -> Result<ReadBody<'a>, ApiError> {
     let limit = state.config().max_body_bytes;
     let with_flavor = |e: ApiError| match flavor {
         Flavor::Mlflow => e.mlflow(),
         Flavor::Plain => e,
     };
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            Err(with_flavor(ApiError::too_large(limit)))
+    let mut read = ReadBody {
+        bytes: Bytes::new(),
+        state,
+        held: 0,
+    };
+    let mut body = Limited::new(body, limit);
+    // Most bodies come in one piece, kept as it is; more pieces are joined at the end.
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<Bytes> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                return Err(with_flavor(ApiError::too_large(limit)));
+            }
+            Err(err) => {
+                return Err(with_flavor(ApiError::bad_request(format!(
+                    "could not read the request body: {}",
+                    body_error(&*err)
+                ))));
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if !state.hold_body(data.len()) {
+            return Err(with_flavor(ApiError::unavailable(
+                "the server holds as many request bodies as it may at once; retry later",
+            )));
         }
-        Err(err) => Err(with_flavor(ApiError::bad_request(format!(
-            "could not read the request body: {}",
-            body_error(&*err)
-        )))),
+        read.held += data.len();
+        match first {
+            None => first = Some(data),
+            Some(_) => more.push(data),
+        }
     }
+    read.bytes = match first {
+        None => Bytes::new(),
+        Some(first) if more.is_empty() => first,
+        Some(first) => {
+            let mut all = Vec::with_capacity(read.held);
+            all.extend_from_slice(&first);
+            for piece in more {
+                all.extend_from_slice(&piece);
+            }
+            all.into()
+        }
+    };
+    Ok(read)
+}
+
+/// Bodies from this size on are decoded on a blocking thread: parsing a few hundred KiB of
+/// JSON takes about a millisecond, in which an async worker would answer nobody else (an 8 MiB
+/// body, tens of milliseconds). Smaller ones are decoded where they are, as the hop to another
+/// thread and back would cost more than it saves.
+const DECODE_INLINE_BELOW: usize = 256 * 1024;
+
+/// Decodes a request body with `decode`, against the signature of `served`: inline for a
+/// small body, on a blocking thread for a large one.
+async fn decode_body<T: Send + 'static>(
+    served: &Arc<Served>,
+    bytes: &Bytes,
+    decode: impl FnOnce(&tiffin_core::manifest::Signature, &[u8]) -> Result<T, ApiError>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    if bytes.len() < DECODE_INLINE_BELOW {
+        return decode(served.signature(), bytes);
+    }
+    let (served, bytes) = (served.clone(), bytes.clone());
+    tokio::task::spawn_blocking(move || decode(served.signature(), &bytes))
+        .await
+        .map_err(|e| ApiError::internal(&format_args!("decoding a request body stopped: {e}")))?
 }
 
 /// Why a body could not be read, in words that name no internals.

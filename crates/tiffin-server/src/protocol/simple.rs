@@ -2,6 +2,8 @@
 //! inputs, records by feature name or pandas' split form; answers named outputs, with class
 //! labels mapped.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -9,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
 
-use super::{Named, json_error, read_body, tagged};
+use super::{Named, decode_body, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -39,11 +41,14 @@ async fn predict(
     tagged(&served, result)
 }
 
-async fn answer(state: &AppState, served: &Served, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(state, body, Flavor::Plain).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(&e))?;
+async fn answer(state: &AppState, served: &Arc<Served>, body: Body) -> Result<Response, ApiError> {
+    let read = read_body(state, body, Flavor::Plain).await?;
+    let inputs = decode_body(served, &read.bytes, |sig, bytes| {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
+        Ok(tiffin_core::payload::decode(sig, &value)?)
+    })
+    .await?;
     let sig = served.signature();
-    let inputs = tiffin_core::payload::decode(sig, &value)?;
     let outputs = state.infer(served, inputs).await?;
     Ok(axum::Json(tiffin_core::payload::encoded(sig, &outputs, true)).into_response())
 }

@@ -1,6 +1,8 @@
 //! TF-Serving REST / KServe V1: `POST /v1/models/{m}[/versions/{v}]:predict` with `instances`
 //! (rows) or `inputs` (columns), model listing and readiness.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -10,9 +12,11 @@ use axum::routing::get;
 use base64::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
+use tiffin_core::manifest::Signature;
+use tiffin_core::runtime::Tensor;
 
 use super::mlflow::{Answer, Predictions, decode_instances, predictions, rows};
-use super::{json_error, read_body, tagged};
+use super::{decode_body, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -88,26 +92,10 @@ async fn predict(
     tagged(&served, result)
 }
 
-async fn answer(state: &AppState, served: &Served, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(state, body, Flavor::Plain).await?;
-    let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(&e))?;
-    decode_b64(&mut value)?;
+async fn answer(state: &AppState, served: &Arc<Served>, body: Body) -> Result<Response, ApiError> {
+    let read = read_body(state, body, Flavor::Plain).await?;
+    let (row_form, tensors) = decode_body(served, &read.bytes, decode).await?;
     let sig = served.signature();
-    let (instances, inputs) = (value.get("instances"), value.get("inputs"));
-    let (row_form, tensors) = match (instances, inputs) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "send `instances` (rows) or `inputs` (columns), not both",
-            ));
-        }
-        (Some(rows), None) => (true, decode_instances(sig, rows)?),
-        (None, Some(columns)) => (false, tiffin_core::payload::decode(sig, columns)?),
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "the body needs `instances` (rows) or `inputs` (columns)",
-            ));
-        }
-    };
     let outputs = state.infer(served, tensors).await?;
     if row_form && sig.outputs.len() > 1 {
         return Ok(axum::Json(json!({ "predictions": rows(sig, &outputs) })).into_response());
@@ -123,6 +111,22 @@ async fn answer(state: &AppState, served: &Served, body: Body) -> Result<Respons
         outputs: predictions(sig, &outputs),
     };
     Ok(axum::Json(answer).into_response())
+}
+
+/// A body's tensors, and whether they came as rows (`instances`) rather than columns.
+fn decode(sig: &Signature, bytes: &[u8]) -> Result<(bool, Vec<Tensor>), ApiError> {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
+    decode_b64(&mut value)?;
+    match (value.get("instances"), value.get("inputs")) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "send `instances` (rows) or `inputs` (columns), not both",
+        )),
+        (Some(rows), None) => Ok((true, decode_instances(sig, rows)?)),
+        (None, Some(columns)) => Ok((false, tiffin_core::payload::decode(sig, columns)?)),
+        (None, None) => Err(ApiError::bad_request(
+            "the body needs `instances` (rows) or `inputs` (columns)",
+        )),
+    }
 }
 
 /// Replaces TF-Serving's binary values `{"b64": "..."}` with the text they encode.

@@ -7,6 +7,7 @@
 //! pure JSON. Tensors come back as they leave the model (class indices stay indices).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -21,7 +22,7 @@ use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
 use tiffin_core::payload::shown;
 use tiffin_core::runtime::{FlatJson, JsonValues, Tensor, TensorData};
 
-use super::{Named, json_error, read_body, tagged};
+use super::{Named, decode_body, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -346,7 +347,7 @@ async fn infer(
 
 async fn infer_served(
     state: &AppState,
-    served: &Served,
+    served: &Arc<Served>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -361,27 +362,34 @@ async fn infer_served(
                 })?,
         ),
     };
-    let bytes = read_body(state, body, Flavor::Plain).await?;
-    let sig = served.signature();
-    let (request, inputs) = match header_length {
-        Some(0) => (None, vec![raw_input(sig, &bytes)?]),
-        Some(n) if n > bytes.len() => {
-            return Err(ApiError::bad_request(format!(
-                "`{HEADER_LENGTH}` is {n}, but the body has only {} bytes",
-                bytes.len()
-            )));
-        }
-        length => {
-            let (head, binary) = bytes.split_at(length.unwrap_or(bytes.len()));
-            let request: InferRequest = serde_json::from_slice(head).map_err(|e| json_error(&e))?;
-            refuse_unsupported(&request)?;
-            let inputs = decode_inputs(sig, &request.inputs, binary)?;
-            (Some(request), inputs)
-        }
+    let read = read_body(state, body, Flavor::Plain).await?;
+    let bytes = &read.bytes;
+    // What the answer needs of the request (its id, the outputs asked for) comes out of the
+    // decoding owned, so that a large body can be decoded on another thread.
+    let decode = move |sig: &Signature, bytes: &[u8]| {
+        let (request, inputs) = match header_length {
+            Some(0) => (None, vec![raw_input(sig, bytes)?]),
+            Some(n) if n > bytes.len() => {
+                return Err(ApiError::bad_request(format!(
+                    "`{HEADER_LENGTH}` is {n}, but the body has only {} bytes",
+                    bytes.len()
+                )));
+            }
+            length => {
+                let (head, binary) = bytes.split_at(length.unwrap_or(bytes.len()));
+                let request: InferRequest =
+                    serde_json::from_slice(head).map_err(|e| json_error(&e))?;
+                refuse_unsupported(&request)?;
+                let inputs = decode_inputs(sig, &request.inputs, binary)?;
+                (Some(request), inputs)
+            }
+        };
+        let wanted = requested_outputs(sig, request.as_ref())?;
+        Ok((request.and_then(|r| r.id), wanted, inputs))
     };
-    let wanted = requested_outputs(sig, request.as_ref())?;
+    let (id, wanted, inputs) = decode_body(served, bytes, decode).await?;
     let outputs = state.infer(served, inputs).await?;
-    encode_response(served, request.as_ref(), &wanted, &outputs)
+    encode_response(served, id.as_ref(), &wanted, &outputs)
 }
 
 /// The whole body as the raw bytes of a one-input model's input (header length 0): the batch
@@ -636,7 +644,7 @@ fn requested_outputs(
 
 fn encode_response(
     served: &Served,
-    request: Option<&InferRequest<'_>>,
+    id: Option<&Value>,
     wanted: &[Wanted],
     outputs: &[Tensor],
 ) -> Result<Response, ApiError> {
@@ -676,7 +684,7 @@ fn encode_response(
         tensors.push(out);
     }
     let body = InferResponse {
-        id: request.and_then(|r| r.id.as_ref()),
+        id,
         model_name: served.name(),
         model_version: &served.metrics.labels.version,
         outputs: tensors,

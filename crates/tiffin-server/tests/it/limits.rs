@@ -122,3 +122,129 @@ async fn a_failing_run_is_a_500_that_names_the_request_id() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json()["y"], json!([1]));
 }
+
+/// Bodies are counted against the memory all bodies may hold together as they are read: one
+/// that would pass it is a 503 at once, while a body half-read holds its share; the share comes
+/// back when its request is answered.
+#[tokio::test]
+async fn bodies_past_the_shared_memory_limit_are_refused_until_others_finish() {
+    let config = Config {
+        max_body_memory: 64 * 1024,
+        ..Config::default()
+    };
+    let state = loaded(&["iris"], config).await;
+    let padded = |pad: usize| format!("{{\"X\": {}[[5.1, 3.5, 1.4, 0.2]]}}", " ".repeat(pad));
+    let post_str = |body: String| {
+        let state = state.clone();
+        async move {
+            send(
+                &state,
+                Request::post("/predict").body(Body::from(body)).unwrap(),
+            )
+            .await
+        }
+    };
+    // Alone, a body over the limit is refused; under it, answered.
+    let answer = post_str(padded(70 * 1024)).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.headers["retry-after"], "1");
+    assert_eq!(post_str(padded(40 * 1024)).await.status, StatusCode::OK);
+
+    // A body of 40 KiB half-read holds its share...
+    let (mut sender, body) =
+        http_body_util::channel::Channel::<bytes::Bytes, std::convert::Infallible>::new(1);
+    let first = tokio::spawn({
+        let state = state.clone();
+        async move {
+            send(
+                &state,
+                Request::post("/predict").body(Body::new(body)).unwrap(),
+            )
+            .await
+        }
+    });
+    sender
+        .send_data(bytes::Bytes::from(format!(
+            "{{\"X\": {}",
+            " ".repeat(40 * 1024)
+        )))
+        .await
+        .unwrap();
+    // The channel holds one piece: once this one is taken in, the first has been read (and
+    // counted, on this one-threaded runtime, before the reader gave way).
+    sender
+        .send_data(bytes::Bytes::from_static(b" "))
+        .await
+        .unwrap();
+    sender
+        .send_data(bytes::Bytes::from_static(b" "))
+        .await
+        .unwrap();
+    // ...so another 40 KiB does not fit beside it.
+    let answer = post_str(padded(40 * 1024)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.message()
+    );
+    assert!(
+        answer.message().contains("request bodies"),
+        "{}",
+        answer.message()
+    );
+    sender
+        .send_data(bytes::Bytes::from_static(b"[[5.1, 3.5, 1.4, 0.2]]}"))
+        .await
+        .unwrap();
+    drop(sender);
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+    // Answered, its share is back.
+    assert_eq!(post_str(padded(40 * 1024)).await.status, StatusCode::OK);
+}
+
+/// Bodies from 256 KiB on are decoded on a blocking thread: the answers are those of the same
+/// request in a small body, on every protocol.
+#[tokio::test]
+async fn large_bodies_are_answered_as_small_ones_on_every_protocol() {
+    let state = loaded(&["iris"], Config::default()).await;
+    let rows = json!(IRIS_ROWS);
+    let requests = [
+        ("/predict", json!({ "X": rows })),
+        ("/invocations", json!({ "inputs": rows })),
+        ("/v1/models/iris:predict", json!({ "instances": rows })),
+        (
+            "/v2/models/iris/infer",
+            json!({"inputs": [{"name": "X", "shape": [3, 4], "datatype": "FP32", "data": rows}]}),
+        ),
+    ];
+    for (uri, body) in requests {
+        let small = serde_json::to_string(&body).unwrap();
+        // The same JSON with 300 KiB of spaces after its first `{`.
+        let large = format!("{{{}{}", " ".repeat(300 * 1024), &small[1..]);
+        let content_type = "application/json";
+        let answers = [small, large].map(|text| {
+            let state = state.clone();
+            async move {
+                send(
+                    &state,
+                    Request::post(uri)
+                        .header("content-type", content_type)
+                        .body(Body::from(text))
+                        .unwrap(),
+                )
+                .await
+            }
+        });
+        let [small, large] = answers;
+        let (small, large) = (small.await, large.await);
+        assert_eq!(small.status, StatusCode::OK, "{uri}");
+        assert_eq!(
+            large.status,
+            StatusCode::OK,
+            "{uri}: {}",
+            String::from_utf8_lossy(&large.body)
+        );
+        assert_eq!(small.body, large.body, "{uri}");
+    }
+}
