@@ -4,20 +4,12 @@
 //! the request's data or the server's paths. Internal failures are logged in full and answered
 //! with a generic message and the request id, so the log has the detail and the client does not.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-
-tokio::task_local! {
-    /// The id of the request the current task serves, set by the request middleware.
-    static REQUEST_ID: String;
-}
-
-/// Runs `future` (a request's handling) with `id` as its request id, for [`ApiError::internal`].
-pub(crate) async fn with_request_id<F: std::future::Future>(id: String, future: F) -> F::Output {
-    REQUEST_ID.scope(id, future).await
-}
 
 /// Which protocol's error shape to answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,6 +33,33 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The error shape to answer with.
     pub flavor: Flavor,
+    /// For a 500: what failed, for the log only, never sent. The request middleware logs it
+    /// beside the request's id and names that id in the answer.
+    pub detail: Option<Arc<str>>,
+}
+
+/// An internal failure's detail, carried from the answer to the request middleware in the
+/// response's extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) detail: Arc<str>,
+    pub(crate) flavor: Flavor,
+}
+
+impl Failure {
+    /// The 500 answer for request `id`: the generic message, with the id to quote when asking
+    /// an operator what happened.
+    pub(crate) fn answer(&self, id: &str) -> Response {
+        ApiError {
+            message: format!(
+                "the server failed to answer this request (request id {id}); its log has the \
+                 details"
+            ),
+            flavor: self.flavor,
+            ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "")
+        }
+        .into_response()
+    }
 }
 
 impl ApiError {
@@ -50,6 +69,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             flavor: Flavor::Plain,
+            detail: None,
         }
     }
 
@@ -89,21 +109,16 @@ impl ApiError {
         }
     }
 
-    /// 500: something failed on the server's side. `detail` is logged, never sent; the log
-    /// line and the answer carry the request's id (when the error arises in its task), so the
-    /// one can be found from the other.
+    /// 500: something failed on the server's side. `detail` is logged, never sent: the
+    /// request middleware logs it with the request's id and puts that id in the answer.
     pub fn internal(detail: &dyn std::fmt::Display) -> ApiError {
-        let id = REQUEST_ID.try_with(Clone::clone).ok();
-        let shown = id.as_deref().unwrap_or("-");
-        tracing::error!(request_id = %shown, error = %detail, "internal error");
-        let message = match &id {
-            Some(id) => format!(
-                "the server failed to answer this request (request id {id}); its log has the \
-                 details"
-            ),
-            None => "the server failed to answer this request; its log has the details".into(),
-        };
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+        ApiError {
+            detail: Some(detail.to_string().into()),
+            ..ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server failed to answer this request; its log has the details",
+            )
+        }
     }
 
     /// The same error in MLflow's shape.
@@ -131,6 +146,12 @@ impl IntoResponse for ApiError {
             Flavor::Mlflow => json!({ "error_code": self.mlflow_code(), "message": self.message }),
         };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(detail) = self.detail {
+            response.extensions_mut().insert(Failure {
+                detail,
+                flavor: self.flavor,
+            });
+        }
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

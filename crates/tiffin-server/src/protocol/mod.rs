@@ -7,6 +7,7 @@ mod simple;
 mod v1;
 mod v2;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,13 +20,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 
-use crate::error::{ApiError, Flavor};
+use crate::error::{ApiError, Failure, Flavor};
 use crate::metrics::ModelMetrics;
 use crate::registry::Served;
 use crate::state::AppState;
@@ -51,9 +52,6 @@ pub fn app(state: AppState) -> Router {
         .merge(v1::routes())
         .merge(simple::routes())
         .fallback(not_found)
-        // A panic in a handler would drop the connection without an answer; it becomes a 500
-        // instead, inside `track` so that it is counted and logged like any other answer.
-        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         // Bodies are decoded before handlers read them, and the size limit applies to what
         // the decoding yields, so a small compressed bomb cannot expand past it. Answers are
@@ -110,9 +108,12 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     } else {
         state.config().request_timeout
     };
-    let handled = crate::error::with_request_id(id.clone(), next.run(request));
+    // A panic in a handler would drop the connection without an answer: it is caught here and
+    // answered as a 500, counted and logged like any other answer.
+    let handled = AssertUnwindSafe(next.run(request)).catch_unwind();
     let mut response = match tokio::time::timeout(timeout, handled).await {
-        Ok(response) => response,
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => ApiError::internal(&"a request handler panicked").into_response(),
         Err(_) => {
             let err = ApiError::unavailable(format!(
                 "the request did not finish within {} ms",
@@ -129,6 +130,12 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     let elapsed = start.elapsed();
     let status = response.status();
     let model = response.extensions_mut().remove::<Arc<ModelMetrics>>();
+    // An internal failure is logged here, where the request's id is known, and its answer
+    // names that id so that the one can be found from the other.
+    if let Some(failure) = response.extensions_mut().remove::<Failure>() {
+        tracing::error!(request_id = %id, error = %failure.detail, "internal error");
+        response = failure.answer(&id);
+    }
     let (name, version) = model
         .as_ref()
         .map_or(("", ""), |m| (&*m.labels.model, &*m.labels.version));
@@ -412,12 +419,6 @@ fn failure_json(
         "package": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
         "reason": reason,
     })
-}
-
-/// The answer to a request whose handler panicked. The panic itself is logged by the panic hook
-/// (`tiffin serve` installs one that writes it to the log); its text is not sent.
-fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::internal(&"a request handler panicked").into_response()
 }
 
 async fn not_found() -> Response {
