@@ -401,15 +401,16 @@ pub(crate) struct ServeArgs {
     /// Serve the packages that load even if others fail verification.
     #[arg(long)]
     pub(crate) allow_partial: bool,
-    /// Merge concurrent requests into model runs of at most this many rows, for every model
-    /// whose signature has a batch dim (1 turns batching off) [default: each package's
-    /// `serving.max_batch_size`, else off].
-    #[arg(long)]
-    pub(crate) max_batch_size: Option<usize>,
-    /// How long a request may wait for others to join its batch, in microseconds
-    /// [default: each package's `serving.max_delay_us`, else 500].
-    #[arg(long)]
-    pub(crate) max_delay_us: Option<u64>,
+    /// Merge concurrent requests into model runs of at most this many rows (1 turns batching
+    /// off), for every model whose signature has a batch dim, or as `MODEL=N` for one model;
+    /// repeat for several [default: each package's `serving.max_batch_size`, else off].
+    #[arg(long, value_name = "[MODEL=]N", value_parser = scoped::<usize>)]
+    pub(crate) max_batch_size: Vec<Scoped<usize>>,
+    /// How long a request may wait for others to join its batch, in microseconds, for every
+    /// model or as `MODEL=US` for one; repeat for several [default: each package's
+    /// `serving.max_delay_us`, else 500].
+    #[arg(long, value_name = "[MODEL=]US", value_parser = scoped::<u64>)]
+    pub(crate) max_delay_us: Vec<Scoped<u64>>,
     /// Threads each model run spreads its matrix products over. The server already runs
     /// requests in parallel, so 1 (off) suits most loads; more can pay for a large convolution
     /// model with few requests on many cores.
@@ -457,4 +458,44 @@ pub(crate) enum LogFormat {
     Text,
     /// One JSON object per event.
     Json,
+}
+
+/// A setting for every model (`N`) or for one model by name (`MODEL=N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scoped<T> {
+    /// For every model.
+    All(T),
+    /// For the model of this name.
+    Model(String, T),
+}
+
+fn scoped<T: std::str::FromStr>(text: &str) -> Result<Scoped<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let number = |n: &str| n.trim().parse::<T>().map_err(|e| format!("`{n}`: {e}"));
+    match text.rsplit_once('=') {
+        Some((model, n)) if !model.trim().is_empty() => {
+            Ok(Scoped::Model(model.trim().to_owned(), number(n)?))
+        }
+        Some(_) => Err(format!("`{text}` names no model before `=`")),
+        None => Ok(Scoped::All(number(text)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_settings_take_a_number_or_a_model_and_a_number() {
+        assert_eq!(scoped::<usize>("64"), Ok(Scoped::All(64)));
+        assert_eq!(
+            scoped::<usize>("mnist_cnn=16"),
+            Ok(Scoped::Model("mnist_cnn".into(), 16))
+        );
+        assert!(scoped::<usize>("=16").is_err());
+        assert!(scoped::<usize>("mnist_cnn=").is_err());
+        assert!(scoped::<usize>("sixteen").is_err());
+    }
 }

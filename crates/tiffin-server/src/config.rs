@@ -1,5 +1,6 @@
 //! [`Config`]: the server's limits, batching defaults and load policy, all configurable.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How the server runs: limits that keep a slow or hostile client from exhausting it, batching
@@ -36,6 +37,10 @@ pub struct Config {
     pub force_batch_size: Option<usize>,
     /// Override every package's batching delay.
     pub force_delay: Option<Duration>,
+    /// Batch sizes for single models by name, over `force_batch_size` and the package's own.
+    pub model_batch_size: BTreeMap<String, usize>,
+    /// Batching delays for single models by name, over `force_delay` and the package's own.
+    pub model_delay: BTreeMap<String, Duration>,
     /// Serve the packages that load even when others fail; otherwise one failure stops the start.
     pub allow_partial: bool,
     /// Runs the model's measured cost says finish within this run on the async worker instead
@@ -65,6 +70,8 @@ impl Default for Config {
             max_delay: Duration::from_micros(500),
             force_batch_size: None,
             force_delay: None,
+            model_batch_size: BTreeMap::new(),
+            model_delay: BTreeMap::new(),
             allow_partial: false,
             inline_below: Duration::from_micros(50),
             model_threads: 1,

@@ -223,16 +223,29 @@ impl Served {
             version: loaded.manifest.version.to_string(),
         };
         let serving = &loaded.manifest.serving;
-        let max_rows = config.force_batch_size.unwrap_or_else(|| {
-            serving
-                .max_batch_size
-                .map_or(config.max_batch_size, |n| n as usize)
-        });
-        let max_delay = config.force_delay.unwrap_or_else(|| {
-            serving
-                .max_delay_us
-                .map_or(config.max_delay, Duration::from_micros)
-        });
+        // The operator's setting for this model, then for every model, then the package's own,
+        // then the server's default.
+        let name = &loaded.manifest.name;
+        let max_rows = config
+            .model_batch_size
+            .get(name)
+            .copied()
+            .or(config.force_batch_size)
+            .unwrap_or_else(|| {
+                serving
+                    .max_batch_size
+                    .map_or(config.max_batch_size, |n| n as usize)
+            });
+        let max_delay = config
+            .model_delay
+            .get(name)
+            .copied()
+            .or(config.force_delay)
+            .unwrap_or_else(|| {
+                serving
+                    .max_delay_us
+                    .map_or(config.max_delay, Duration::from_micros)
+            });
         let has_batch_dim = batch_dim(&loaded.manifest.signature).is_some();
         metrics.loaded(&labels, load_time.as_secs_f64());
         let model_metrics = Arc::new(ModelMetrics::new(metrics.clone(), labels));

@@ -1,5 +1,6 @@
 //! `tiffin serve`: the model server on a socket, until SIGTERM or Ctrl-C.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use tiffin_server::{AppState, Config};
 use tracing_subscriber::EnvFilter;
 
 use crate::Outcome;
-use crate::args::{LogFormat, ServeArgs};
+use crate::args::{LogFormat, Scoped, ServeArgs};
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     fix_malloc_mmap_threshold();
@@ -43,8 +44,13 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         max_queue: args.max_queue,
         request_timeout: Duration::from_millis(args.timeout_ms),
         shutdown_grace: Duration::from_millis(args.grace_ms),
-        force_batch_size: args.max_batch_size,
-        force_delay: args.max_delay_us.map(Duration::from_micros),
+        force_batch_size: for_all(&args.max_batch_size),
+        force_delay: for_all(&args.max_delay_us).map(Duration::from_micros),
+        model_batch_size: by_model(&args.max_batch_size),
+        model_delay: by_model(&args.max_delay_us)
+            .into_iter()
+            .map(|(model, us)| (model, Duration::from_micros(us)))
+            .collect(),
         allow_partial: args.allow_partial,
         inline_below: Duration::from_micros(args.inline_below_us),
         model_threads: args.model_threads,
@@ -83,7 +89,24 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
                 for failure in &report.failed {
                     tracing::warn!(%failure, "left out");
                 }
-                if state.registry().is_empty() {
+                let registry = state.registry();
+                let unknown = args
+                    .max_batch_size
+                    .iter()
+                    .map(model_of)
+                    .chain(args.max_delay_us.iter().map(model_of))
+                    .flatten()
+                    .find(|name| registry.versions(name).is_none());
+                if let Some(name) = unknown {
+                    let _ = stop.send(());
+                    server.await??;
+                    anyhow::bail!(
+                        "--max-batch-size or --max-delay-us names model `{name}`, which none of \
+                         the packages is; served: {}",
+                        registry.names().collect::<Vec<_>>().join(", ")
+                    );
+                }
+                if registry.is_empty() {
                     let _ = stop.send(());
                     server.await??;
                     anyhow::bail!("no package could be served");
@@ -113,6 +136,32 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     // the grace period is the bound, what still runs after it is abandoned.
     runtime.shutdown_timeout(Duration::from_millis(100));
     outcome
+}
+
+/// The last setting given for every model, if any.
+fn for_all<T: Copy>(settings: &[Scoped<T>]) -> Option<T> {
+    settings.iter().rev().find_map(|s| match s {
+        Scoped::All(v) => Some(*v),
+        Scoped::Model(..) => None,
+    })
+}
+
+/// The settings given for single models, the last one for each name.
+fn by_model<T: Copy>(settings: &[Scoped<T>]) -> BTreeMap<String, T> {
+    settings
+        .iter()
+        .filter_map(|s| match s {
+            Scoped::Model(name, v) => Some((name.clone(), *v)),
+            Scoped::All(_) => None,
+        })
+        .collect()
+}
+
+fn model_of<T>(setting: &Scoped<T>) -> Option<&str> {
+    match setting {
+        Scoped::Model(name, _) => Some(name),
+        Scoped::All(_) => None,
+    }
 }
 
 /// glibc's malloc serves a large allocation with its own mapping, and by default each free of

@@ -119,7 +119,13 @@ fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 fn serve_logs_json_answers_and_exits_0_on_sigterm() {
     let temp = crate::packed();
     let archive = temp.path().join("breast_cancer-1.0.0.tiffin");
-    let mut served = Served::start(&[archive.to_str().unwrap()]);
+    let mut served = Served::start(&[
+        archive.to_str().unwrap(),
+        "--max-batch-size",
+        "breast_cancer=2",
+        "--max-delay-us",
+        "breast_cancer=300",
+    ]);
     let lines = served.until("ready:");
     let address = lines
         .iter()
@@ -140,6 +146,15 @@ fn serve_logs_json_answers_and_exits_0_on_sigterm() {
         &format!(r#"{{"X": [[{row}]]}}"#),
     );
     assert_eq!(status, 200, "{body}");
+    // Batching set for this model by name: at most 2 rows a request.
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/predict",
+        &format!(r#"{{"X": [[{row}], [{row}], [{row}]]}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("at most 2"), "{body}");
     // Each request's log line carries its id, status and model.
     let logged = served.until("request");
     let request = logged.last().unwrap();
@@ -169,4 +184,17 @@ fn a_tampered_package_stops_serve_with_the_reason() {
     let text = lines.join("\n");
     assert!(text.contains("not serving: 1 package(s) failed"), "{text}");
     assert!(text.contains("model.onnx"), "{text}");
+}
+
+#[test]
+fn a_batching_setting_for_a_model_not_served_stops_serve() {
+    let temp = crate::packed();
+    let archive = temp.path().join("breast_cancer-1.0.0.tiffin");
+    let mut served = Served::start(&[archive.to_str().unwrap(), "--max-batch-size", "iris=8"]);
+    assert_eq!(served.exit_code(Duration::from_secs(60)), Some(1));
+    let text = served.lines.iter().collect::<Vec<_>>().join("\n");
+    assert!(
+        text.contains("names model `iris`, which none of the packages is; served: breast_cancer"),
+        "{text}"
+    );
 }

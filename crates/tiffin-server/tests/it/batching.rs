@@ -133,3 +133,50 @@ async fn a_lone_request_waits_no_longer_than_the_delay() {
     assert!(waited >= Duration::from_millis(200), "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
 }
+
+/// Batching set for one model by name applies to that model alone, over the setting for every
+/// model: seen in the row limit a batched model puts on one request (its batch size).
+#[tokio::test]
+async fn batching_set_for_one_model_applies_to_it_alone() {
+    let config = Config {
+        force_batch_size: Some(3),
+        model_batch_size: [("iris".to_owned(), 2)].into(),
+        model_delay: [("iris".to_owned(), Duration::from_micros(100))].into(),
+        ..Config::default()
+    };
+    let state = loaded(&["iris", "breast_cancer"], config).await;
+    let iris = |rows: usize| json!({ "X": vec![crate::common::IRIS_ROWS[0]; rows] });
+    assert_eq!(
+        post(&state, "/models/iris/predict", &iris(2)).await.status,
+        StatusCode::OK
+    );
+    let refused = post(&state, "/models/iris/predict", &iris(3)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.message().contains("at most 2"),
+        "{}",
+        refused.message()
+    );
+    // breast_cancer keeps the setting for every model: 3 rows pass, 4 do not.
+    let reference = crate::common::reference("breast_cancer");
+    let t: Tensor = serde_json::from_value(reference["inputs"]["X"].clone()).unwrap();
+    let TensorData::F32(values) = t.data() else {
+        panic!("f32 rows")
+    };
+    let rows = |n: usize| {
+        let rows: Vec<&[f32]> = values.chunks(30).take(n).collect();
+        json!({ "X": rows })
+    };
+    assert_eq!(
+        post(&state, "/models/breast_cancer/predict", &rows(3))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let refused = post(&state, "/models/breast_cancer/predict", &rows(4)).await;
+    assert!(
+        refused.message().contains("at most 3"),
+        "{}",
+        refused.message()
+    );
+}
