@@ -134,6 +134,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => "INVALID_PARAMETER_VALUE",
             StatusCode::NOT_FOUND => "RESOURCE_DOES_NOT_EXIST",
             StatusCode::SERVICE_UNAVAILABLE => "TEMPORARILY_UNAVAILABLE",
+            status if status.is_client_error() => "BAD_REQUEST",
             _ => "INTERNAL_ERROR",
         }
     }

@@ -52,13 +52,14 @@ pub fn app(state: AppState) -> Router {
         .merge(v1::routes())
         .merge(simple::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), track))
         // Bodies are decoded before handlers read them, and the size limit applies to what
         // the decoding yields, so a small compressed bomb cannot expand past it. Answers are
         // compressed with gzip or deflate only when asked: never brotli, which a widely used
-        // async V2 client advertises but cannot decode.
+        // async V2 client advertises but cannot decode. Both inside `track`, so that a body in
+        // an encoding not decoded (415) is logged, counted and answered in JSON like the rest.
         .layer(RequestDecompressionLayer::new().gzip(true).deflate(true))
         .layer(CompressionLayer::new().gzip(true).deflate(true))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
 
@@ -124,9 +125,20 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
             } else {
                 err
             };
-            err.into_response()
+            let mut response = err.into_response();
+            // The handler, which tags its answer with the model, is gone: the path says which.
+            if let Some(served) = model_of_path(&state, &path) {
+                response.extensions_mut().insert(served.metrics.clone());
+            }
+            response
         }
     };
+    // Answers made below the handlers (a method the route does not take, an encoding not
+    // decoded) have no body: every error is JSON.
+    if response.status().is_client_error() && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        response = with_json_error(response, &method, protocol == "mlflow");
+    }
     let elapsed = start.elapsed();
     let status = response.status();
     let model = response.extensions_mut().remove::<Arc<ModelMetrics>>();
@@ -173,6 +185,55 @@ impl Drop for ReadBody<'_> {
     fn drop(&mut self) {
         self.state.release_body(self.held);
     }
+}
+
+/// The model a request's path names, the way the routes read it, for a request whose handler
+/// did not finish.
+fn model_of_path(state: &AppState, path: &str) -> Option<Arc<Served>> {
+    let registry = state.registry();
+    if path == "/invocations" || path == "/predict" {
+        return registry.only().ok();
+    }
+    let rest = ["/v2/models/", "/v1/models/", "/models/"]
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))?;
+    // V1 puts its verb after a colon: `/v1/models/iris:predict`.
+    let mut parts = rest.split(['/', ':']);
+    let name = parts.next()?;
+    let version = match (parts.next(), parts.next()) {
+        (Some("versions"), Some(v)) => Some(v),
+        _ => None,
+    };
+    registry.get(name, version).ok()
+}
+
+/// `response`, an error without a body, with a JSON body saying what it means (its headers,
+/// such as 405's `allow`, kept).
+fn with_json_error(response: Response, method: &axum::http::Method, mlflow: bool) -> Response {
+    let status = response.status();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "this endpoint does not take {method}; the `allow` header says what it takes, and \
+             GET /openapi.json lists every endpoint"
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "the body's content encoding is not one this \
+             server decodes: send it as it is, or in gzip or deflate"
+            .to_owned(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("the request was refused")
+            .to_owned(),
+    };
+    let mut error = ApiError::bad_request(message);
+    error.status = status;
+    if mlflow {
+        error = error.mlflow();
+    }
+    let (mut parts, _) = response.into_parts();
+    let (json, body) = error.into_response().into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(json.headers);
+    Response::from_parts(parts, body)
 }
 
 /// Reads a request body, at most the configured size after decoding, counting each piece as

@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::json;
 use tiffin_server::{AppState, Config};
 
-use crate::common::{IRIS_ROWS, loaded, post, send};
+use crate::common::{IRIS_ROWS, get, loaded, post, send};
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_even_when_compressed_small() {
@@ -63,6 +63,50 @@ async fn a_request_past_its_deadline_is_503_with_retry_after() {
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.headers["retry-after"], "1");
     assert!(answer.message().contains("50 ms"));
+    let v1 = post(
+        &state,
+        "/v1/models/iris/versions/1.0.0:predict",
+        &json!({"instances": IRIS_ROWS}),
+    )
+    .await;
+    assert_eq!(v1.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Counted under the model the path names, though its handler never finished.
+    let metrics = String::from_utf8(get(&state, "/metrics").await.body.to_vec()).unwrap();
+    for line in [
+        r#"tiffin_requests_total{model="iris",version="1.0.0",protocol="simple",status="503"} 1"#,
+        r#"tiffin_requests_total{model="iris",version="1.0.0",protocol="v1",status="503"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+}
+
+/// Answers made below the handlers (a method a route does not take, a content encoding not
+/// decoded) are JSON errors with the request id, like every other.
+#[tokio::test]
+async fn bodiless_refusals_are_json_errors() {
+    let state = loaded(&["iris"], Config::default()).await;
+    let answer = get(&state, "/predict").await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.headers["allow"], "POST");
+    assert!(
+        answer.message().contains("does not take GET"),
+        "{}",
+        answer.message()
+    );
+    assert!(answer.headers.contains_key("x-request-id"));
+    let request = Request::post("/invocations")
+        .header("content-encoding", "br")
+        .body(Body::from("{}"))
+        .unwrap();
+    let answer = send(&state, request).await;
+    assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(answer.json()["error_code"], "BAD_REQUEST");
+    assert!(
+        answer.message().contains("gzip or deflate"),
+        "{}",
+        answer.message()
+    );
+    assert!(answer.headers.contains_key("x-request-id"));
 }
 
 #[tokio::test]
