@@ -175,6 +175,11 @@ async fn run_batch(
             }
         }
         Err(err) => {
+            // Logged once for the batch here (each request's own line, with its id, comes from
+            // the request middleware, if the request is still there to be answered).
+            if let Some(detail) = &err.detail {
+                tracing::error!(rows = answers.len(), error = %detail, "a batched run failed");
+            }
             for (_, _, reply) in answers {
                 let _ = reply.send(Err(err.clone()));
             }

@@ -138,7 +138,22 @@ impl AppState {
     /// case the failures are left out and reported, and a path whose package now fails keeps
     /// serving what it served before.
     pub async fn load(&self) -> Result<ReloadReport, Vec<LoadFailure>> {
-        let _one_at_a_time = self.inner.reloading.lock().await;
+        let one_at_a_time = self.inner.reloading.lock().await;
+        self.load_locked(one_at_a_time).await
+    }
+
+    /// As [`AppState::load`], but `None` at once when a load is running already, rather than
+    /// queueing another behind it: the admin endpoint's reload, so that clients repeating it
+    /// cannot pile up whole loads.
+    pub async fn try_load(&self) -> Option<Result<ReloadReport, Vec<LoadFailure>>> {
+        let one_at_a_time = self.inner.reloading.try_lock().ok()?;
+        Some(self.load_locked(one_at_a_time).await)
+    }
+
+    async fn load_locked(
+        &self,
+        _one_at_a_time: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Result<ReloadReport, Vec<LoadFailure>> {
         let paths = self.inner.paths.clone();
         let current = self.registry();
         let config = self.inner.config.clone();
@@ -155,9 +170,26 @@ impl AppState {
         };
         let mut report = ReloadReport::default();
         let mut served: Vec<Arc<Served>> = Vec::new();
+        // What a failing path served before is kept only where no package loaded now gives the
+        // same name and version (a fixed copy beside a broken one): it would clash with it.
+        let fresh: HashSet<(String, String)> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Loaded(loaded, _) => Some((
+                    loaded.manifest.name.clone(),
+                    loaded.manifest.version.to_string(),
+                )),
+                _ => None,
+            })
+            .collect();
         for step in steps {
             match step {
-                Step::Keep(existing) => {
+                Step::KeepOnFailure(existing)
+                    if fresh.contains(&(
+                        existing.name().to_owned(),
+                        existing.version().to_string(),
+                    )) => {}
+                Step::Keep(existing) | Step::KeepOnFailure(existing) => {
                     report
                         .kept
                         .push((existing.name().to_owned(), existing.version().to_string()));
@@ -282,6 +314,9 @@ fn timed_run(model: &Loaded, inputs: &[Tensor]) -> (tiffin_core::Result<Vec<Tens
 enum Step {
     /// Served already, unchanged: keep serving it as it is.
     Keep(Arc<Served>),
+    /// Served already from a path whose package now fails: keep serving it, unless a package
+    /// loaded now gives the same version.
+    KeepOnFailure(Arc<Served>),
     /// Verified, loaded and its examples passed, in this long.
     Loaded(Box<Loaded>, Duration),
     /// Refused, and why.
@@ -324,7 +359,7 @@ fn load_all(
                     current
                         .iter()
                         .filter(|s| s.loaded.path == path)
-                        .map(|s| Step::Keep(s.clone())),
+                        .map(|s| Step::KeepOnFailure(s.clone())),
                 );
                 steps.push(Step::Failed(failure));
             }

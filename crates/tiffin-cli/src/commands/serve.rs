@@ -90,6 +90,11 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
                     tracing::warn!(%failure, "left out");
                 }
                 let registry = state.registry();
+                if registry.is_empty() {
+                    let _ = stop.send(());
+                    server.await??;
+                    anyhow::bail!("no package could be served");
+                }
                 let unknown = args
                     .max_batch_size
                     .iter()
@@ -101,15 +106,10 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
                     let _ = stop.send(());
                     server.await??;
                     anyhow::bail!(
-                        "--max-batch-size or --max-delay-us names model `{name}`, which none of \
-                         the packages is; served: {}",
+                        "--max-batch-size or --max-delay-us names model `{name}`, which is not \
+                         served (no package of that name loaded); served: {}",
                         registry.names().collect::<Vec<_>>().join(", ")
                     );
-                }
-                if registry.is_empty() {
-                    let _ = stop.send(());
-                    server.await??;
-                    anyhow::bail!("no package could be served");
                 }
                 tracing::info!(
                     ms = started.elapsed().as_millis() as u64,

@@ -194,7 +194,7 @@ fn a_batching_setting_for_a_model_not_served_stops_serve() {
     assert_eq!(served.exit_code(Duration::from_secs(60)), Some(1));
     let text = served.lines.iter().collect::<Vec<_>>().join("\n");
     assert!(
-        text.contains("names model `iris`, which none of the packages is; served: breast_cancer"),
+        text.contains("names model `iris`, which is not served (no package of that name loaded); served: breast_cancer"),
         "{text}"
     );
 }

@@ -79,12 +79,13 @@ async fn answer(
         Some("text/csv") => true,
         Some(other) => {
             return Err(ApiError::unsupported_media(format!(
-                "content type `{other}` is not supported; send application/json or text/csv"
+                "content type `{}` is not supported; send application/json or text/csv",
+                payload::shown(other)
             )));
         }
     };
     let read = read_body(state, body, Flavor::Mlflow).await?;
-    let inputs = decode_body(served, &read.bytes, move |sig, bytes| {
+    let inputs = decode_body(served, read, move |sig, bytes| {
         if csv {
             decode_csv(sig, bytes)
         } else {

@@ -114,7 +114,20 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     let handled = AssertUnwindSafe(next.run(request)).catch_unwind();
     let mut response = match tokio::time::timeout(timeout, handled).await {
         Ok(Ok(response)) => response,
-        Ok(Err(_)) => ApiError::internal(&"a request handler panicked").into_response(),
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("no message");
+            let mut response =
+                ApiError::internal(&format_args!("a request handler panicked: {what}"))
+                    .into_response();
+            if let Some(served) = model_of_path(&state, &path) {
+                response.extensions_mut().insert(served.metrics.clone());
+            }
+            response
+        }
         Err(_) => {
             let err = ApiError::unavailable(format!(
                 "the request did not finish within {} ms",
@@ -173,15 +186,16 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-/// A request body read whole, counted against the server's body memory until dropped: a
-/// handler keeps it until it has answered, since what it decodes from it lives as long.
-pub(super) struct ReadBody<'a> {
-    pub(super) bytes: Bytes,
-    state: &'a AppState,
+/// A request body read whole, counted against the server's body memory for as long as its
+/// bytes are held: [`decode_body`] takes it, and it is given back once decoded (or when the
+/// request ends first).
+pub(super) struct ReadBody {
+    bytes: Bytes,
+    state: AppState,
     held: usize,
 }
 
-impl Drop for ReadBody<'_> {
+impl Drop for ReadBody {
     fn drop(&mut self) {
         self.state.release_body(self.held);
     }
@@ -232,6 +246,7 @@ fn with_json_error(response: Response, method: &axum::http::Method, mlflow: bool
     let (mut parts, _) = response.into_parts();
     let (json, body) = error.into_response().into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
     parts.headers.extend(json.headers);
     Response::from_parts(parts, body)
 }
@@ -239,11 +254,7 @@ fn with_json_error(response: Response, method: &axum::http::Method, mlflow: bool
 /// Reads a request body, at most the configured size after decoding, counting each piece as
 /// it arrives against the memory all bodies may hold together: past that, 503 at once, before
 /// the rest is read.
-async fn read_body<'a>(
-    state: &'a AppState,
-    body: Body,
-    flavor: Flavor,
-) -> Result<ReadBody<'a>, ApiError> {
+async fn read_body(state: &AppState, body: Body, flavor: Flavor) -> Result<ReadBody, ApiError> {
     let limit = state.config().max_body_bytes;
     let with_flavor = |e: ApiError| match flavor {
         Flavor::Mlflow => e.mlflow(),
@@ -251,9 +262,12 @@ async fn read_body<'a>(
     };
     let mut read = ReadBody {
         bytes: Bytes::new(),
-        state,
+        state: state.clone(),
         held: 0,
     };
+    // A body the shared limit could never hold, even alone, is too large for this server, not
+    // a reason to come back later.
+    let memory = state.config().max_body_memory;
     let mut body = Limited::new(body, limit);
     // Most bodies come in one piece, kept as it is; more pieces are joined at the end.
     let mut first: Option<Bytes> = None;
@@ -274,6 +288,9 @@ async fn read_body<'a>(
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        if read.held.saturating_add(data.len()) > memory {
+            return Err(with_flavor(ApiError::too_large(memory.min(limit))));
+        }
         if !state.hold_body(data.len()) {
             return Err(with_flavor(ApiError::unavailable(
                 "the server holds as many request bodies as it may at once; retry later",
@@ -310,16 +327,18 @@ const DECODE_INLINE_BELOW: usize = 256 * 1024;
 /// small body, on a blocking thread for a large one.
 async fn decode_body<T: Send + 'static>(
     served: &Arc<Served>,
-    bytes: &Bytes,
+    read: ReadBody,
     decode: impl FnOnce(&tiffin_core::manifest::Signature, &[u8]) -> Result<T, ApiError>
     + Send
     + 'static,
 ) -> Result<T, ApiError> {
-    if bytes.len() < DECODE_INLINE_BELOW {
-        return decode(served.signature(), bytes);
+    if read.bytes.len() < DECODE_INLINE_BELOW {
+        return decode(served.signature(), &read.bytes);
     }
-    let (served, bytes) = (served.clone(), bytes.clone());
-    tokio::task::spawn_blocking(move || decode(served.signature(), &bytes))
+    // The body goes with the work, so that its share of the limit is held until the decoding
+    // ends, even if the request is dropped (timed out, client gone) meanwhile.
+    let served = served.clone();
+    tokio::task::spawn_blocking(move || decode(served.signature(), &read.bytes))
         .await
         .map_err(|e| ApiError::internal(&format_args!("decoding a request body stopped: {e}")))?
 }
@@ -418,10 +437,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn reload(State(state): State<AppState>) -> Response {
     // On its own task: a client that hangs up must not cancel a reload halfway, after the
     // packages were loaded but before the new set was swapped in.
+    // A reload asked for while one runs is refused rather than queued, so that repeated
+    // requests cannot pile up whole loads behind each other.
     let loading = state.clone();
-    let outcome = tokio::spawn(async move { loading.load().await }).await;
+    let outcome = tokio::spawn(async move { loading.try_load().await }).await;
     let outcome = match outcome {
-        Ok(outcome) => outcome,
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => {
+            return ApiError::unavailable("a reload is running; ask again once it has ended")
+                .into_response();
+        }
         Err(err) => {
             return ApiError::internal(&format_args!("the reload stopped: {err}")).into_response();
         }
@@ -463,17 +488,14 @@ fn failure_json(
         f.path.parent().map(Into::into).unwrap_or_default(),
     ];
     for path in candidates.iter().chain(roots) {
-        let full = path.display().to_string();
-        if full.is_empty() || full == "/" {
+        // A path without a last name (`.`, `/`, `models/..`) is skipped: replacing its text
+        // would cut dots or slashes out of the reason's words.
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        reason = reason
-            .replace(&format!("{full}/"), "")
-            .replace(&full, &name);
+        };
+        let display = path.display().to_string();
+        let full = display.trim_end_matches('/');
+        reason = reason.replace(&format!("{full}/"), "").replace(full, &name);
     }
     let reason = reason.trim_start_matches([':', ' ']).to_owned();
     json!({
@@ -489,6 +511,33 @@ async fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom at /secret/path")
+    }
+
+    /// A handler that panics is answered: a JSON 500 naming the request id and nothing of the
+    /// panic, from the request middleware (none of the real handlers is known to panic).
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_with_the_request_id() {
+        use tower::ServiceExt;
+        let state = AppState::new(crate::Config::default(), Vec::new());
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(middleware::from_fn_with_state(state.clone(), track))
+            .with_state(state);
+        let request = Request::get("/boom")
+            .header(REQUEST_ID, "p-1")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[REQUEST_ID], "p-1");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("request id p-1"), "{text}");
+        assert!(!text.contains("secret") && !text.contains("boom"), "{text}");
+    }
 
     #[test]
     fn paths_map_to_protocols() {

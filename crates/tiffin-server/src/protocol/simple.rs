@@ -43,7 +43,7 @@ async fn predict(
 
 async fn answer(state: &AppState, served: &Arc<Served>, body: Body) -> Result<Response, ApiError> {
     let read = read_body(state, body, Flavor::Plain).await?;
-    let inputs = decode_body(served, &read.bytes, |sig, bytes| {
+    let inputs = decode_body(served, read, |sig, bytes| {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| json_error(&e))?;
         Ok(tiffin_core::payload::decode(sig, &value)?)
     })

@@ -94,7 +94,7 @@ async fn predict(
 
 async fn answer(state: &AppState, served: &Arc<Served>, body: Body) -> Result<Response, ApiError> {
     let read = read_body(state, body, Flavor::Plain).await?;
-    let (row_form, tensors) = decode_body(served, &read.bytes, decode).await?;
+    let (row_form, tensors) = decode_body(served, read, decode).await?;
     let sig = served.signature();
     let outputs = state.infer(served, tensors).await?;
     if row_form && sig.outputs.len() > 1 {

@@ -363,7 +363,6 @@ async fn infer_served(
         ),
     };
     let read = read_body(state, body, Flavor::Plain).await?;
-    let bytes = &read.bytes;
     // What the answer needs of the request (its id, the outputs asked for) comes out of the
     // decoding owned, so that a large body can be decoded on another thread.
     let decode = move |sig: &Signature, bytes: &[u8]| {
@@ -387,7 +386,7 @@ async fn infer_served(
         let wanted = requested_outputs(sig, request.as_ref())?;
         Ok((request.and_then(|r| r.id), wanted, inputs))
     };
-    let (id, wanted, inputs) = decode_body(served, bytes, decode).await?;
+    let (id, wanted, inputs) = decode_body(served, read, decode).await?;
     let outputs = state.infer(served, inputs).await?;
     encode_response(served, id.as_ref(), &wanted, &outputs)
 }

@@ -34,18 +34,25 @@ pub(crate) fn pack_into(name: &str, out: &Path) -> PathBuf {
     packed.archive
 }
 
-/// The archive of fixture `name`, packed once for the whole test run.
-pub(crate) fn package(name: &str) -> PathBuf {
+/// The folder packages are made in once for the whole test run, with a lock to hold while one
+/// is made (tests run on several threads).
+fn run_dir() -> (&'static Path, std::sync::MutexGuard<'static, ()>) {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temp dir"));
-    let _one_at_a_time = LOCK
+    let guard = LOCK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    (dir.path(), guard)
+}
+
+/// The archive of fixture `name`, packed once for the whole test run.
+pub(crate) fn package(name: &str) -> PathBuf {
+    let (dir, _one_at_a_time) = run_dir();
     let version = toml_version(name);
-    let archive = dir.path().join(format!("{name}-{version}.tiffin"));
+    let archive = dir.join(format!("{name}-{version}.tiffin"));
     if !archive.exists() {
-        pack_into(name, dir.path());
+        pack_into(name, dir);
     }
     archive
 }
@@ -73,17 +80,12 @@ pub(crate) fn idiv_package() -> PathBuf {
 /// An NNEF graph `name(x) -> (y)` with `body`, packed once for the whole test run, its input
 /// and output both of `(dtype, shape)`.
 fn nnef_package(name: &str, body: &str, (dtype, shape): (&str, &str)) -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temp dir"));
-    let _one_at_a_time = LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let archive = dir.path().join(format!("{name}-1.0.0.tiffin"));
+    let (dir, _one_at_a_time) = run_dir();
+    let archive = dir.join(format!("{name}-1.0.0.tiffin"));
     if archive.exists() {
         return archive;
     }
-    let source = dir.path().join("sources").join(name);
+    let source = dir.join("sources").join(name);
     std::fs::create_dir_all(source.join("model")).unwrap();
     std::fs::write(
         source.join("model/graph.nnef"),
@@ -118,7 +120,7 @@ shape = {shape}
     let packed = tiffin_core::pack(
         &tiffin_core::PackOptions {
             source,
-            out: Some(dir.path().to_owned()),
+            out: Some(dir.to_owned()),
             force: false,
             examples: None,
             skip_checks: Vec::new(),

@@ -13,17 +13,20 @@ use crate::common::{IRIS_ROWS, fixture, get, post};
 
 /// Packs iris as `version` into `out` (the authoring folder copied with the version changed).
 fn pack_iris_version(version: &str, out: &Path) {
+    pack_iris_edited(out, |toml| {
+        toml.replace("version = \"1.0.0\"", &format!("version = \"{version}\""))
+    });
+}
+
+/// Packs iris into `out` with its `tiffin.toml` changed by `edit`.
+fn pack_iris_edited(out: &Path, edit: impl FnOnce(String) -> String) {
     let authoring = tempfile::tempdir().unwrap();
     for file in ["model.onnx", "reference.json", "tiffin.toml"] {
         std::fs::copy(fixture("iris").join(file), authoring.path().join(file)).unwrap();
     }
     let toml = authoring.path().join("tiffin.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
-    std::fs::write(
-        &toml,
-        text.replace("version = \"1.0.0\"", &format!("version = \"{version}\"")),
-    )
-    .unwrap();
+    std::fs::write(&toml, edit(text)).unwrap();
     tiffin_core::pack(
         &tiffin_core::PackOptions {
             source: authoring.path().to_owned(),
@@ -275,29 +278,10 @@ async fn a_refused_reload_names_no_server_path() {
     let state = AppState::new(Config::default(), roots);
     state.load().await.unwrap();
     // Another iris 1.0.0, with other content, in the other folder: a version served twice.
-    let authoring = tempfile::tempdir().unwrap();
-    for file in ["model.onnx", "reference.json", "tiffin.toml"] {
-        std::fs::copy(fixture("iris").join(file), authoring.path().join(file)).unwrap();
-    }
-    let toml = authoring.path().join("tiffin.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
-    std::fs::write(
-        &toml,
-        text.replace("description = \"", "description = \"Other. "),
-    )
-    .unwrap();
     let other = tempfile::tempdir().unwrap();
-    tiffin_core::pack(
-        &tiffin_core::PackOptions {
-            source: authoring.path().to_owned(),
-            out: Some(other.path().to_owned()),
-            force: false,
-            examples: None,
-            skip_checks: Vec::new(),
-        },
-        &tiffin_core::hash::NoProgress,
-    )
-    .unwrap();
+    pack_iris_edited(other.path(), |toml| {
+        toml.replace("description = \"", "description = \"Other. ")
+    });
     copy_package(
         &other.path().join("iris/1.0.0"),
         &more.path().join("second"),
@@ -311,4 +295,54 @@ async fn a_refused_reload_names_no_server_path() {
         assert!(!text.contains(&root.display().to_string()), "{text}");
     }
     assert!(!text.contains("/tmp"), "{text}");
+}
+
+/// A path whose package now fails keeps its old version only while nothing loaded now gives
+/// the same version: a good copy of that version elsewhere replaces it, and the reload is not
+/// refused as a version served twice.
+#[tokio::test]
+async fn a_failing_path_yields_its_version_to_a_good_copy_loaded_elsewhere() {
+    let packs = tempfile::tempdir().unwrap();
+    pack_iris_version("1.0.0", packs.path());
+    let served = tempfile::tempdir().unwrap();
+    let current = served.path().join("current");
+    copy_package(&packs.path().join("iris/1.0.0"), &current);
+    let state = AppState::new(
+        Config {
+            allow_partial: true,
+            ..Config::default()
+        },
+        vec![served.path().to_owned()],
+    );
+    state.load().await.unwrap();
+    let model = current.join("model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    // A new manifest digest at the same path (the file list is unchanged, the model is not).
+    std::fs::write(&model, bytes).unwrap();
+    let manifest = current.join("tiffin.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replacen("{", "{ ", 1)).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    pack_iris_edited(other.path(), |toml| {
+        toml.replace("description = \"", "description = \"Other. ")
+    });
+    copy_package(
+        &other.path().join("iris/1.0.0"),
+        &served.path().join("fixed"),
+    );
+
+    let report = state.load().await.unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.loaded.len(), 1, "{report:?}");
+    let meta = get(&state, "/v2/models/iris").await.json();
+    assert_eq!(meta["versions"], json!(["1.0.0"]));
+    let served_now = state.registry();
+    let iris = served_now.get("iris", None).unwrap();
+    assert!(
+        iris.loaded.path.ends_with("fixed"),
+        "{:?}",
+        iris.loaded.path
+    );
 }
