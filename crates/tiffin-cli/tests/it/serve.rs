@@ -198,3 +198,42 @@ fn a_batching_setting_for_a_model_not_served_stops_serve() {
         "{text}"
     );
 }
+
+#[test]
+fn sighup_loads_a_package_added_to_a_served_folder() {
+    let temp = crate::packed();
+    let mut served = Served::start(&[temp.path().to_str().unwrap()]);
+    let lines = served.until("ready:");
+    let address = lines
+        .iter()
+        .find_map(|l| message(l).strip_prefix("listening on http://"))
+        .expect("the listening line")
+        .to_owned();
+    assert_eq!(http(&address, "GET", "/v2/models/iris", "").0, 404);
+
+    let iris = crate::fixtures().join("iris");
+    let out = temp.path().to_str().unwrap();
+    let packed = crate::tiffin(
+        &["pack", iris.to_str().unwrap(), "--out", out],
+        temp.path(),
+        Some(temp.path()),
+    );
+    assert!(packed.starts_with("exit_code: 0"), "{packed}");
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([name, &served.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    signal("-HUP");
+    let loaded = served.until("loaded");
+    let line = loaded.last().unwrap();
+    assert_eq!(line["fields"]["name"], "iris", "{line}");
+    let (status, body) = http(&address, "GET", "/v2/models/iris", "");
+    assert_eq!(status, 200, "{body}");
+    // The model served before is still there.
+    assert_eq!(http(&address, "GET", "/v2/models/breast_cancer", "").0, 200);
+    signal("-TERM");
+    assert_eq!(served.exit_code(Duration::from_secs(30)), Some(0));
+}

@@ -298,3 +298,43 @@ async fn large_bodies_are_answered_as_small_ones_on_every_protocol() {
         assert_eq!(small.body, large.body, "{uri}");
     }
 }
+
+/// With every pool slot taken and no room to queue, a request is refused at once with 503 and
+/// `Retry-After`, through the router (here the one slot is held by a batch waiting to fill).
+#[tokio::test]
+async fn a_full_pool_and_queue_answer_503_with_retry_after() {
+    let config = Config {
+        max_concurrency: 1,
+        max_queue: 0,
+        model_batch_size: [("iris".to_owned(), 64)].into(),
+        model_delay: [("iris".to_owned(), Duration::from_secs(5))].into(),
+        ..Config::default()
+    };
+    let state = loaded(&["iris", "breast_cancer"], config).await;
+    let waiting = tokio::spawn({
+        let state = state.clone();
+        async move { post(&state, "/models/iris/predict", &json!({"X": IRIS_ROWS})).await }
+    });
+    // The batch takes the one slot as its first request arrives, microseconds from now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let row = vec![1.0f32; 30];
+    let answer = post(
+        &state,
+        "/models/breast_cancer/predict",
+        &json!({ "X": [row] }),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.message()
+    );
+    assert_eq!(answer.headers["retry-after"], "1");
+    assert!(
+        answer.message().contains("queued requests"),
+        "{}",
+        answer.message()
+    );
+    waiting.abort();
+}
