@@ -47,6 +47,28 @@ impl Served {
         Served { child, lines }
     }
 
+    /// Starts `tiffin serve` and waits until it is ready: the log lines up to then, and the
+    /// address it listens on.
+    fn ready(args: &[&str]) -> (Served, Vec<Value>, String) {
+        let served = Served::start(args);
+        let lines = served.until("ready:");
+        let address = lines
+            .iter()
+            .find_map(|l| message(l).strip_prefix("listening on http://"))
+            .expect("the listening line")
+            .to_owned();
+        (served, lines, address)
+    }
+
+    /// Sends `signal` (`-TERM`, `-HUP`) to the server.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     /// The next log line, parsed: every line `--log-format json` writes is one JSON object.
     fn next(&self) -> Option<Value> {
         let line = self.lines.recv_timeout(Duration::from_secs(60)).ok()?;
@@ -119,19 +141,13 @@ fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 fn serve_logs_json_answers_and_exits_0_on_sigterm() {
     let temp = crate::packed();
     let archive = temp.path().join("breast_cancer-1.0.0.tiffin");
-    let mut served = Served::start(&[
+    let (mut served, lines, address) = Served::ready(&[
         archive.to_str().unwrap(),
         "--max-batch-size",
         "breast_cancer=2",
         "--max-delay-us",
         "breast_cancer=300",
     ]);
-    let lines = served.until("ready:");
-    let address = lines
-        .iter()
-        .find_map(|l| message(l).strip_prefix("listening on http://"))
-        .expect("the listening line")
-        .to_owned();
     let ready = lines.last().unwrap();
     assert!(ready["fields"]["ms"].is_u64(), "{ready}");
     assert_eq!(ready["level"], "INFO");
@@ -161,11 +177,7 @@ fn serve_logs_json_answers_and_exits_0_on_sigterm() {
     assert_eq!(request["fields"]["status"], 200, "{request}");
     assert!(request["fields"]["request_id"].is_string(), "{request}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &served.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    served.signal("-TERM");
     assert_eq!(served.exit_code(Duration::from_secs(30)), Some(0));
 }
 
@@ -202,13 +214,7 @@ fn a_batching_setting_for_a_model_not_served_stops_serve() {
 #[test]
 fn sighup_loads_a_package_added_to_a_served_folder() {
     let temp = crate::packed();
-    let mut served = Served::start(&[temp.path().to_str().unwrap()]);
-    let lines = served.until("ready:");
-    let address = lines
-        .iter()
-        .find_map(|l| message(l).strip_prefix("listening on http://"))
-        .expect("the listening line")
-        .to_owned();
+    let (mut served, _, address) = Served::ready(&[temp.path().to_str().unwrap()]);
     assert_eq!(http(&address, "GET", "/v2/models/iris", "").0, 404);
 
     let iris = crate::fixtures().join("iris");
@@ -219,14 +225,7 @@ fn sighup_loads_a_package_added_to_a_served_folder() {
         Some(temp.path()),
     );
     assert!(packed.starts_with("exit_code: 0"), "{packed}");
-    let signal = |name: &str| {
-        let status = Command::new("kill")
-            .args([name, &served.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    };
-    signal("-HUP");
+    served.signal("-HUP");
     let loaded = served.until("loaded");
     let line = loaded.last().unwrap();
     assert_eq!(line["fields"]["name"], "iris", "{line}");
@@ -234,6 +233,6 @@ fn sighup_loads_a_package_added_to_a_served_folder() {
     assert_eq!(status, 200, "{body}");
     // The model served before is still there.
     assert_eq!(http(&address, "GET", "/v2/models/breast_cancer", "").0, 200);
-    signal("-TERM");
+    served.signal("-TERM");
     assert_eq!(served.exit_code(Duration::from_secs(30)), Some(0));
 }

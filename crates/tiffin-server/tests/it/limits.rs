@@ -231,18 +231,7 @@ async fn bodies_past_the_shared_memory_limit_are_refused_until_others_finish() {
         .unwrap();
     // ...so another 40 KiB does not fit beside it.
     let answer = post_str(padded(40 * 1024)).await;
-    assert_eq!(
-        answer.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        answer.message()
-    );
-    assert_eq!(answer.headers["retry-after"], "1");
-    assert!(
-        answer.message().contains("request bodies"),
-        "{}",
-        answer.message()
-    );
+    assert_unavailable(&answer, "request bodies");
     sender
         .send_data(bytes::Bytes::from_static(b"[[5.1, 3.5, 1.4, 0.2]]}"))
         .await
@@ -324,6 +313,12 @@ async fn a_full_pool_and_queue_answer_503_with_retry_after() {
         &json!({ "X": [row] }),
     )
     .await;
+    assert_unavailable(&answer, "queued requests");
+    waiting.abort();
+}
+
+/// A 503 to retry after a second, whose message says `why`.
+fn assert_unavailable(answer: &crate::common::Answer, why: &str) {
     assert_eq!(
         answer.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -331,10 +326,5 @@ async fn a_full_pool_and_queue_answer_503_with_retry_after() {
         answer.message()
     );
     assert_eq!(answer.headers["retry-after"], "1");
-    assert!(
-        answer.message().contains("queued requests"),
-        "{}",
-        answer.message()
-    );
-    waiting.abort();
+    assert!(answer.message().contains(why), "{}", answer.message());
 }

@@ -91,11 +91,7 @@ async fn a_reload_under_load_fails_no_request() {
             std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
         }
     }
-    let model = target.join("model.onnx");
-    let mut bytes = std::fs::read(&model).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
-    std::fs::write(&model, bytes).unwrap();
+    tamper(&target.join("model.onnx"));
     let failures = state.load().await.unwrap_err();
     assert_eq!(failures.len(), 1);
     assert!(failures[0].path.ends_with("iris/1.2.0"), "{failures:?}");
@@ -189,23 +185,16 @@ async fn a_package_replaced_by_a_tampered_one_keeps_its_old_version_served() {
     let served = tempfile::tempdir().unwrap();
     let current = served.path().join("current");
     copy_package(&packs.path().join("iris/1.0.0"), &current);
-    let state = AppState::new(
-        Config {
-            allow_partial: true,
-            ..Config::default()
-        },
-        vec![current.clone(), crate::common::package("breast_cancer")],
-    );
-    state.load().await.unwrap();
+    let state = partial(vec![
+        current.clone(),
+        crate::common::package("breast_cancer"),
+    ])
+    .await;
 
     // The same path now holds 1.1.0 with its model changed after packing.
     std::fs::remove_dir_all(&current).unwrap();
     copy_package(&packs.path().join("iris/1.1.0"), &current);
-    let model = current.join("model.onnx");
-    let mut bytes = std::fs::read(&model).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
-    std::fs::write(&model, bytes).unwrap();
+    tamper(&current.join("model.onnx"));
 
     let report = state.load().await.unwrap();
     assert_eq!(report.failed.len(), 1, "{report:?}");
@@ -307,20 +296,9 @@ async fn a_failing_path_yields_its_version_to_a_good_copy_loaded_elsewhere() {
     let served = tempfile::tempdir().unwrap();
     let current = served.path().join("current");
     copy_package(&packs.path().join("iris/1.0.0"), &current);
-    let state = AppState::new(
-        Config {
-            allow_partial: true,
-            ..Config::default()
-        },
-        vec![served.path().to_owned()],
-    );
-    state.load().await.unwrap();
-    let model = current.join("model.onnx");
-    let mut bytes = std::fs::read(&model).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
+    let state = partial(vec![served.path().to_owned()]).await;
+    tamper(&current.join("model.onnx"));
     // A new manifest digest at the same path (the file list is unchanged, the model is not).
-    std::fs::write(&model, bytes).unwrap();
     let manifest = current.join("tiffin.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, text.replacen("{", "{ ", 1)).unwrap();
@@ -345,4 +323,25 @@ async fn a_failing_path_yields_its_version_to_a_good_copy_loaded_elsewhere() {
         "{:?}",
         iris.loaded.path
     );
+}
+
+/// A state over `paths` that serves what loads (`allow_partial`), loaded.
+async fn partial(paths: Vec<std::path::PathBuf>) -> AppState {
+    let state = AppState::new(
+        Config {
+            allow_partial: true,
+            ..Config::default()
+        },
+        paths,
+    );
+    state.load().await.unwrap();
+    state
+}
+
+/// Flips a bit of the file's last byte: the content a package's digest no longer matches.
+fn tamper(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(file, bytes).unwrap();
 }
