@@ -15,10 +15,20 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     fix_malloc_mmap_threshold();
     let started = Instant::now();
     let filter = EnvFilter::try_from_env("TIFFIN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Log lines are written to stderr by a thread of their own, through a bounded buffer that
+    // drops lines when full rather than wait: written where they are made, a log reader that
+    // stops reading (a stalled pipe, a log driver that blocks) filled the pipe after some 400
+    // requests and then held every async worker in `write`, and the server answered nothing
+    // more, health included. Lines are also batched into fewer writes.
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("tiffin-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let dropped = writer.error_counter();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match args.log_format {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
@@ -75,6 +85,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         tracing::info!("listening on http://{addr}");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let signals = tiffin_server::signals(state.clone());
+        tokio::spawn(report_dropped_lines(dropped));
         let server = tokio::spawn(tiffin_server::serve(listener, state.clone(), async move {
             tokio::select! {
                 () = signals => {}
@@ -136,6 +147,24 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     // the grace period is the bound, what still runs after it is abandoned.
     runtime.shutdown_timeout(Duration::from_millis(100));
     outcome
+}
+
+/// Says, once a second at most, how many log lines were dropped because the log's reader did
+/// not keep up (the line itself gets through once it does).
+async fn report_dropped_lines(dropped: tracing_appender::non_blocking::ErrorCounter) {
+    let mut reported = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = dropped.dropped_lines();
+        if now > reported {
+            tracing::warn!(
+                dropped = now - reported,
+                "log lines dropped: the log's reader did not keep up"
+            );
+            reported = now;
+        }
+    }
 }
 
 /// The last setting given for every model, if any.

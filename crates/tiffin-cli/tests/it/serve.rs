@@ -236,3 +236,42 @@ fn sighup_loads_a_package_added_to_a_served_folder() {
     served.signal("-TERM");
     assert_eq!(served.exit_code(Duration::from_secs(30)), Some(0));
 }
+
+/// A log reader that stops reading must not stop the server: once the pipe is full, lines are
+/// dropped and requests answered (written where they were made, the log's writes blocked every
+/// worker after some 400 requests).
+#[test]
+fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
+    let temp = crate::packed();
+    let archive = temp.path().join("breast_cancer-1.0.0.tiffin");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tiffin"))
+        .args(["serve", archive.to_str().unwrap(), "--port", "0"])
+        .env_remove("TIFFIN_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tiffin serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let mut address = None;
+    let mut line = String::new();
+    while stderr.read_line(&mut line).expect("a log line") > 0 {
+        if let Some(at) = line.find("listening on http://") {
+            address = Some(line[at + "listening on http://".len()..].trim().to_owned());
+        }
+        if line.contains("ready:") {
+            break;
+        }
+        line.clear();
+    }
+    let address = address.expect("the listening line");
+    // From here on nobody reads the log; each request writes a line of ~150 bytes, so 2000 of
+    // them are several times what a pipe holds.
+    for n in 0..2000 {
+        let (status, body) = http(&address, "GET", "/v2/health/live", "");
+        assert_eq!(status, 200, "request {n}: {body}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(stderr);
+}
