@@ -24,6 +24,7 @@ macro_rules! out {
 
 mod args;
 mod commands;
+mod log_writer;
 mod progress;
 
 /// Writes to stdout. A reader that went away (a closed pipe) is not an error of tiffin's: exit

@@ -10,21 +10,18 @@ use tracing_subscriber::EnvFilter;
 
 use crate::Outcome;
 use crate::args::{LogFormat, Scoped, ServeArgs};
+use crate::log_writer::LogBuffer;
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     fix_malloc_mmap_threshold();
     let started = Instant::now();
     let filter = EnvFilter::try_from_env("TIFFIN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // Log lines are written to stderr by a thread of their own, through a bounded buffer that
-    // drops lines when full rather than wait: written where they are made, a log reader that
-    // stops reading (a stalled pipe, a log driver that blocks) filled the pipe after some 400
-    // requests and then held every async worker in `write`, and the server answered nothing
-    // more, health included. Lines are also batched into fewer writes.
-    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name("tiffin-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
-    let dropped = writer.error_counter();
+    // Log lines go to stderr through a buffer a thread of its own writes out: logging never
+    // makes a request wait, even on a log reader that stopped reading (see log_writer.rs).
+    let (writer, _flush_at_exit) =
+        LogBuffer::start(std::io::stderr(), 8 << 20, Duration::from_millis(5))
+            .context("cannot start the log writer")?;
+    let dropped = writer.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -151,12 +148,12 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
 
 /// Says, once a second at most, how many log lines were dropped because the log's reader did
 /// not keep up (the line itself gets through once it does).
-async fn report_dropped_lines(dropped: tracing_appender::non_blocking::ErrorCounter) {
+async fn report_dropped_lines(log: LogBuffer) {
     let mut reported = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let now = dropped.dropped_lines();
+        let now = log.dropped();
         if now > reported {
             tracing::warn!(
                 dropped = now - reported,
