@@ -60,7 +60,7 @@ impl LogBuffer {
                 let _ = finished.send(());
             })?;
         let shared = Arc::new(Shared {
-            lines: Mutex::new(Vec::with_capacity(64 * 1024)),
+            lines: Mutex::new(Vec::with_capacity(KEPT)),
             capacity,
             dropped: AtomicU64::new(0),
             idle: AtomicBool::new(false),
@@ -82,9 +82,15 @@ impl LogBuffer {
     }
 }
 
+/// What the buffers keep between batches; a burst's larger allocation is given back.
+const KEPT: usize = 64 * 1024;
+
 fn write_until_stopped(shared: &Shared, out: &mut impl Write, every: Duration) {
-    let mut batch = Vec::with_capacity(64 * 1024);
+    let mut batch = Vec::with_capacity(KEPT);
     loop {
+        // Read before the swap: a line appended before the stop was asked for is then in the
+        // batch taken below, so the last batch before returning holds every such line.
+        let stopping = shared.stop.load(Ordering::Acquire);
         {
             let mut lines = shared.lines.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::swap(&mut *lines, &mut batch);
@@ -92,11 +98,17 @@ fn write_until_stopped(shared: &Shared, out: &mut impl Write, every: Duration) {
         if !batch.is_empty() {
             // A reader that is gone (EPIPE) or stalled loses lines, never the server.
             let _ = out.write_all(&batch).and_then(|()| out.flush());
-            batch.clear();
-            std::thread::sleep(every);
+            if batch.capacity() > KEPT {
+                batch = Vec::with_capacity(KEPT);
+            } else {
+                batch.clear();
+            }
+            if !stopping {
+                std::thread::sleep(every);
+            }
             continue;
         }
-        if shared.stop.load(Ordering::Acquire) {
+        if stopping {
             return;
         }
         // Nothing to write: sleep until a line comes (or the stop). The flag is set before
@@ -123,8 +135,9 @@ impl Drop for FlushOnDrop {
     }
 }
 
-/// One log line on its way into the buffer (tracing-subscriber writes each formatted line with
-/// one `write_all`).
+/// One log line on its way into the buffer. Each `write` is taken or dropped whole, so a line
+/// must come in one call: tracing-subscriber's fmt layer writes each formatted event (text or
+/// JSON, newline included) with one `write_all`, which makes one `write` here.
 pub(crate) struct LineWriter<'a> {
     shared: &'a Shared,
 }
@@ -209,6 +222,30 @@ mod tests {
         let expected: String = (0..1000).map(|n| format!("line {n}\n")).collect();
         assert_eq!(text, expected);
         assert_eq!(buffer.dropped(), 0);
+    }
+
+    #[test]
+    fn a_line_wakes_the_idle_thread() {
+        let sink = Sink::default();
+        let (buffer, _flush) =
+            LogBuffer::start(sink.clone(), 1 << 20, Duration::from_millis(1)).unwrap();
+        for n in 0..3 {
+            while !buffer.shared.idle.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            line(&buffer, &format!("line {n}\n"));
+            // Written without anything else happening: no later line, no flush at exit.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !String::from_utf8_lossy(&sink.bytes.lock().unwrap())
+                .contains(&format!("line {n}\n"))
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "line {n} was never written"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     #[test]

@@ -147,7 +147,8 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Says, once a second at most, how many log lines were dropped because the log's reader did
-/// not keep up (the line itself gets through once it does).
+/// not keep up. While it does not, these lines are dropped too, so each also gives the total:
+/// the first one through once the reader is back says how many were lost in all.
 async fn report_dropped_lines(log: LogBuffer) {
     let mut reported = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -157,6 +158,7 @@ async fn report_dropped_lines(log: LogBuffer) {
         if now > reported {
             tracing::warn!(
                 dropped = now - reported,
+                dropped_total = now,
                 "log lines dropped: the log's reader did not keep up"
             );
             reported = now;
