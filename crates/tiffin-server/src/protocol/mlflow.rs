@@ -16,7 +16,7 @@ use tiffin_core::manifest::Signature;
 use tiffin_core::payload;
 use tiffin_core::runtime::Tensor;
 
-use super::{decode_body, json_error, read_body, tagged};
+use super::{decode_body, encode_answer, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -94,12 +94,14 @@ async fn answer(
         }
     })
     .await?;
-    let sig = served.signature();
     let outputs = state.infer(served, inputs).await?;
-    let answer = Answer {
-        predictions: predictions(sig, &outputs),
-    };
-    Ok(axum::Json(answer).into_response())
+    encode_answer(served, outputs, |served, outputs| {
+        let answer = Answer {
+            predictions: predictions(served.signature(), outputs),
+        };
+        Ok(axum::Json(answer).into_response())
+    })
+    .await
 }
 
 fn decode_json(sig: &Signature, value: &Value) -> Result<Vec<Tensor>, ApiError> {

@@ -343,6 +343,30 @@ async fn decode_body<T: Send + 'static>(
         .map_err(|e| ApiError::internal(&format_args!("decoding a request body stopped: {e}")))?
 }
 
+/// Answers of this many output values and more are encoded on a blocking thread, as large
+/// bodies are decoded there: writing a few MB of JSON (a batch of 4096 rows of embeddings, say)
+/// takes milliseconds in which an async worker would answer nobody else.
+const ENCODE_INLINE_BELOW: usize = 64 * 1024;
+
+/// Encodes the answer to `outputs` of `served` with `encode`: inline when small, on a blocking
+/// thread when large.
+async fn encode_answer(
+    served: &Arc<Served>,
+    outputs: Vec<tiffin_core::runtime::Tensor>,
+    encode: impl FnOnce(&Served, &[tiffin_core::runtime::Tensor]) -> Result<Response, ApiError>
+    + Send
+    + 'static,
+) -> Result<Response, ApiError> {
+    let values: usize = outputs.iter().map(|t| t.data().len()).sum();
+    if values < ENCODE_INLINE_BELOW {
+        return encode(served, &outputs);
+    }
+    let served = served.clone();
+    tokio::task::spawn_blocking(move || encode(&served, &outputs))
+        .await
+        .map_err(|e| ApiError::internal(&format_args!("encoding an answer stopped: {e}")))?
+}
+
 /// Why a body could not be read, in words that name no internals.
 fn body_error(err: &(dyn std::error::Error + 'static)) -> String {
     let text = err.to_string();

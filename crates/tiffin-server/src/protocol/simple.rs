@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
 
-use super::{Named, decode_body, json_error, read_body, tagged};
+use super::{Named, decode_body, encode_answer, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -48,7 +48,10 @@ async fn answer(state: &AppState, served: &Arc<Served>, body: Body) -> Result<Re
         Ok(tiffin_core::payload::decode(sig, &value)?)
     })
     .await?;
-    let sig = served.signature();
     let outputs = state.infer(served, inputs).await?;
-    Ok(axum::Json(tiffin_core::payload::encoded(sig, &outputs, true)).into_response())
+    encode_answer(served, outputs, |served, outputs| {
+        let answer = tiffin_core::payload::encoded(served.signature(), outputs, true);
+        Ok(axum::Json(answer).into_response())
+    })
+    .await
 }

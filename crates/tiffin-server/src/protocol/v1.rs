@@ -16,7 +16,7 @@ use tiffin_core::manifest::Signature;
 use tiffin_core::runtime::Tensor;
 
 use super::mlflow::{Answer, Predictions, decode_instances, predictions, rows};
-use super::{decode_body, json_error, read_body, tagged};
+use super::{decode_body, encode_answer, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -95,22 +95,29 @@ async fn predict(
 async fn answer(state: &AppState, served: &Arc<Served>, body: Body) -> Result<Response, ApiError> {
     let read = read_body(state, body, Flavor::Plain).await?;
     let (row_form, tensors) = decode_body(served, read, decode).await?;
-    let sig = served.signature();
     let outputs = state.infer(served, tensors).await?;
+    encode_answer(served, outputs, move |served, outputs| {
+        Ok(encode(served.signature(), row_form, outputs))
+    })
+    .await
+}
+
+/// The answer: rows (`predictions`) for a request of rows, columns (`outputs`) for one of columns.
+fn encode(sig: &Signature, row_form: bool, outputs: &[Tensor]) -> Response {
     if row_form && sig.outputs.len() > 1 {
-        return Ok(axum::Json(json!({ "predictions": rows(sig, &outputs) })).into_response());
+        return axum::Json(json!({ "predictions": rows(sig, outputs) })).into_response();
     }
     // One output's rows are its values as they stand, which is what `predictions` writes.
     if row_form {
-        return Ok(axum::Json(Answer {
-            predictions: predictions(sig, &outputs),
+        return axum::Json(Answer {
+            predictions: predictions(sig, outputs),
         })
-        .into_response());
+        .into_response();
     }
     let answer = ColumnAnswer {
-        outputs: predictions(sig, &outputs),
+        outputs: predictions(sig, outputs),
     };
-    Ok(axum::Json(answer).into_response())
+    axum::Json(answer).into_response()
 }
 
 /// A body's tensors, and whether they came as rows (`instances`) rather than columns.

@@ -22,7 +22,7 @@ use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
 use tiffin_core::payload::shown;
 use tiffin_core::runtime::{FlatJson, JsonValues, Tensor, TensorData};
 
-use super::{Named, decode_body, json_error, read_body, tagged};
+use super::{Named, decode_body, encode_answer, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
 use crate::registry::Served;
 use crate::state::AppState;
@@ -388,7 +388,10 @@ async fn infer_served(
     };
     let (id, wanted, inputs) = decode_body(served, read, decode).await?;
     let outputs = state.infer(served, inputs).await?;
-    encode_response(served, id.as_ref(), &wanted, &outputs)
+    encode_answer(served, outputs, move |served, outputs| {
+        encode_response(served, id.as_ref(), &wanted, outputs)
+    })
+    .await
 }
 
 /// The whole body as the raw bytes of a one-input model's input (header length 0): the batch

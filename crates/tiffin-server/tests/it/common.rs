@@ -80,6 +80,28 @@ pub(crate) fn idiv_package() -> PathBuf {
 /// An NNEF graph `name(x) -> (y)` with `body`, packed once for the whole test run, its input
 /// and output both of `(dtype, shape)`.
 fn nnef_package(name: &str, body: &str, (dtype, shape): (&str, &str)) -> PathBuf {
+    nnef_package_to(name, body, dtype, (shape, shape))
+}
+
+/// A package of one input of 1 x 1 f32 and one output of 1 x 70000, every value the input's:
+/// an answer larger than any fixture's, to be encoded off the async workers.
+pub(crate) fn wide_package() -> PathBuf {
+    nnef_package_to(
+        "wide",
+        "x = external<scalar>(shape = [1, 1]);\n  y = tile(x, repeats = [1, 70000]);",
+        "f32",
+        ("[1, 1]", "[1, 70000]"),
+    )
+}
+
+/// An NNEF graph `name(x) -> (y)` with `body`, packed once for the whole test run: input and
+/// output of `dtype`, of the shapes given.
+fn nnef_package_to(
+    name: &str,
+    body: &str,
+    dtype: &str,
+    (shape, out_shape): (&str, &str),
+) -> PathBuf {
     let (dir, _one_at_a_time) = run_dir();
     let archive = dir.join(format!("{name}-1.0.0.tiffin"));
     if archive.exists() {
@@ -113,7 +135,7 @@ shape = {shape}
 [[signature.outputs]]
 name = "y"
 dtype = "{dtype}"
-shape = {shape}
+shape = {out_shape}
 "#
     );
     std::fs::write(source.join("tiffin.toml"), toml).unwrap();

@@ -328,3 +328,32 @@ fn assert_unavailable(answer: &crate::common::Answer, why: &str) {
     assert_eq!(answer.headers["retry-after"], "1");
     assert!(answer.message().contains(why), "{}", answer.message());
 }
+
+/// Answers of 64Ki values and more are encoded on a blocking thread: a 70000-value answer comes
+/// back whole and right on every protocol.
+#[tokio::test]
+async fn large_answers_are_encoded_whole_on_every_protocol() {
+    let state = AppState::new(Config::default(), vec![crate::common::wide_package()]);
+    state.load().await.unwrap();
+    let requests = [
+        ("/predict", json!({ "x": [[2.5]] })),
+        ("/invocations", json!({ "inputs": [[2.5]] })),
+        ("/v1/models/wide:predict", json!({ "instances": [[2.5]] })),
+        (
+            "/v2/models/wide/infer",
+            json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [2.5]}]}),
+        ),
+    ];
+    for (uri, body) in requests {
+        let answer = post(&state, uri, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{uri}: {}",
+            String::from_utf8_lossy(&answer.body[..200.min(answer.body.len())])
+        );
+        // Every number in the answer is the input's value, 70000 of them.
+        let text = String::from_utf8(answer.body.to_vec()).unwrap();
+        assert_eq!(text.matches("2.5").count(), 70000, "{uri}");
+    }
+}
