@@ -103,12 +103,11 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
                     server.await??;
                     anyhow::bail!("no package could be served");
                 }
-                let unknown = args
-                    .max_batch_size
-                    .iter()
-                    .map(model_of)
-                    .chain(args.max_delay_us.iter().map(model_of))
-                    .flatten()
+                let config = state.config();
+                let unknown = config
+                    .model_batch_size
+                    .keys()
+                    .chain(config.model_delay.keys())
                     .find(|name| registry.versions(name).is_none());
                 if let Some(name) = unknown {
                     let _ = stop.send(());
@@ -183,13 +182,6 @@ fn by_model<T: Copy>(settings: &[Scoped<T>]) -> BTreeMap<String, T> {
             Scoped::All(_) => None,
         })
         .collect()
-}
-
-fn model_of<T>(setting: &Scoped<T>) -> Option<&str> {
-    match setting {
-        Scoped::Model(name, _) => Some(name),
-        Scoped::All(_) => None,
-    }
 }
 
 /// glibc's malloc serves a large allocation with its own mapping, and by default each free of

@@ -22,18 +22,23 @@ impl Drop for Served {
     }
 }
 
+/// `tiffin serve ARGS` on a free port with JSON logs, its stderr piped.
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tiffin"))
+        .arg("serve")
+        .args(args)
+        .args(["--port", "0", "--log-format", "json"])
+        .env_remove("TIFFIN_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tiffin serve starts")
+}
+
 impl Served {
     fn start(args: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tiffin"))
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0", "--log-format", "json"])
-            .env_remove("TIFFIN_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tiffin serve starts");
+        let mut child = spawn(args);
         let stderr = child.stderr.take().expect("piped");
         let (send, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -89,6 +94,14 @@ impl Served {
             }
         }
         panic!("no log line starting with {prefix:?}; saw {seen:#?}");
+    }
+
+    /// Starts `tiffin serve` expecting it to refuse to serve: exit code 1; its whole stderr.
+    fn refused(args: &[&str]) -> String {
+        let mut served = Served::start(args);
+        assert_eq!(served.exit_code(Duration::from_secs(60)), Some(1));
+        // Until the reader thread has read the pipe to its end.
+        served.lines.iter().collect::<Vec<_>>().join("\n")
     }
 
     /// Waits for the process to end, at most `limit`.
@@ -189,11 +202,7 @@ fn a_tampered_package_stops_serve_with_the_reason() {
     let mut bytes = std::fs::read(&model).unwrap();
     bytes[0] ^= 1;
     std::fs::write(&model, bytes).unwrap();
-    let mut served = Served::start(&[folder.to_str().unwrap()]);
-    assert_eq!(served.exit_code(Duration::from_secs(60)), Some(1));
-    // Until the reader thread has read the pipe to its end.
-    let lines: Vec<String> = served.lines.iter().collect();
-    let text = lines.join("\n");
+    let text = Served::refused(&[folder.to_str().unwrap()]);
     assert!(text.contains("not serving: 1 package(s) failed"), "{text}");
     assert!(text.contains("model.onnx"), "{text}");
 }
@@ -202,9 +211,7 @@ fn a_tampered_package_stops_serve_with_the_reason() {
 fn a_batching_setting_for_a_model_not_served_stops_serve() {
     let temp = crate::packed();
     let archive = temp.path().join("breast_cancer-1.0.0.tiffin");
-    let mut served = Served::start(&[archive.to_str().unwrap(), "--max-batch-size", "iris=8"]);
-    assert_eq!(served.exit_code(Duration::from_secs(60)), Some(1));
-    let text = served.lines.iter().collect::<Vec<_>>().join("\n");
+    let text = Served::refused(&[archive.to_str().unwrap(), "--max-batch-size", "iris=8"]);
     assert!(
         text.contains("names model `iris`, which is not served (no package of that name loaded); served: breast_cancer"),
         "{text}"
@@ -244,22 +251,17 @@ fn sighup_loads_a_package_added_to_a_served_folder() {
 fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
     let temp = crate::packed();
     let archive = temp.path().join("breast_cancer-1.0.0.tiffin");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tiffin"))
-        .args(["serve", archive.to_str().unwrap(), "--port", "0"])
-        .env_remove("TIFFIN_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tiffin serve starts");
+    let mut child = spawn(&[archive.to_str().unwrap()]);
     let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
     let mut address = None;
     let mut line = String::new();
     while stderr.read_line(&mut line).expect("a log line") > 0 {
-        if let Some(at) = line.find("listening on http://") {
-            address = Some(line[at + "listening on http://".len()..].trim().to_owned());
+        let parsed: Value = serde_json::from_str(&line).expect("a JSON log line");
+        let text = message(&parsed);
+        if let Some(at) = text.strip_prefix("listening on http://") {
+            address = Some(at.to_owned());
         }
-        if line.contains("ready:") {
+        if text.starts_with("ready:") {
             break;
         }
         line.clear();

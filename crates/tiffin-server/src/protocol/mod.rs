@@ -112,27 +112,26 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     // A panic in a handler would drop the connection without an answer: it is caught here and
     // answered as a 500, counted and logged like any other answer.
     let handled = AssertUnwindSafe(next.run(request)).catch_unwind();
-    let mut response = match tokio::time::timeout(timeout, handled).await {
-        Ok(Ok(response)) => response,
+    let failed = match tokio::time::timeout(timeout, handled).await {
+        Ok(Ok(response)) => Ok(response),
         Ok(Err(panic)) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .copied()
                 .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("no message");
-            let mut response =
-                ApiError::internal(&format_args!("a request handler panicked: {what}"))
-                    .into_response();
-            if let Some(served) = model_of_path(&state, &path) {
-                response.extensions_mut().insert(served.metrics.clone());
-            }
-            response
+            Err(ApiError::internal(&format_args!(
+                "a request handler panicked: {what}"
+            )))
         }
-        Err(_) => {
-            let err = ApiError::unavailable(format!(
-                "the request did not finish within {} ms",
-                timeout.as_millis()
-            ));
+        Err(_) => Err(ApiError::unavailable(format!(
+            "the request did not finish within {} ms",
+            timeout.as_millis()
+        ))),
+    };
+    let mut response = match failed {
+        Ok(response) => response,
+        Err(err) => {
             let err = if protocol == "mlflow" {
                 err.mlflow()
             } else {
@@ -324,7 +323,9 @@ async fn read_body(state: &AppState, body: Body, flavor: Flavor) -> Result<ReadB
 const DECODE_INLINE_BELOW: usize = 256 * 1024;
 
 /// Decodes a request body with `decode`, against the signature of `served`: inline for a
-/// small body, on a blocking thread for a large one.
+/// small body, on a blocking thread for a large one. The body goes with the work, so that its
+/// share of the memory limit is held until the decoding ends, even if the request is dropped
+/// (timed out, client gone) meanwhile.
 async fn decode_body<T: Send + 'static>(
     served: &Arc<Served>,
     read: ReadBody,
@@ -332,15 +333,11 @@ async fn decode_body<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T, ApiError> {
-    if read.bytes.len() < DECODE_INLINE_BELOW {
-        return decode(served.signature(), &read.bytes);
-    }
-    // The body goes with the work, so that its share of the limit is held until the decoding
-    // ends, even if the request is dropped (timed out, client gone) meanwhile.
-    let served = served.clone();
-    tokio::task::spawn_blocking(move || decode(served.signature(), &read.bytes))
-        .await
-        .map_err(|e| ApiError::internal(&format_args!("decoding a request body stopped: {e}")))?
+    let large = read.bytes.len() >= DECODE_INLINE_BELOW;
+    off_workers_if(large, served, read, |served, read| {
+        decode(served.signature(), &read.bytes)
+    })
+    .await
 }
 
 /// Answers of this many output values and more are encoded on a blocking thread, as large
@@ -357,14 +354,28 @@ async fn encode_answer(
     + Send
     + 'static,
 ) -> Result<Response, ApiError> {
-    let values: usize = outputs.iter().map(|t| t.data().len()).sum();
-    if values < ENCODE_INLINE_BELOW {
-        return encode(served, &outputs);
+    let large = outputs.iter().map(|t| t.data().len()).sum::<usize>() >= ENCODE_INLINE_BELOW;
+    off_workers_if(large, served, outputs, |served, outputs| {
+        encode(served, &outputs)
+    })
+    .await
+}
+
+/// Runs `work` over `served` and `input` here, or, when `large`, on a blocking thread, so that
+/// it does not hold an async worker for milliseconds.
+async fn off_workers_if<I: Send + 'static, T: Send + 'static>(
+    large: bool,
+    served: &Arc<Served>,
+    input: I,
+    work: impl FnOnce(&Served, I) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if !large {
+        return work(served, input);
     }
     let served = served.clone();
-    tokio::task::spawn_blocking(move || encode(&served, &outputs))
+    tokio::task::spawn_blocking(move || work(&served, input))
         .await
-        .map_err(|e| ApiError::internal(&format_args!("encoding an answer stopped: {e}")))?
+        .map_err(|e| ApiError::internal(&format_args!("work on a blocking thread stopped: {e}")))?
 }
 
 /// Why a body could not be read, in words that name no internals.
