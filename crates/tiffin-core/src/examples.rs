@@ -137,14 +137,16 @@ fn compare_one(name: &str, tolerance: Tolerance, golden: &Tensor, actual: &Tenso
         return drift;
     };
     for (&g, &a) in g.iter().zip(&a) {
-        let same_nan = g.is_nan() && a.is_nan();
-        let diff = if same_nan { 0.0 } else { (a - g).abs() };
+        // Equal values (equal infinities too) and two NaNs differ by nothing; a NaN against a
+        // number, or infinity against anything else, by an infinite amount.
+        let same = g == a || (g.is_nan() && a.is_nan());
+        let diff = if same { 0.0 } else { (a - g).abs() };
         let diff = if diff.is_nan() { f64::INFINITY } else { diff };
         drift.max_abs = drift.max_abs.max(diff);
         if g != 0.0 && g.is_finite() {
             drift.max_rel = drift.max_rel.max(diff / g.abs());
         }
-        if tolerance.compare == Compare::Values && diff > tolerance.abs + tolerance.rel * g.abs() {
+        if tolerance.compare == Compare::Values && !tolerance.allows(g, a) {
             drift.mismatches += 1;
         }
     }
@@ -216,6 +218,31 @@ mod tests {
             &f32s(vec![2], vec![1.01, 2.0]),
         );
         assert_eq!((d.passed(), d.mismatches, d.compared), (false, 1, 2));
+    }
+
+    /// A regression output in the hundreds moved by one f32 ulp (what another CPU's kernels
+    /// give) passes the default tolerance; the same output off by 1e-3 relative does not.
+    #[test]
+    fn the_default_tolerance_scales_with_large_outputs() {
+        let golden = f32s(vec![3], vec![152.0, -0.25, 2048.5]);
+        let ulp = |x: f32| f32::from_bits(x.to_bits() + 1);
+        let moved = f32s(vec![3], vec![ulp(152.0), -0.25, ulp(2048.5)]);
+        let d = compare_one("y", Tolerance::default(), &golden, &moved);
+        assert!(d.passed() && d.max_abs > Tolerance::default().abs, "{d:?}");
+        let wrong = f32s(vec![3], vec![152.0 * 1.001, -0.25, 2048.5]);
+        let d = compare_one("y", Tolerance::default(), &golden, &wrong);
+        assert_eq!((d.passed(), d.mismatches), (false, 1), "{d:?}");
+    }
+
+    /// An infinite golden value matches only the same infinity, whatever the relative part.
+    #[test]
+    fn infinities_match_only_themselves() {
+        let golden = f32s(vec![2], vec![f32::INFINITY, 1.0]);
+        let d = compare_one("y", Tolerance::default(), &golden, &golden.clone());
+        assert!(d.passed() && d.max_abs == 0.0, "{d:?}");
+        let finite = f32s(vec![2], vec![f32::MAX, 1.0]);
+        let d = compare_one("y", Tolerance::default(), &golden, &finite);
+        assert_eq!((d.passed(), d.mismatches), (false, 1), "{d:?}");
     }
 
     #[test]

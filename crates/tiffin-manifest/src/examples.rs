@@ -81,24 +81,40 @@ fn default_rel() -> f64 {
 
 impl Default for Tolerance {
     fn default() -> Self {
-        Tolerance {
-            abs: default_abs(),
-            rel: default_rel(),
-            compare: Compare::Values,
-            k: None,
-        }
+        Tolerance::within(default_abs(), default_rel())
     }
 }
 
 impl Tolerance {
-    /// Exact equality: what integer, boolean and string outputs get.
-    pub fn exact() -> Self {
+    /// Values within `abs + rel * |golden|` of the golden value: the comparison for floats.
+    pub const fn within(abs: f64, rel: f64) -> Self {
         Tolerance {
-            abs: 0.0,
-            rel: 0.0,
+            abs,
+            rel,
             compare: Compare::Values,
             k: None,
         }
+    }
+
+    /// Whether `actual` passes against `golden`: `|actual - golden| <= abs + rel * |golden|`.
+    ///
+    /// The relative part is what lets one tolerance hold at every magnitude: an f32 between 128
+    /// and 256 cannot move by less than 2^-16 (1.5e-5), so an absolute 1e-5 alone would ask two
+    /// kernels that round differently for bit equality. Two NaNs agree (a model may answer NaN
+    /// by design); a NaN against a number, or infinities of different sign, never do.
+    pub fn allows(&self, golden: f64, actual: f64) -> bool {
+        if golden.is_nan() || actual.is_nan() {
+            return golden.is_nan() && actual.is_nan();
+        }
+        if golden.is_infinite() || actual.is_infinite() {
+            return golden == actual;
+        }
+        (actual - golden).abs() <= self.abs + self.rel * golden.abs()
+    }
+
+    /// Exact equality: what integer, boolean and string outputs get.
+    pub const fn exact() -> Self {
+        Tolerance::within(0.0, 0.0)
     }
 
     /// The tolerance an output gets when its author named none: exact for non-float dtypes.
@@ -146,5 +162,39 @@ pub(crate) fn check_tolerances(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allowed_difference_grows_with_the_golden_value() {
+        let t = Tolerance::within(1e-5, 1e-5);
+        // One f32 ulp at 128..256 (2^-16) is over the absolute part alone, and passes.
+        assert!(t.allows(200.0, 200.0 + f64::from(2f32.powi(-16))));
+        assert!(t.allows(0.0, 1e-5));
+        assert!(!t.allows(0.0, 2e-5));
+        // An error of 1e-3 relative fails at every magnitude where the relative part rules.
+        for golden in [0.5, 3.0, 200.0, -7e4] {
+            assert!(!t.allows(golden, golden * (1.0 + 1e-3)), "{golden}");
+        }
+    }
+
+    #[test]
+    fn nan_agrees_only_with_nan_and_infinity_only_with_itself() {
+        let t = Tolerance::within(1.0, 1.0);
+        assert!(t.allows(f64::NAN, f64::NAN));
+        assert!(!t.allows(f64::NAN, 0.0) && !t.allows(0.0, f64::NAN));
+        assert!(t.allows(f64::INFINITY, f64::INFINITY));
+        assert!(!t.allows(f64::INFINITY, f64::NEG_INFINITY));
+        assert!(!t.allows(f64::INFINITY, 1e300) && !t.allows(1e300, f64::INFINITY));
+    }
+
+    #[test]
+    fn exact_means_equal() {
+        assert!(Tolerance::exact().allows(0.1, 0.1));
+        assert!(!Tolerance::exact().allows(0.1, 0.1 + f64::EPSILON));
     }
 }
