@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use tiffin_manifest::Tolerance;
 use tract_onnx::prelude::*;
 
 use crate::{Tensor, TensorData};
@@ -58,25 +59,36 @@ macro_rules! into_data {
 into_data!(bool => Bool, u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32,
     i64 => I64, crate::f16 => F16, f32 => F32, f64 => F64, String => String);
 
+/// Agreement with onnxruntime's reference outputs: another implementation, summing in another
+/// order, so a few ulps at any magnitude (1e-5 relative is about 80 f32 ulps), and 1e-5 for
+/// values near zero. A value off by 1e-3 relative still fails.
+pub(crate) const ORT: Tolerance = Tolerance::within(1e-5, 1e-5);
+
+/// Agreement between two runs of tract on this machine that may sum in another order (another
+/// plan, batch size or thread count): a few ulps at any magnitude.
+pub(crate) const SAME_MACHINE: Tolerance = Tolerance::within(1e-6, 1e-6);
+
 /// Asserts two tensors have the same shape and dtype, equal integers, bools and strings, and
-/// floats within `atol`.
-pub(crate) fn assert_close(what: &str, got: &Tensor, want: &Tensor, atol: f64) {
+/// floats within `tolerance` of `want` (`|got - want| <= abs + rel * |want|`, NaN equal to NaN).
+pub(crate) fn assert_close(what: &str, got: &Tensor, want: &Tensor, tolerance: &Tolerance) {
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    match (got.data(), want.data()) {
-        (TensorData::F32(g), TensorData::F32(w)) => {
-            for (i, (g, w)) in g.iter().zip(w).enumerate() {
+    let floats = |t: &Tensor| match t.data() {
+        TensorData::F32(v) => Some(v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>()),
+        TensorData::F64(v) => Some(v.clone()),
+        _ => None,
+    };
+    match (floats(got), floats(want)) {
+        (Some(g), Some(w)) if got.dtype() == want.dtype() => {
+            for (i, (g, w)) in g.iter().zip(&w).enumerate() {
                 assert!(
-                    ((g - w).abs() as f64) <= atol,
-                    "{what}[{i}]: got {g}, want {w}"
+                    tolerance.allows(*w, *g),
+                    "{what}[{i}]: got {g}, want {w}, off by {} where {tolerance:?} allows {}",
+                    (g - w).abs(),
+                    tolerance.abs + tolerance.rel * w.abs()
                 );
             }
         }
-        (TensorData::F64(g), TensorData::F64(w)) => {
-            for (i, (g, w)) in g.iter().zip(w).enumerate() {
-                assert!((g - w).abs() <= atol, "{what}[{i}]: got {g}, want {w}");
-            }
-        }
-        (g, w) => assert_eq!(g, w, "{what}"),
+        _ => assert_eq!(got.data(), want.data(), "{what}"),
     }
 }
 

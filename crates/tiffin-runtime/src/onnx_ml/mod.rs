@@ -26,12 +26,12 @@ mod tests {
     fn the_mlp_fixture_matches_onnxruntime() {
         let r = reference("breast_cancer_mlp");
         let outputs = run_fixture("breast_cancer_mlp", &[r.inputs["X"].clone()]);
-        assert_close("label", &outputs[0], &r.outputs["label"], 0.0);
+        assert_close("label", &outputs[0], &r.outputs["label"], &ORT);
         assert_close(
             "probabilities",
             &outputs[1],
             &r.outputs["probabilities"],
-            1e-5,
+            &ORT,
         );
     }
 }

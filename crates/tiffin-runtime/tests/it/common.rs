@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tiffin_manifest::{Authoring, ModelFormat, Signature};
+use tiffin_manifest::{Authoring, ModelFormat, Signature, Tolerance};
 use tiffin_runtime::{LoadOptions, Model, ModelSource, Tensor, TensorData};
 
 /// `fixtures/NAME` in the repository.
@@ -84,20 +84,45 @@ pub(crate) fn head_rows(t: &Tensor, n: usize) -> Tensor {
     Tensor::new(shape, data).unwrap()
 }
 
-/// The largest absolute difference between two float tensors of the same shape; integer and
-/// string tensors must be equal.
-pub(crate) fn max_abs_diff(what: &str, got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    match (got.data(), want.data()) {
-        (TensorData::F32(g), TensorData::F32(w)) => g
-            .iter()
-            .zip(w)
-            .map(|(g, w)| (g - w).abs() as f64)
-            .fold(0.0, f64::max),
-        (g, w) => {
-            assert_eq!(g, w, "{what}");
-            0.0
-        }
+/// Agreement with onnxruntime's reference outputs: another implementation, summing in another
+/// order and with other kernels per CPU, so a few ulps at any magnitude (1e-5 relative is about
+/// 80 f32 ulps) and 1e-5 near zero. A value off by 1e-3 relative fails (`a_wrong_value_fails`).
+pub(crate) const ORT: Tolerance = Tolerance::within(1e-5, 1e-5);
+
+/// Agreement between two runs of tract on one machine that may sum in another order (another
+/// plan, batch size or thread count, or the NNEF form of the same graph): a few ulps.
+pub(crate) const SAME_MACHINE: Tolerance = Tolerance::within(1e-6, 1e-6);
+
+/// The first value of `got` that is not within `tolerance` of `want`, described; `None` when
+/// all are. Floats compare as `|got - want| <= abs + rel * |want|` (NaN equal to NaN); integer,
+/// boolean and string tensors must be equal.
+pub(crate) fn disagreement(got: &Tensor, want: &Tensor, tolerance: &Tolerance) -> Option<String> {
+    if got.shape() != want.shape() || got.dtype() != want.dtype() {
+        return Some(format!("got {got}, want {want}"));
+    }
+    let (TensorData::F32(g), TensorData::F32(w)) = (got.data(), want.data()) else {
+        return (got.data() != want.data()).then(|| format!("got {got:?}, want {want:?}"));
+    };
+    g.iter()
+        .zip(w)
+        .map(|(&g, &w)| (f64::from(g), f64::from(w)))
+        .enumerate()
+        .find(|(_, (g, w))| !tolerance.allows(*w, *g))
+        .map(|(i, (g, w))| {
+            format!(
+                "[{i}] is {g}, want {w}: off by {} where abs {} + rel {} allows {}",
+                (g - w).abs(),
+                tolerance.abs,
+                tolerance.rel,
+                tolerance.abs + tolerance.rel * w.abs()
+            )
+        })
+}
+
+/// Asserts `got` agrees with `want` within `tolerance` (see [`disagreement`]).
+pub(crate) fn assert_close(what: &str, got: &Tensor, want: &Tensor, tolerance: &Tolerance) {
+    if let Some(problem) = disagreement(got, want, tolerance) {
+        panic!("{what}: {problem}");
     }
 }
 

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use tiffin_manifest::Tolerance;
 use tiffin_runtime::{LoadOptions, Model, Tensor};
 
 use crate::common::*;
 
-fn concurrent_runs_match_sequential(name: &str, options: LoadOptions, atol: f64) {
+fn concurrent_runs_match_sequential(name: &str, options: LoadOptions, tolerance: &Tolerance) {
     let model = Arc::new(
         Model::load(
             &source(name),
@@ -39,11 +40,7 @@ fn concurrent_runs_match_sequential(name: &str, options: LoadOptions, atol: f64)
     for thread in threads {
         for (c, outputs) in thread.join().unwrap() {
             for (got, want) in outputs.iter().zip(&sequential[c]) {
-                let drift = max_abs_diff(name, got, want);
-                assert!(
-                    drift <= atol,
-                    "{name} call {c}: concurrent answer drifts by {drift}"
-                );
+                assert_close(&format!("{name} call {c}"), got, want, tolerance);
             }
         }
     }
@@ -55,15 +52,19 @@ fn threads_share_one_model() {
     concurrent_runs_match_sequential(
         "breast_cancer",
         LoadOptions::default().with_plan_cache(0),
-        0.0,
+        &Tolerance::exact(),
     );
-    concurrent_runs_match_sequential("mnist_cnn", LoadOptions::default().with_plan_cache(0), 0.0);
+    concurrent_runs_match_sequential(
+        "mnist_cnn",
+        LoadOptions::default().with_plan_cache(0),
+        &Tolerance::exact(),
+    );
 }
 
 /// With it, calls move to size-specific plans while others run: answers stay within float noise.
 #[test]
 fn threads_share_one_model_with_plan_cache() {
-    concurrent_runs_match_sequential("mnist_cnn", LoadOptions::default(), 1e-6);
+    concurrent_runs_match_sequential("mnist_cnn", LoadOptions::default(), &SAME_MACHINE);
 }
 
 /// A model whose matrix products are spread over a thread pool answers as the single-threaded
@@ -92,12 +93,11 @@ fn multithreaded_products_give_the_single_threaded_answers() {
         .iter()
         .zip(single.run(&call).unwrap())
     {
-        let drift = max_abs_diff(name, got, &want);
-        assert!(drift <= 1e-6, "multithreaded answer drifts by {drift}");
+        assert_close("multithreaded answer", got, &want, &SAME_MACHINE);
     }
     concurrent_runs_match_sequential(
         name,
         LoadOptions::default().with_plan_cache(0).with_threads(2),
-        1e-6,
+        &SAME_MACHINE,
     );
 }

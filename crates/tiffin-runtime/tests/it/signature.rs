@@ -209,8 +209,7 @@ fn the_batch_dim_may_have_another_name_than_the_graphs() {
     let out = model
         .run(&rows(&reference_inputs(&model, &r), Some(3)))
         .unwrap();
-    let drift = max_abs_diff("logits", &out[0], &head_rows(&r.outputs["logits"], 3));
-    assert!(drift <= 1e-5, "{drift}");
+    assert_close("logits", &out[0], &head_rows(&r.outputs["logits"], 3), &ORT);
 }
 
 /// Two names for one graph dim, and one name for two graph dims, are both reported.
