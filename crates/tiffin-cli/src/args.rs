@@ -113,6 +113,23 @@ pub(crate) enum Command {
     /// verified before it is tagged in the store; nothing half-pulled is ever used. Rerunning an
     /// interrupted pull fetches only what is missing.
     Pull(PullArgs),
+    /// Print the completion script of a shell, to be saved where the shell looks for them.
+    ///
+    /// For example `tiffin completions bash > ~/.local/share/bash-completion/completions/tiffin`,
+    /// `tiffin completions zsh > ~/.zfunc/_tiffin` (with ~/.zfunc in $fpath) or `tiffin
+    /// completions fish > ~/.config/fish/completions/tiffin.fish`. The release archive ships the
+    /// bash, zsh and fish scripts ready-made.
+    Completions(CompletionsArgs),
+    /// Print tiffin's man page (roff), as the release archive ships it.
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

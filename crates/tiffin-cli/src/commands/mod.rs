@@ -4,6 +4,7 @@ use crate::Outcome;
 use crate::args::{Cli, Command};
 
 mod add;
+mod clap_out;
 mod convert;
 mod doctor;
 mod init;
@@ -37,6 +38,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Gc(args) => store::gc(&args),
         Command::Push(args) => push::run(&args),
         Command::Pull(args) => pull::run(&args),
+        Command::Completions(args) => clap_out::completions(&args),
+        Command::Man => clap_out::man(),
     }
 }
 
