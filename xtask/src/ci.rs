@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::{interop, interop_signing, process, registry, schema};
+use crate::{dist, interop, interop_signing, process, registry, schema};
 
 /// One check of `cargo xtask ci`.
 #[derive(Debug)]
@@ -104,6 +104,17 @@ const STEPS: &[Step] = &[
             env: &[("RUSTDOCFLAGS", "-D warnings")],
         },
     },
+    // The release archive, built once (a static release build, about 11 minutes cold on 2 cores);
+    // later steps that need the static binary get this build through `dist::static_binary`.
+    // The second build of `--check-reproducible` doubles that, so it runs in the release
+    // workflow, not here.
+    Step {
+        name: "dist",
+        action: Action::Task {
+            shown: "cargo xtask dist (static release build, archive, SHA256SUMS, dependency list)",
+            run: build_dist,
+        },
+    },
     // Needs Debian's docker-registry and skopeo, which it installs with apt-get when missing.
     Step {
         name: "registry",
@@ -132,6 +143,12 @@ const STEPS: &[Step] = &[
 
 fn check_schema() -> Result<()> {
     schema::run(schema::Mode::Check)
+}
+
+fn build_dist() -> Result<()> {
+    dist::run(&dist::DistArgs {
+        check_reproducible: false,
+    })
 }
 
 /// Runs every step, stopping at the first failure, and prints the total time.

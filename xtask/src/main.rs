@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod ci;
+mod dist;
 mod interop;
 mod interop_signing;
 mod process;
@@ -43,6 +44,12 @@ enum Command {
     Registry,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
+    /// Build the release: a static tiffin for x86_64 Linux in a reproducible tar.gz (with
+    /// README, licences, completions, man page), its SHA256SUMS and its dependency list
+    /// (CycloneDX), in target/dist/.
+    ///
+    /// Installs `file` with apt-get and cargo-cyclonedx with cargo when they are missing.
+    Dist(dist::DistArgs),
     /// Measure tiffin's speed against the usual tools; without a subcommand, run every benchmark.
     Bench(bench::BenchArgs),
 }
@@ -67,6 +74,7 @@ fn main() -> ExitCode {
             schema::Mode::Update
         }),
         Command::Bench(args) => bench::run(args),
+        Command::Dist(args) => dist::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
