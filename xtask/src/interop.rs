@@ -23,7 +23,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The client script and its pinned environment, from the workspace root.
 const SCRIPT: &str = "crates/tiffin-server/tests/interop/v2_client.py";
-const REQUIREMENTS: &str = "crates/tiffin-server/tests/interop/requirements.txt";
+pub(crate) const REQUIREMENTS: &str = "crates/tiffin-server/tests/interop/requirements.txt";
 
 /// The fixtures served: a string-label classifier, an integer-label one and an image model.
 const FIXTURES: &[&str] = &["iris", "breast_cancer", "mnist_cnn"];
@@ -95,12 +95,22 @@ pub(crate) struct Tools {
 pub(crate) fn tools(venv: &str, requirements: &str) -> Result<Tools> {
     let system_python = system_python()?;
     let tiffin = build_tiffin()?;
-    let python = virtualenv(
-        &system_python,
+    let python = venv_python(&system_python, venv, requirements)?;
+    Ok(Tools { tiffin, python })
+}
+
+/// The Python of the virtualenv `venv` in the target folder holding `requirements` (a path from
+/// the workspace root), made or reused.
+pub(crate) fn python(venv: &str, requirements: &str) -> Result<PathBuf> {
+    venv_python(&system_python()?, venv, requirements)
+}
+
+fn venv_python(system_python: &Path, venv: &str, requirements: &str) -> Result<PathBuf> {
+    virtualenv(
+        system_python,
         &process::target_dir()?.join(venv),
         &process::workspace_root().join(requirements),
-    )?;
-    Ok(Tools { tiffin, python })
+    )
 }
 
 /// Builds the `tiffin` binary (debug) and returns its path.

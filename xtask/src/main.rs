@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod ci;
 mod dist;
+mod e2e;
 mod interop;
 mod interop_signing;
 mod process;
@@ -50,6 +51,13 @@ enum Command {
     ///
     /// Installs `file` with apt-get and cargo-cyclonedx with cargo when they are missing.
     Dist(dist::DistArgs),
+    /// The whole journey through the static binary and real tools: init, pack, doctor, sign,
+    /// push, pull --into, serve with the Triton client, `tiffin image --push`, podman run of the
+    /// image, and KServe's storage path.
+    ///
+    /// Installs podman, runc, docker-registry and skopeo with apt-get when they are missing
+    /// (needs root); builds the static binary as `cargo xtask dist` does.
+    E2e,
     /// Measure tiffin's speed against the usual tools; without a subcommand, run every benchmark.
     Bench(bench::BenchArgs),
 }
@@ -75,6 +83,7 @@ fn main() -> ExitCode {
         }),
         Command::Bench(args) => bench::run(args),
         Command::Dist(args) => dist::run(&args),
+        Command::E2e => e2e::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

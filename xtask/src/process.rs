@@ -170,6 +170,20 @@ pub(crate) fn apt_install(packages: &[&str], why: &str) -> Result<()> {
     Ok(())
 }
 
+/// Installs the Debian packages of `programs` (pairs of package and program) whose program is
+/// not on `PATH`; `why` says what needs them, for the error.
+pub(crate) fn install_missing(programs: &[(&str, &str)], why: &str) -> Result<()> {
+    let missing: Vec<&str> = programs
+        .iter()
+        .filter(|(_, program)| which(program).is_none())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing, why)
+}
+
 /// An empty folder `PREFIX-PID` in the system's temporary folder. The process id keeps two runs
 /// at once apart; a leftover of a killed run is replaced.
 pub(crate) fn fresh_dir(prefix: &str) -> Result<PathBuf> {

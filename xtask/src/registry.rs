@@ -20,7 +20,8 @@ use crate::interop::build_tiffin;
 use crate::process;
 
 /// The Debian packages the step needs, and the programs they provide.
-const PACKAGES: &[(&str, &str)] = &[("docker-registry", "docker-registry"), ("skopeo", "skopeo")];
+pub(crate) const PACKAGES: &[(&str, &str)] =
+    &[("docker-registry", "docker-registry"), ("skopeo", "skopeo")];
 
 /// The user of the htpasswd-protected registry and its password.
 const USER: &str = "tiffin";
@@ -318,25 +319,16 @@ fn big_package(work: &Path, tiffin: &Path) -> Result<PathBuf> {
     Ok(out.join("churn_model").join("2.0.0"))
 }
 
-/// Installs the Debian packages whose programs are missing; `apt-get update` only when a plain
-/// install fails (a fresh machine's package lists may be missing or old).
+/// Installs docker-registry and skopeo when they are missing.
 fn install() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(_, program)| process::which(program).is_none())
-        .map(|(package, _)| *package)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    process::apt_install(
-        &missing,
+    process::install_missing(
+        PACKAGES,
         "the registry step needs Debian's docker-registry and skopeo packages",
     )
 }
 
 /// `tiffin` with its store in `home` and a fixed creation time.
-fn tiffin_cmd(tiffin: &Path, home: &Path) -> Command {
+pub(crate) fn tiffin_cmd(tiffin: &Path, home: &Path) -> Command {
     let mut command = Command::new(tiffin);
     command
         .env("TIFFIN_HOME", home)
@@ -364,7 +356,8 @@ fn push(
     json(&output, "tiffin push")
 }
 
-fn check(output: &Output, what: &str) -> Result<()> {
+/// Fails with the command's output unless it succeeded.
+pub(crate) fn check(output: &Output, what: &str) -> Result<()> {
     ensure!(
         output.status.success(),
         "`{what}` failed ({}):\n{}{}",
@@ -375,22 +368,24 @@ fn check(output: &Output, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn json(output: &Output, what: &str) -> Result<serde_json::Value> {
+/// The JSON the command printed, failing unless it succeeded.
+pub(crate) fn json(output: &Output, what: &str) -> Result<serde_json::Value> {
     check(output, what)?;
     serde_json::from_slice(&output.stdout).with_context(|| format!("`{what}` printed no JSON"))
 }
 
 /// A `docker-registry` child on 127.0.0.1, killed by its PID when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    address: String,
+    /// `127.0.0.1:PORT`.
+    pub(crate) address: String,
     storage: PathBuf,
 }
 
 impl Registry {
     /// Starts a registry with its config and storage in `dir`; with `htpasswd_dir`, behind basic
     /// auth for [`USER`].
-    fn start(dir: &Path, htpasswd_dir: Option<&Path>) -> Result<Registry> {
+    pub(crate) fn start(dir: &Path, htpasswd_dir: Option<&Path>) -> Result<Registry> {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let address = format!("127.0.0.1:{port}");
@@ -459,7 +454,8 @@ fn bcrypt_of_password() -> &'static str {
     "$2b$05$wAgItAPcJ.F24pwgnhSpw.aaSsILOP9Ej3.23McSBv9a.yN7pmnjm"
 }
 
-fn free_port() -> Result<u16> {
+/// A port free on 127.0.0.1 now.
+pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

@@ -149,17 +149,22 @@ fn listening_address(line: &str) -> Option<String> {
 }
 
 /// The status of `GET /v2/health/ready`, or None while the server does not accept connections.
+fn ready_status(address: &str) -> Result<Option<u16>> {
+    get_status(address, "/v2/health/ready")
+}
+
+/// The status of `GET path` at `address`, or None while nothing accepts connections there.
 ///
 /// A plain HTTP/1.1 request on a `TcpStream` is enough for a status line, so xtask needs no
 /// HTTP client dependency.
-fn ready_status(address: &str) -> Result<Option<u16>> {
+pub(crate) fn get_status(address: &str, path: &str) -> Result<Option<u16>> {
     let Ok(mut stream) = TcpStream::connect(address) else {
         return Ok(None);
     };
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
-        "GET /v2/health/ready HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
     )?;
     let mut answer = Vec::new();
     // A reset or a timeout is the same as no answer yet: the caller tries again.
