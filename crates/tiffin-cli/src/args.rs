@@ -107,11 +107,14 @@ pub(crate) enum Command {
     /// Plain HTTP is used for registries on this machine (localhost, 127.0.0.1, ::1) and with
     /// --insecure; HTTPS otherwise.
     Push(PushArgs),
-    /// Pull a package from an OCI registry into the local store, verified on arrival.
+    /// Pull a package from an OCI registry into the local store, or a folder, verified on
+    /// arrival.
     ///
     /// Every blob is checked against its digest as it streams, then the whole package is
     /// verified before it is tagged in the store; nothing half-pulled is ever used. Rerunning an
-    /// interrupted pull fetches only what is missing.
+    /// interrupted pull fetches only what is missing. With --into (or a DEST after the
+    /// reference, as KServe runs a storage initializer) the verified package folder is renamed
+    /// into DIR/NAME/VERSION/ instead, for `tiffin serve DIR`.
     Pull(PullArgs),
     /// Print the completion script of a shell, to be saved where the shell looks for them.
     ///
@@ -204,8 +207,17 @@ pub(crate) struct PushArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct PullArgs {
-    /// `HOST[:PORT]/REPOSITORY:TAG` or `HOST[:PORT]/REPOSITORY@sha256:HEX`.
+    /// `HOST[:PORT]/REPOSITORY:TAG` or `HOST[:PORT]/REPOSITORY@sha256:HEX`, optionally as a
+    /// URI `tiffin://HOST/...` (a KServe `storageUri`).
     pub(crate) reference: String,
+    /// Write the verified package folder to DEST/NAME/VERSION/ instead of the local store: the
+    /// same as --into, in the form KServe calls a storage initializer with (`<uri> <dest>`).
+    #[arg(value_name = "DEST", conflicts_with = "into")]
+    pub(crate) dest: Option<PathBuf>,
+    /// Write the verified package folder to DIR/NAME/VERSION/ (a folder `tiffin serve` serves)
+    /// instead of the local store; it appears there whole or not at all.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) into: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
     /// Check digests and files only: do not load the model or rerun the golden examples.
@@ -213,10 +225,10 @@ pub(crate) struct PullArgs {
     pub(crate) no_run: bool,
     /// The signer's public key (PEM, ECDSA P-256): the pulled package must carry a signature
     /// it verifies, over exactly its files, before it enters the store.
-    #[arg(long, value_name = "PUB.pem", group = "checker")]
+    #[arg(long, value_name = "PUB.pem", group = "checker", env = "TIFFIN_PULL_KEY")]
     pub(crate) key: Option<PathBuf>,
     /// Certificate mode: trusted root CA certificates (PEM) the signature's chain must lead to.
-    #[arg(long, value_name = "ROOTS.pem", group = "checker")]
+    #[arg(long, value_name = "ROOTS.pem", group = "checker", env = "TIFFIN_PULL_ROOT")]
     pub(crate) root: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
@@ -418,6 +430,12 @@ pub(crate) struct ServeArgs {
     /// Serve the packages that load even if others fail verification.
     #[arg(long)]
     pub(crate) allow_partial: bool,
+    /// Start even when the paths hold no package yet, and load them once they appear: live at
+    /// once, ready when a package is served; the log says why it still waits (missing,
+    /// permission denied, a package that fails). Also on when `MODEL_INIT_MODE=async`, as KServe
+    /// sets it when a storage initializer writes the model after the server starts.
+    #[arg(long)]
+    pub(crate) wait_for_models: bool,
     /// Merge concurrent requests into model runs of at most this many rows (1 turns batching
     /// off), for every model whose signature has a batch dim, or as `MODEL=N` for one model;
     /// repeat for several [default: each package's `serving.max_batch_size`, else off].

@@ -65,6 +65,20 @@ pub enum Error {
         /// The existing folder or archive.
         path: PathBuf,
     },
+    /// A pull into a folder found another package at the version's place.
+    #[error(
+        "{} holds another package ({existing}) than the one pulled ({pulled}): remove it, or \
+         pull into another folder",
+        path.display()
+    )]
+    OtherPackageAt {
+        /// The `NAME/VERSION` folder.
+        path: PathBuf,
+        /// The digest of the package already there.
+        existing: String,
+        /// The digest of the package pulled.
+        pulled: String,
+    },
     /// The path is neither a package folder nor a package archive.
     #[error("{} is not a tiffin package: {reason}", path.display())]
     NotAPackage {

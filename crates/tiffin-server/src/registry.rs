@@ -47,13 +47,15 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadFailure> {
         };
         let meta = path
             .metadata()
-            .map_err(|e| fail(format!("cannot read it: {e}")))?;
+            .map_err(|e| fail(format!("cannot read it: {}", io_reason(&e))))?;
         if !meta.is_dir() || path.join(layout::MANIFEST_FILE).is_file() {
             found.push(path.clone());
             continue;
         }
         let before = found.len();
-        for entry in sorted_entries(path).map_err(|e| fail(format!("cannot list it: {e}")))? {
+        for entry in
+            sorted_entries(path).map_err(|e| fail(format!("cannot list it: {}", io_reason(&e))))?
+        {
             if entry.is_file() && entry.extension().is_some_and(|e| e == "tiffin") {
                 found.push(entry);
             } else if entry.is_dir() {
@@ -72,8 +74,8 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadFailure> {
         }
         if found.len() == before {
             return Err(fail(
-                "no package in this folder: give package archives (.tiffin), NAME/VERSION/ \
-                 folders, or a folder holding them"
+                "missing: no package in this folder: give package archives (.tiffin), \
+                 NAME/VERSION/ folders, or a folder holding them"
                     .into(),
             ));
         }
@@ -81,12 +83,29 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadFailure> {
     Ok(found)
 }
 
+/// The entries of a folder, sorted, without hidden ones: a package being written (by `pack` or
+/// `pull --into`) sits in a hidden folder until it is renamed into place whole.
 fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut entries = std::fs::read_dir(dir)?
+        .filter(|e| {
+            e.as_ref()
+                .map_or(true, |e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<Vec<_>>>()?;
     entries.sort();
     Ok(entries)
+}
+
+/// An I/O error as an operator reads it, led by `missing` or `permission denied` where it is
+/// one of those, the two a server waiting for its packages tells apart (KServe's storage
+/// initializer may not have written the folder yet, or may have written it as another user).
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!("missing: {e}"),
+        std::io::ErrorKind::PermissionDenied => format!("permission denied: {e}"),
+        _ => e.to_string(),
+    }
 }
 
 /// Verifies a package (every digest, the signature against the graph), loads its model and

@@ -150,6 +150,27 @@ impl AppState {
         Some(self.load_locked(one_at_a_time).await)
     }
 
+    /// Loads the packages once they are there: tries [`AppState::load`] every `every` until it
+    /// serves at least one package, logging why not (a missing folder, a permission denied, a
+    /// package that fails) each time the reason changes. Until then the server is live and not
+    /// ready. This is KServe's `MODEL_INIT_MODE=async`: the model arrives after the server
+    /// starts, written by a storage initializer into the folder being served.
+    pub async fn load_when_present(&self, every: Duration) -> ReloadReport {
+        let mut said = String::new();
+        loop {
+            let reason = match self.load().await {
+                Ok(report) if !self.registry().is_empty() => return report,
+                Ok(report) => failures_text(&report.failed),
+                Err(failures) => failures_text(&failures),
+            };
+            if reason != said {
+                tracing::info!(%reason, "waiting for packages");
+                said = reason;
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     async fn load_locked(
         &self,
         _one_at_a_time: tokio::sync::MutexGuard<'_, ()>,
@@ -373,4 +394,16 @@ fn join_failure(e: tokio::task::JoinError) -> LoadFailure {
         path: PathBuf::new(),
         reason: format!("loading stopped: {e}"),
     }
+}
+
+/// Load failures as one line, for the log of a server waiting for its packages.
+fn failures_text(failures: &[LoadFailure]) -> String {
+    if failures.is_empty() {
+        return "no package found".into();
+    }
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -63,12 +63,17 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         model_threads: args.model_threads,
         ..defaults
     };
-    // Store references are resolved once, here: a reload reads the same folders again.
-    let packages = args
-        .packages
-        .iter()
-        .map(|p| tiffin_core::store::resolve(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let wait = args.wait_for_models || std::env::var("MODEL_INIT_MODE").is_ok_and(|m| m == "async");
+    // Store references are resolved once, here: a reload reads the same folders again. A server
+    // that waits takes its paths as they are: they may not exist yet.
+    let packages = if wait {
+        args.packages.clone()
+    } else {
+        args.packages
+            .iter()
+            .map(|p| tiffin_core::store::resolve(p))
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -83,13 +88,26 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let signals = tiffin_server::signals(state.clone());
         tokio::spawn(report_dropped_lines(dropped));
-        let server = tokio::spawn(tiffin_server::serve(listener, state.clone(), async move {
+        let mut server = tokio::spawn(tiffin_server::serve(listener, state.clone(), async move {
             tokio::select! {
                 () = signals => {}
                 _ = stopped => {}
             }
         }));
-        match state.load().await {
+        let loaded = if wait {
+            tracing::info!("live; waiting for packages, ready once one is served");
+            tokio::select! {
+                report = state.load_when_present(WAIT_POLL) => Ok(report),
+                // A signal stopped the server while it was still waiting.
+                finished = &mut server => {
+                    finished??;
+                    return Ok(Outcome::Success);
+                }
+            }
+        } else {
+            state.load().await
+        };
+        match loaded {
             Ok(report) => {
                 for (name, version, took) in &report.loaded {
                     tracing::info!(%name, %version, ms = took.as_millis() as u64, "loaded");
@@ -144,6 +162,9 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     runtime.shutdown_timeout(Duration::from_millis(100));
     outcome
 }
+
+/// How often a server waiting for its packages looks for them again.
+const WAIT_POLL: Duration = Duration::from_millis(500);
 
 /// Says, once a second at most, how many log lines were dropped because the log's reader did
 /// not keep up. While it does not, these lines are dropped too, so each also gives the total:

@@ -12,14 +12,14 @@ mod reference;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tiffin_hash::{Algorithms, Digest, NoProgress};
 use tiffin_manifest::FileRole;
 
 pub use client::{ClientOptions, Credentials, PASSWORD_VAR, USERNAME_VAR};
-pub use reference::Reference;
+pub use reference::{Reference, URI_SCHEME};
 
 use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE};
 use crate::package::{PackageKind, read_manifest_bytes};
@@ -520,6 +520,65 @@ pub fn pull(
         reused,
         bytes_fetched,
     })
+}
+
+/// What [`pull_into`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct PulledInto {
+    /// The pull, as into the store.
+    #[serde(flatten)]
+    pub pull: PullReport,
+    /// The package folder `DIR/NAME/VERSION`.
+    pub folder: PathBuf,
+    /// False when the folder held this exact package already (nothing was replaced).
+    pub new: bool,
+}
+
+/// Pulls a package as [`pull`] does, but into `dir/NAME/VERSION/` instead of the local store:
+/// the folder a server (or KServe's model mount) serves. The blobs go to a hidden store inside
+/// `dir`, the package is verified there (digests, files, the signature when `signer` is given),
+/// and only then is its folder renamed into place whole, so a server watching `dir` never sees
+/// a partial package; the hidden store is removed afterwards. Pulling the same package again
+/// changes nothing; another package already at that version's place is refused, not replaced.
+pub fn pull_into(
+    reference: &Reference,
+    dir: &Path,
+    options: &ClientOptions,
+    verify: &VerifyOptions,
+    signer: Option<&crate::sign::Verifier>,
+) -> Result<PulledInto> {
+    std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".tiffin-pull-")
+        .tempdir_in(dir)
+        .map_err(Error::write(dir))?;
+    let store = Store::open(staging.path())?;
+    let pull = pull(reference, &store, options, verify, signer)?;
+    let entry = &pull.stored.entry;
+    let name_dir = dir.join(&entry.name);
+    let folder = name_dir.join(&entry.version);
+    let new = if folder.exists() {
+        let existing = format!(
+            "sha256:{}",
+            tiffin_hash::sha256(&read_manifest_bytes(&folder, PackageKind::Folder)?)
+        );
+        if existing != entry.digest {
+            return Err(Error::OtherPackageAt {
+                path: folder,
+                existing,
+                pulled: entry.digest.clone(),
+            });
+        }
+        false
+    } else {
+        std::fs::create_dir_all(&name_dir).map_err(Error::write(&name_dir))?;
+        // The store's package folder holds hard links to its blobs: renamed out of the hidden
+        // store, it stays a whole package of plain files once the store is gone.
+        std::fs::rename(&entry.path, &folder).map_err(Error::write(&folder))?;
+        true
+    };
+    staging.close().map_err(Error::write(dir))?;
+    Ok(PulledInto { pull, folder, new })
 }
 
 #[cfg(test)]

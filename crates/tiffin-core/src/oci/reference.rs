@@ -64,12 +64,18 @@ impl fmt::Display for Reference {
     }
 }
 
+/// The URI scheme a reference may be written with, as in KServe's `storageUri`.
+pub const URI_SCHEME: &str = "tiffin://";
+
 impl FromStr for Reference {
     type Err = Error;
 
-    fn from_str(s: &str) -> Result<Reference> {
+    /// Parses `host[:port]/repository[:tag][@sha256:hex]`, optionally written as a URI
+    /// `tiffin://host/...` (the form of a KServe `storageUri`).
+    fn from_str(given: &str) -> Result<Reference> {
+        let s = given.strip_prefix(URI_SCHEME).unwrap_or(given);
         let bad = |reason: &str| Error::BadReference {
-            given: s.to_owned(),
+            given: given.to_owned(),
             reason: format!(
                 "{reason}; write `host[:port]/repository[:tag]`, e.g. `localhost:5000/models/churn:1.0.0`"
             ),
@@ -203,6 +209,17 @@ mod tests {
         assert!(r.is_loopback());
         assert!(parse("[::1]:5000/a/b:x").is_loopback());
         assert!(!parse("example.com:5000/a:x").is_loopback());
+    }
+
+    #[test]
+    fn takes_the_tiffin_uri_form() {
+        let r = parse("tiffin://registry.example.com/models/churn:1.0.0");
+        assert_eq!(r, parse("registry.example.com/models/churn:1.0.0"));
+        let err = "tiffin://churn"
+            .parse::<Reference>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`tiffin://churn`"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tiffin_core::hash::Algorithms;
 use tiffin_core::oci::{self, ClientOptions, Credentials, FILEPATH_ANNOTATION, Reference};
 use tiffin_core::store::Store;
 
-use crate::support::pack_fixture;
+use crate::support::{pack_fixture, pack_into, problems, verify};
 
 /// What the fake registry serves and what it saw.
 struct Registry {
@@ -233,6 +233,87 @@ fn an_interrupted_pull_stores_no_package_and_a_rerun_resumes() {
         report.stored.entry.digest,
         format!("sha256:{}", packed.digest)
     );
+}
+
+/// Every name in a folder, hidden ones included, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_pull_into_a_folder_writes_the_verified_package_folder_and_nothing_else() {
+    let (_out, packed) = pack_fixture("churn_model");
+    let (manifest, blobs) = served_package(&packed.folder);
+    let registry = Registry::start(manifest, blobs, false);
+    let models = tempfile::tempdir().unwrap();
+    let dir = models.path().join("mnt/models");
+    let options = ClientOptions::default();
+    // The KServe form of the reference.
+    let uri: Reference = format!("tiffin://{}", registry.reference())
+        .parse()
+        .unwrap();
+    let pulled = oci::pull_into(&uri, &dir, &options, &quick(), None).unwrap();
+    assert!(pulled.new);
+    assert_eq!(pulled.folder, dir.join("churn_model/1.0.0"));
+    assert_eq!(names(&dir), ["churn_model"], "no staging store left behind");
+    let report = verify(&pulled.folder);
+    assert!(report.problems.is_empty(), "{:?}", problems(&report));
+    assert_eq!(
+        pulled.pull.stored.entry.digest,
+        format!("sha256:{}", packed.digest)
+    );
+
+    // Again: nothing changes.
+    let again = oci::pull_into(&uri, &dir, &options, &quick(), None).unwrap();
+    assert!(!again.new);
+    assert_eq!(names(&dir), ["churn_model"]);
+
+    // Another package where this version goes is refused and left as it is.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::remove_dir_all(&pulled.folder).unwrap();
+    let iris = pack_into(&crate::support::fixtures().join("iris"), other.path());
+    crate::support::copy_tree(&iris.folder, &pulled.folder);
+    let err = oci::pull_into(&uri, &dir, &options, &quick(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("holds another package") && err.contains(&iris.digest.to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(pulled.folder.join("tiffin.json")).unwrap(),
+        std::fs::read(iris.folder.join("tiffin.json")).unwrap()
+    );
+}
+
+#[test]
+fn an_interrupted_pull_into_a_folder_leaves_it_empty() {
+    let (_out, packed) = pack_fixture("churn_model");
+    let (manifest, blobs) = served_package(&packed.folder);
+    let image: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let last = image["layers"][blobs.len() - 1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let registry = Registry::start(manifest, blobs, false);
+    *registry.cut.lock().unwrap() = Some(last.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let err = oci::pull_into(
+        &registry.reference(),
+        dir.path(),
+        &ClientOptions::default(),
+        &quick(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&last), "{err}");
+    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
 }
 
 #[test]

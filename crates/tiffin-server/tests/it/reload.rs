@@ -345,3 +345,68 @@ fn tamper(file: &Path) {
     bytes[last] ^= 1;
     std::fs::write(file, bytes).unwrap();
 }
+
+/// A server waiting for its packages (KServe's `MODEL_INIT_MODE=async`) is live and not ready
+/// while its folder is missing, then empty, then holds a package only in a hidden folder (as
+/// one being written sits); it becomes ready once the package is renamed into place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_server_loads_the_package_once_it_is_in_place() {
+    let root = tempfile::tempdir().unwrap();
+    let models = root.path().join("models");
+    let state = AppState::new(Config::default(), vec![models.clone()]);
+    let waiting = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            state
+                .load_when_present(std::time::Duration::from_millis(20))
+                .await
+        })
+    };
+    let still_waiting = |state: &AppState| {
+        assert!(!state.is_ready());
+        assert!(!waiting.is_finished());
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    still_waiting(&state);
+    assert_eq!(get(&state, "/v2/health/live").await.status, StatusCode::OK);
+    assert_eq!(
+        get(&state, "/v2/health/ready").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // A whole package folder under a hidden name is one still being written or renamed.
+    let packed = root.path().join("packed");
+    pack_iris_version("1.0.0", &packed);
+    std::fs::create_dir_all(&models).unwrap();
+    let hidden = models.join(".incoming");
+    std::fs::rename(packed.join("iris/1.0.0"), &hidden).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    still_waiting(&state);
+
+    std::fs::create_dir(models.join("iris")).unwrap();
+    std::fs::rename(&hidden, models.join("iris/1.0.0")).unwrap();
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .expect("the package was found")
+        .unwrap();
+    assert_eq!(report.loaded.len(), 1);
+    assert!(state.is_ready());
+    assert_eq!(get(&state, "/v2/health/ready").await.status, StatusCode::OK);
+}
+
+/// The reasons a server gives for no package lead with `missing` or `permission denied`.
+#[test]
+fn discover_says_missing_for_an_absent_or_empty_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let absent = root.path().join("absent");
+    let failure = tiffin_server::discover(&[absent]).unwrap_err();
+    assert!(
+        failure.reason.starts_with("cannot read it: missing:"),
+        "{failure}"
+    );
+    let failure = tiffin_server::discover(&[root.path().to_owned()]).unwrap_err();
+    assert!(
+        failure.reason.starts_with("missing: no package"),
+        "{failure}"
+    );
+}
