@@ -638,6 +638,19 @@ mod tests {
     }
 
     #[test]
+    fn the_first_differing_member_is_named() {
+        let reference = tar_gz(members(), 1_700_000_000);
+        let mut changed = members();
+        changed[0].data.push(b'!');
+        let message = first_difference(&reference, &tar_gz(changed, 1_700_000_000)).unwrap();
+        assert_eq!(message, "the tar header of d/tiffin");
+        let mut changed = members();
+        changed[2].data[0] = b'%';
+        let message = first_difference(&reference, &tar_gz(changed, 1_700_000_000)).unwrap();
+        assert_eq!(message, "the content of d/completions/_tiffin");
+    }
+
+    #[test]
     fn a_dynamic_binary_is_refused() {
         let err = check_static(Path::new("/bin/true")).unwrap_err();
         let message = format!("{err:#}");
