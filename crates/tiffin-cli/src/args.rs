@@ -116,6 +116,16 @@ pub(crate) enum Command {
     /// reference, as KServe runs a storage initializer) the verified package folder is renamed
     /// into DIR/NAME/VERSION/ instead, for `tiffin serve DIR`.
     Pull(PullArgs),
+    /// Build a runnable OCI image of tiffin and packages, without a container daemon.
+    ///
+    /// Layer 1 is a static tiffin at /usr/bin/tiffin (the running executable unless --binary),
+    /// with /tmp, /etc/passwd for user 65532 and an empty /models; each package, verified first,
+    /// is a layer of its own under /models/NAME/VERSION/. The image runs `tiffin serve /models
+    /// --host 0.0.0.0 --port 8080` as 65532:65532. Layers are deterministic: the same packages
+    /// and binary give the same image digest. Without packages it is the runtime image KServe's
+    /// containers use. Write an OCI layout (--out), an archive for `podman load`/`docker load`
+    /// (--archive), or push it (--push, sending only the blobs the registry lacks).
+    Image(ImageArgs),
     /// Print the completion script of a shell, to be saved where the shell looks for them.
     ///
     /// For example `tiffin completions bash > ~/.local/share/bash-completion/completions/tiffin`,
@@ -230,6 +240,41 @@ pub(crate) struct PullArgs {
     /// Certificate mode: trusted root CA certificates (PEM) the signature's chain must lead to.
     #[arg(long, value_name = "ROOTS.pem", group = "checker", env = "TIFFIN_PULL_ROOT")]
     pub(crate) root: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["out", "archive", "push"]))]
+pub(crate) struct ImageArgs {
+    /// Package folders or archives, or NAME:VERSION, NAME or digests from the local store.
+    pub(crate) packages: Vec<PathBuf>,
+    /// Write an OCI image layout to this folder (it must not exist).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Write the image as one tar, for `podman load -i` or `docker load -i`.
+    #[arg(long, value_name = "FILE.tar")]
+    pub(crate) archive: Option<PathBuf>,
+    /// Push the image to a registry: `HOST[:PORT]/REPOSITORY:TAG`.
+    #[arg(long, value_name = "REF")]
+    pub(crate) push: Option<String>,
+    /// The name the layout or archive gives the image [default: NAME:VERSION of the first
+    /// package, else tiffin:VERSION].
+    #[arg(long, value_name = "NAME:TAG")]
+    pub(crate) tag: Option<String>,
+    /// The static tiffin binary to put in the image [default: this executable].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) binary: Option<PathBuf>,
+    /// The signer's public key (PEM, ECDSA P-256): every package must carry a signature it
+    /// verifies.
+    #[arg(long, value_name = "PUB.pem")]
+    pub(crate) key: Option<PathBuf>,
+    /// Store layers as plain tars instead of gzipped ones.
+    #[arg(long)]
+    pub(crate) uncompressed: bool,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,

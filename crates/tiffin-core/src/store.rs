@@ -248,11 +248,22 @@ impl Store {
     /// stored is not stored again), the package is built from them and verified with `options`,
     /// then tagged `name:version`.
     pub fn add(&self, package: &Path, options: &VerifyOptions) -> Result<Stored> {
+        self.add_checked(package, options, None)
+    }
+
+    /// As [`Store::add`], and with a verifier, the package must carry a signature it accepts
+    /// over exactly its files (see [`Store::commit_checked`]).
+    pub fn add_checked(
+        &self,
+        package: &Path,
+        options: &VerifyOptions,
+        signer: Option<&crate::sign::Verifier>,
+    ) -> Result<Stored> {
         let files = match package_kind(package)? {
             PackageKind::Folder => self.blobs_of_folder(package)?,
             PackageKind::Archive => self.blobs_of_archive(package)?,
         };
-        self.commit(&files, options)
+        self.commit_checked(&files, options, signer)
     }
 
     fn blobs_of_folder(&self, folder: &Path) -> Result<Vec<(String, Digest)>> {

@@ -7,6 +7,7 @@ mod add;
 mod clap_out;
 mod convert;
 mod doctor;
+mod image;
 mod init;
 mod inspect;
 mod pack;
@@ -38,6 +39,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Gc(args) => store::gc(&args),
         Command::Push(args) => push::run(&args),
         Command::Pull(args) => pull::run(&args),
+        Command::Image(args) => image::run(&args),
         Command::Completions(args) => clap_out::completions(&args),
         Command::Man => clap_out::man(),
     }

@@ -8,6 +8,7 @@
 //! enters the store.
 
 mod client;
+pub mod image;
 mod reference;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 mod doctor;
 mod examples;
 mod hostile;
+mod image;
 mod oci;
 mod pack;
 mod sign;
