@@ -3,7 +3,7 @@
 use indicatif::HumanBytes;
 use tiffin_core::oci::{self, Reference};
 use tiffin_core::store::Store;
-use tiffin_core::{Verifier, VerifyOptions, hash::Algorithms};
+use tiffin_core::{PublicKey, Verifier, VerifyOptions, hash::Algorithms};
 
 use crate::Outcome;
 use crate::args::PullArgs;
@@ -17,7 +17,15 @@ pub(crate) fn run(args: &PullArgs) -> anyhow::Result<Outcome> {
         algorithms: Algorithms::BLAKE3,
         run_model: !args.no_run,
     };
-    let signer = Verifier::from_pem_files(args.key.as_deref(), args.root.as_deref())?;
+    let signer = match args.key.as_deref().and_then(|k| k.to_str()) {
+        // TIFFIN_PULL_KEY may hold the key itself: a storage-initializer container can take it
+        // from a ConfigMap through the environment, and cannot mount a file.
+        Some(text) if text.trim_start().starts_with("-----BEGIN") => Some(Verifier::from(
+            PublicKey::from_pem(text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("the key in TIFFIN_PULL_KEY: {e}"))?,
+        )),
+        _ => Verifier::from_pem_files(args.key.as_deref(), args.root.as_deref())?,
+    };
     if let Some(dir) = args.into.as_ref().or(args.dest.as_ref()) {
         let pulled = oci::pull_into(&reference, dir, &options, &verify, signer.as_ref())?;
         if args.json {
