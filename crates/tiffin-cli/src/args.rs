@@ -236,10 +236,20 @@ pub(crate) struct PullArgs {
     /// The signer's public key (PEM, ECDSA P-256): the pulled package must carry a signature
     /// it verifies, over exactly its files, before it enters the store. In TIFFIN_PULL_KEY, a
     /// path or the PEM text itself.
-    #[arg(long, value_name = "PUB.pem", group = "checker", env = "TIFFIN_PULL_KEY")]
+    #[arg(
+        long,
+        value_name = "PUB.pem",
+        group = "checker",
+        env = "TIFFIN_PULL_KEY"
+    )]
     pub(crate) key: Option<PathBuf>,
     /// Certificate mode: trusted root CA certificates (PEM) the signature's chain must lead to.
-    #[arg(long, value_name = "ROOTS.pem", group = "checker", env = "TIFFIN_PULL_ROOT")]
+    #[arg(
+        long,
+        value_name = "ROOTS.pem",
+        group = "checker",
+        env = "TIFFIN_PULL_ROOT"
+    )]
     pub(crate) root: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]

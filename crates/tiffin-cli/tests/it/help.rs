@@ -7,8 +7,24 @@ fn help() {
     let here = std::env::current_dir().unwrap();
     insta::assert_snapshot!("help", tiffin(&["--help"], &here, None));
     for command in [
-        "init", "pack", "verify", "inspect", "sign", "doctor", "predict", "convert", "scan", "add",
-        "list", "rm", "tag", "gc", "push", "pull", "completions",
+        "init",
+        "pack",
+        "verify",
+        "inspect",
+        "sign",
+        "doctor",
+        "predict",
+        "convert",
+        "scan",
+        "add",
+        "list",
+        "rm",
+        "tag",
+        "gc",
+        "push",
+        "pull",
+        "image",
+        "completions",
     ] {
         insta::assert_snapshot!(
             format!("help_{command}"),
