@@ -5,8 +5,9 @@
 //! `/etc/group` lines for user 65532 and an empty `/models` it owns; each package is a layer of
 //! its own under `/models/NAME/VERSION/`, so images sharing the binary share that layer. The
 //! config runs `tiffin serve /models` on 0.0.0.0:8080 as 65532. Every tar is deterministic
-//! (sorted, fixed owners and modes, the packages' creation time as mtime) and gzipped without a
-//! timestamp, so the same packages and binary give the same image digest.
+//! (sorted, fixed owners and modes; the binary's files dated at the epoch, a package's at its
+//! creation time) and gzipped without a timestamp, so the same packages and binary give the same
+//! image digest, and the same binary the same first layer.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -153,8 +154,11 @@ pub fn build_image(options: &ImageOptions, target: &ImageTarget) -> Result<Image
 
     let mut layers = Vec::new();
     let mut reports = Vec::new();
+    // The binary's layer is dated at the epoch (as jib does), not at the packages' time: the
+    // same binary then gives the same layer in every image, which a registry stores once and a
+    // push of another model's image does not send again.
     let base = layer_blob(&blobs_dir, options.gzip, |tar| {
-        base_layer(tar, &options.binary, mtime)
+        base_layer(tar, &options.binary, 0)
     })?;
     reports.push(layer_report("tiffin", &base));
     layers.push(base);

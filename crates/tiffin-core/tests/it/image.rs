@@ -72,6 +72,18 @@ fn the_same_inputs_give_the_same_image_and_the_layout_reads_back() {
     let (_, second) = build("two");
     assert_eq!(first.digest, second.digest);
     assert_eq!(first.layers.len(), 2);
+    // Another package, the same binary: the same first layer, which a push then skips.
+    let (_iris_out, iris) = pack_fixture("iris");
+    let other = build_image(
+        &options(vec![iris.folder.clone()], binary.clone()),
+        &ImageTarget::Layout {
+            dir: dir.path().join("iris"),
+            tag: "iris:1.0.0".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(other.layers[0].digest, first.layers[0].digest);
+    assert_ne!(other.digest, first.digest);
 
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
