@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::{dist, interop, interop_signing, process, registry, schema};
+use crate::{dist, e2e, interop, interop_signing, process, registry, schema};
 
 /// One check of `cargo xtask ci`.
 #[derive(Debug)]
@@ -137,6 +137,14 @@ const STEPS: &[Step] = &[
         action: Action::Task {
             shown: "cargo xtask interop-signing (tiffin sign and verify against OpenSSF model_signing)",
             run: interop_signing::run,
+        },
+    },
+    // The whole journey through the static binary of the dist step, podman and the registry.
+    Step {
+        name: "e2e",
+        action: Action::Task {
+            shown: "cargo xtask e2e (init to a served container image, and KServe's storage path)",
+            run: e2e::run,
         },
     },
 ];

@@ -212,8 +212,10 @@ impl Journey {
     /// `tiffin image --push` of the package, then `podman run` of the pushed image answering V2
     /// and `/predict`; also pushes the runtime-only image the KServe stage runs.
     fn image(&self, package: &Path, registry: &str) -> Result<Images> {
-        let model = format!("{registry}/images/churn:{VERSION}");
-        let runtime = format!("{registry}/images/tiffin:e2e");
+        // One repository for both: a registry shares blobs within a repository, so the runtime
+        // image's push finds the binary's layer there.
+        let model = format!("{registry}/images/tiffin:churn-{VERSION}");
+        let runtime = format!("{registry}/images/tiffin:runtime");
         let started = Instant::now();
         let pushed = self
             .tiffin()
@@ -230,7 +232,12 @@ impl Journey {
             .arg(&self.tiffin)
             .args(["--push", &runtime])
             .output()?;
-        json(&bare, "tiffin image --push (runtime only)")?;
+        let bare = json(&bare, "tiffin image --push (runtime only)")?;
+        // Same binary, same first layer: the registry has it from the first image.
+        ensure!(
+            bare["skipped"].as_u64() == Some(1) && bare["uploaded"].as_u64() == Some(1),
+            "the runtime image should send only its config, the binary layer being there: {bare}"
+        );
         eprintln!(
             "    tiffin image --push in {}: {pushed}",
             process::human_duration(took)
@@ -301,21 +308,18 @@ impl Journey {
             "with no model yet /v2/health/ready should be 503, not {ready:?}"
         );
 
+        // The key as deploy/kserve's ClusterStorageContainer gives it: its PEM text in
+        // TIFFIN_PULL_KEY (a storage initializer cannot mount a file).
+        let key = std::fs::read_to_string(self.keys.join("signer.pub.pem"))?;
         let storage = self
             .podman
             .command()
-            .args(["run", "--rm", "--network", "host", "-e"])
-            .arg("TIFFIN_PULL_KEY=/keys/signer.pub.pem")
-            .arg("-v")
-            .arg(format!("{}:/keys:ro", self.keys.display()))
+            .args(["run", "--rm", "--network", "host", "--read-only", "-e"])
+            .arg(format!("TIFFIN_PULL_KEY={key}"))
             .arg("-v")
             .arg(format!("{}:/mnt/models", models.display()))
-            .args([
-                image,
-                "pull",
-                &format!("tiffin://{reference}"),
-                "/mnt/models",
-            ])
+            .args(["--entrypoint", "/usr/bin/tiffin", image, "pull"])
+            .args([&format!("tiffin://{reference}"), "/mnt/models"])
             .output()?;
         check(&storage, "the storage-initializer container")?;
         eprintln!("    storage initializer pulled tiffin://{reference} into the shared folder");
