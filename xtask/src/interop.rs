@@ -105,11 +105,33 @@ pub(crate) fn python(venv: &str, requirements: &str) -> Result<PathBuf> {
     venv_python(&system_python()?, venv, requirements)
 }
 
+/// Like [`python`], for requirements that pin every package to install (pip runs with
+/// `--no-deps`): for an SDK of which a small part is used and whose declared dependencies are
+/// heavy.
+pub(crate) fn python_locked(venv: &str, requirements: &str) -> Result<PathBuf> {
+    virtualenv(
+        &system_python()?,
+        &process::target_dir()?.join(venv),
+        &process::workspace_root().join(requirements),
+        Deps::Listed,
+    )
+}
+
+/// Which packages pip installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deps {
+    /// The requirements and whatever they depend on.
+    Resolved,
+    /// The requirements alone (`--no-deps`).
+    Listed,
+}
+
 fn venv_python(system_python: &Path, venv: &str, requirements: &str) -> Result<PathBuf> {
     virtualenv(
         system_python,
         &process::target_dir()?.join(venv),
         &process::workspace_root().join(requirements),
+        Deps::Resolved,
     )
 }
 
@@ -157,7 +179,12 @@ fn system_python() -> Result<PathBuf> {
 
 /// The Python of an interop virtualenv in `dir` holding `requirements`, made or remade unless its
 /// stamp matches the requirements and the Python that would make it.
-fn virtualenv(system_python: &Path, dir: &Path, requirements: &Path) -> Result<PathBuf> {
+fn virtualenv(
+    system_python: &Path,
+    dir: &Path,
+    requirements: &Path,
+    deps: Deps,
+) -> Result<PathBuf> {
     let stamp_path = dir.join("tiffin-interop.stamp");
     let stamp = stamp(system_python, requirements)?;
     let python = if cfg!(windows) {
@@ -192,9 +219,11 @@ fn virtualenv(system_python: &Path, dir: &Path, requirements: &Path) -> Result<P
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        "-r",
-    ])
-    .arg(requirements);
+    ]);
+    if deps == Deps::Listed {
+        pip.arg("--no-deps");
+    }
+    pip.arg("-r").arg(requirements);
     process::announce(&process::shown(&pip));
     process::run(&mut pip)
         .with_context(|| format!("cannot install {} from PyPI", requirements.display()))?;

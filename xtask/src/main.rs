@@ -10,6 +10,7 @@ mod dist;
 mod e2e;
 mod interop;
 mod interop_signing;
+mod kserve;
 mod process;
 mod registry;
 mod schema;
@@ -25,8 +26,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every check CI runs: fmt, clippy, tests, schemas up to date, docs, OCI registry, V2
-    /// client interop, signing interop.
+    /// Run every check CI runs: fmt, clippy, tests (the runtime's on two more kernel sets),
+    /// schemas up to date, docs, the release build, OCI registry, V2 client interop, signing
+    /// interop, the KServe YAML, and the end-to-end journey.
     ///
     /// Stops at the first failure, naming it, and exits non-zero.
     Ci,
@@ -43,6 +45,11 @@ enum Command {
     ///
     /// Installs docker-registry and skopeo with apt-get when they are missing (needs root).
     Registry,
+    /// Validate deploy/kserve/*.yaml against KServe's and Kubernetes' schemas (their generated
+    /// SDK types), and check that copies broken on purpose are refused.
+    ///
+    /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
+    Kserve,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Build the release: a static tiffin for x86_64 Linux in a reproducible tar.gz (with
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
         Command::Interop => interop::run(),
         Command::InteropSigning => interop_signing::run(),
         Command::Registry => registry::run(),
+        Command::Kserve => kserve::run(),
         Command::Schema(args) => schema::run(if args.check {
             schema::Mode::Check
         } else {
