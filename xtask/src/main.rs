@@ -15,6 +15,7 @@ mod process;
 mod registry;
 mod schema;
 mod served;
+mod ui;
 
 /// Maintainer tasks of tiffin: the CI checks, generated files and benchmarks.
 #[derive(Debug, Parser)]
@@ -28,7 +29,7 @@ struct Cli {
 enum Command {
     /// Run every check CI runs: fmt, clippy, tests (the runtime's on two more kernel sets),
     /// schemas up to date, docs, the release build, OCI registry, V2 client interop, signing
-    /// interop, the KServe YAML, and the end-to-end journey.
+    /// interop, the KServe YAML, the web page in a browser, and the end-to-end journey.
     ///
     /// Stops at the first failure, naming it, and exits non-zero.
     Ci,
@@ -50,6 +51,13 @@ enum Command {
     ///
     /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
     Kserve,
+    /// The web page of `tiffin serve` in Debian's headless chromium, driven by Selenium: list,
+    /// model page, try-it form, errors, live figures, a hostile model card; screenshots in
+    /// target/ui-screenshots/.
+    ///
+    /// Installs chromium and chromium-driver with apt-get when missing (needs root); makes a
+    /// pinned virtualenv in the target folder once (from PyPI).
+    Ui,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Build the release: a static tiffin for x86_64 Linux in a reproducible tar.gz (with
@@ -84,6 +92,7 @@ fn main() -> ExitCode {
         Command::InteropSigning => interop_signing::run(),
         Command::Registry => registry::run(),
         Command::Kserve => kserve::run(),
+        Command::Ui => ui::run(),
         Command::Schema(args) => schema::run(if args.check {
             schema::Mode::Check
         } else {

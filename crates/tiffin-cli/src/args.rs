@@ -492,6 +492,18 @@ pub(crate) struct ServeArgs {
     /// sets it when a storage initializer writes the model after the server starts.
     #[arg(long)]
     pub(crate) wait_for_models: bool,
+    /// The signer's public key (PEM, ECDSA P-256): serve only packages whose signature it
+    /// verifies; an unsigned or changed package is refused at load like a tampered one.
+    #[arg(long, value_name = "PUB.pem", group = "serve_checker")]
+    pub(crate) key: Option<PathBuf>,
+    /// Certificate mode: serve only packages whose signing certificate chain leads to one of
+    /// these trusted root CA certificates (PEM).
+    #[arg(long, value_name = "ROOTS.pem", group = "serve_checker")]
+    pub(crate) root: Option<PathBuf>,
+    /// Turn off the web page (the models, their cards and a try-it form for a browser at `/`
+    /// and under `/ui/`); the APIs answer the same either way.
+    #[arg(long)]
+    pub(crate) no_ui: bool,
     /// Merge concurrent requests into model runs of at most this many rows (1 turns batching
     /// off), for every model whose signature has a batch dim, or as `MODEL=N` for one model;
     /// repeat for several [default: each package's `serving.max_batch_size`, else off].

@@ -33,11 +33,11 @@ pub use doctor::{
 pub use error::{Error, Result};
 pub use init::{authoring_for, render_toml};
 pub use pack::{PackOptions, Packed, pack};
-pub use package::{Inspection, PackageKind, inspect, package_kind};
+pub use package::{Inspection, PackageKind, inspect, package_kind, read_file};
 pub use run::{Loaded, load};
 pub use sign::{
-    CertificateChain, PublicKey, SignOptions, SignatureOptions, SignatureReport, Signed,
-    SigningKey, TrustRoots, Verifier, sign, verify_signature,
+    CertificateChain, PublicKey, SignOptions, SignatureClaim, SignatureOptions, SignatureReport,
+    Signed, SigningKey, TrustRoots, Verifier, sign, signature_claim, verify_signature,
 };
 pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
 

@@ -106,6 +106,15 @@ pub(crate) fn first_entry_manifest<R: Read>(
     read_capped(entry, size, Path::new(MANIFEST_FILE))
 }
 
+/// Reads one file of a package (folder or archive) by its path in the package, e.g. the model
+/// card to show it. Call it on a verified package, for a file its manifest lists.
+pub fn read_file(path: &Path, file: &str) -> Result<Vec<u8>> {
+    let kind = package_kind(path)?;
+    read_files(path, kind, |p| p == file)?
+        .remove(file)
+        .ok_or_else(|| not_package(path, format!("it holds no file `{file}`")))
+}
+
 /// Reads the files of a package whose paths `wanted` accepts, into memory, by package path. Only
 /// regular files listed in the manifest should be asked for; call this on verified packages.
 pub(crate) fn read_files(

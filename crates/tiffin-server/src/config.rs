@@ -51,6 +51,12 @@ pub struct Config {
     pub model_threads: usize,
     /// Concretized plans kept per model, one per batch size seen (see tiffin-runtime).
     pub plan_cache: usize,
+    /// Serve the web page: the served models for a browser at `/`, a page per model under
+    /// `/ui/`. API clients get the same answers either way.
+    pub ui: bool,
+    /// Check every package's signature at load with this key or these roots, and refuse a
+    /// package that is unsigned or whose signature does not verify.
+    pub verifier: Option<tiffin_core::Verifier>,
 }
 
 impl Default for Config {
@@ -76,6 +82,8 @@ impl Default for Config {
             inline_below: Duration::from_micros(50),
             model_threads: 1,
             plan_cache: 8,
+            ui: true,
+            verifier: None,
         }
     }
 }

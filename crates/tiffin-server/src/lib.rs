@@ -19,10 +19,11 @@ mod protocol;
 mod registry;
 mod serve;
 mod state;
+mod ui;
 
 pub use config::Config;
 pub use error::{ApiError, Flavor};
 pub use protocol::app;
-pub use registry::{LoadFailure, Registry, Served, discover};
+pub use registry::{LoadFailure, Registry, Served, SignatureStatus, discover};
 pub use serve::{serve, signals};
 pub use state::{AppState, ReloadReport};

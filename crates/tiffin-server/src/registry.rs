@@ -6,13 +6,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use semver::Version;
+use serde::Serialize;
+use tiffin_core::examples::Drift;
 use tiffin_core::manifest::{Dim, Signature};
 use tiffin_core::payload::shown;
 use tiffin_core::runtime::LoadOptions;
-use tiffin_core::{Loaded, layout};
+use tiffin_core::{Loaded, SignatureOptions, VerifyOptions, layout};
 
 use crate::batch::{BatchPolicy, Batcher};
 use crate::config::Config;
@@ -108,12 +110,84 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Verifies a package (every digest, the signature against the graph), loads its model and
-/// reruns its golden examples; a package whose examples drift past tolerance is refused.
-pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Loaded, LoadFailure> {
+/// A package verified and loaded, with what its checks found (shown on the web page).
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) loaded: Loaded,
+    /// The golden examples' drift per output, `None` for a package without examples.
+    pub(crate) drifts: Option<Vec<Drift>>,
+    pub(crate) signature: SignatureStatus,
+}
+
+/// What the server knows of a served package's signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SignatureStatus {
+    /// The package holds a signature bundle (`tiffin.sigstore.json`).
+    pub signed: bool,
+    /// The signer's key hint (hex sha256 of its public key PEM): the key that verified the
+    /// signature, or, when the server was given none, the one the bundle names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_hint: Option<String>,
+    /// Certificate mode: the signing certificate's subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// The signature was checked at load with the key or roots the server was given (with
+    /// them, a package that fails the check is not served at all).
+    pub verified: bool,
+}
+
+/// Verifies a package (every digest, the signature against the graph, and with a configured
+/// verifier its cryptographic signature), loads its model and reruns its golden examples; a
+/// package whose examples drift past tolerance, or unsigned when a verifier is set, is refused.
+pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, LoadFailure> {
     let fail = |reason: String| LoadFailure {
         path: path.to_owned(),
         reason,
+    };
+    let signature = match &config.verifier {
+        Some(verifier) => {
+            // The files are hashed again by `load` below; blake3 alone here keeps that cheap,
+            // while the signed sha256 digests are checked against the manifest's.
+            let options = SignatureOptions {
+                bundle: None,
+                verify: VerifyOptions {
+                    run_model: false,
+                    ..VerifyOptions::default()
+                },
+            };
+            let report = tiffin_core::verify_signature(
+                path,
+                verifier,
+                &options,
+                &tiffin_core::hash::NoProgress,
+            )
+            .map_err(|e| fail(e.to_string()))?;
+            if !report.is_ok() {
+                let problems = report
+                    .problems
+                    .iter()
+                    .chain(report.package.iter().flat_map(|p| &p.problems))
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(fail(format!("signature refused: {problems}")));
+            }
+            SignatureStatus {
+                signed: true,
+                key_hint: Some(report.key_hint),
+                certificate: report.certificate,
+                verified: true,
+            }
+        }
+        None => match tiffin_core::signature_claim(path).map_err(|e| fail(e.to_string()))? {
+            Some(claim) => SignatureStatus {
+                signed: true,
+                key_hint: claim.key_hint,
+                certificate: claim.certificate,
+                verified: false,
+            },
+            None => SignatureStatus::default(),
+        },
     };
     let options = LoadOptions::default()
         .with_plan_cache(config.plan_cache)
@@ -138,7 +212,11 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Loaded, LoadF
                 .unwrap_or_default()
         )));
     }
-    Ok(loaded)
+    Ok(Checked {
+        loaded,
+        drifts,
+        signature,
+    })
 }
 
 /// The batch dim of a signature: the named dim every input and output starts with, if there
@@ -162,6 +240,12 @@ pub struct Served {
     pub loaded: Arc<Loaded>,
     /// How long verifying, loading and checking it took.
     pub load_time: Duration,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    /// The golden examples' drift measured at load, per output (`None`: no examples).
+    pub drifts: Option<Vec<Drift>>,
+    /// Its signature, as far as the server knows it.
+    pub signature: SignatureStatus,
     pub(crate) batcher: Option<Batcher>,
     /// Its metrics, with their handles kept.
     pub(crate) metrics: Arc<ModelMetrics>,
@@ -231,12 +315,17 @@ impl Served {
     /// Wraps a loaded package, starting its batch collector when batching applies. Must be
     /// called on a tokio runtime.
     pub(crate) fn new(
-        loaded: Loaded,
+        checked: Checked,
         load_time: Duration,
         config: &Config,
         pool: &Arc<Pool>,
         metrics: &Arc<Metrics>,
     ) -> Served {
+        let Checked {
+            loaded,
+            drifts,
+            signature,
+        } = checked;
         let labels = ModelLabels {
             model: loaded.manifest.name.clone(),
             version: loaded.manifest.version.to_string(),
@@ -284,6 +373,9 @@ impl Served {
         Served {
             loaded,
             load_time,
+            loaded_at: SystemTime::now(),
+            drifts,
+            signature,
             batcher,
             metrics: model_metrics,
             has_batch_dim,

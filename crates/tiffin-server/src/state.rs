@@ -196,9 +196,9 @@ impl AppState {
         let fresh: HashSet<(String, String)> = steps
             .iter()
             .filter_map(|step| match step {
-                Step::Loaded(loaded, _) => Some((
-                    loaded.manifest.name.clone(),
-                    loaded.manifest.version.to_string(),
+                Step::Loaded(checked, _) => Some((
+                    checked.loaded.manifest.name.clone(),
+                    checked.loaded.manifest.version.to_string(),
                 )),
                 _ => None,
             })
@@ -339,7 +339,7 @@ enum Step {
     /// loaded now gives the same version.
     KeepOnFailure(Arc<Served>),
     /// Verified, loaded and its examples passed, in this long.
-    Loaded(Box<Loaded>, Duration),
+    Loaded(Box<registry::Checked>, Duration),
     /// Refused, and why.
     Failed(LoadFailure),
 }

@@ -38,6 +38,11 @@ struct Parsed {
     subject: String,
 }
 
+/// The subject of a DER certificate, or `None` when it does not parse.
+pub(crate) fn subject_of(der: &[u8]) -> Option<String> {
+    Parsed::from_der(der.to_vec()).ok().map(|p| p.subject)
+}
+
 impl Parsed {
     fn from_der(der: Vec<u8>) -> Result<Self, String> {
         let cert = Certificate::from_der(&der)

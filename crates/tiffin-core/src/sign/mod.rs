@@ -578,6 +578,43 @@ fn package_digests(
     out
 }
 
+/// Who a package's own bundle says signed it, read without checking anything: for display
+/// beside a package, never as a verdict. [`verify_signature`] is the check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignatureClaim {
+    /// The key hint the bundle names (hex sha256 of the signer's public key PEM), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_hint: Option<String>,
+    /// Certificate mode: the subject of the signing certificate the bundle carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// What the package's own `tiffin.sigstore.json` claims about its signer, or `None` when the
+/// package holds no bundle. A bundle that cannot be decoded is an [`Error::Invalid`] naming it.
+pub fn signature_claim(path: &Path) -> Result<Option<SignatureClaim>> {
+    let kind = package_kind(path)?;
+    let Some(bytes) = read_small_files(path, kind)?.remove(SIGSTORE_FILE) else {
+        return Ok(None);
+    };
+    let opened = bundle::open(&bytes).map_err(|message| Error::Invalid {
+        path: path.to_owned(),
+        problems: vec![Problem {
+            file: Some(SIGSTORE_FILE.to_owned()),
+            kind: ProblemKind::Signature,
+            message,
+        }],
+    })?;
+    Ok(Some(SignatureClaim {
+        key_hint: opened.hint,
+        certificate: opened
+            .chain
+            .as_ref()
+            .and_then(|chain| chain.first())
+            .and_then(|der| cert::subject_of(der)),
+    }))
+}
+
 /// Reads `tiffin.sigstore.json` and `checksum.txt` of a package, whichever it holds, each capped
 /// at the manifest size limit. An archive is walked by seeking past the other entries' data.
 fn read_small_files(path: &Path, kind: PackageKind) -> Result<BTreeMap<&'static str, Vec<u8>>> {

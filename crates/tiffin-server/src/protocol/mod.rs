@@ -38,6 +38,11 @@ const REQUEST_ID: &str = "x-request-id";
 /// The router for every protocol, over `state`. Test it with `tower::ServiceExt::oneshot`;
 /// [`serve`](crate::serve) runs it on a socket.
 pub fn app(state: AppState) -> Router {
+    let ui = if state.config().ui {
+        crate::ui::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         // Health, shared by the protocols that ask for it under these names.
         .route("/", get(root))
@@ -51,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .merge(mlflow::routes())
         .merge(v1::routes())
         .merge(simple::routes())
+        .merge(ui)
         .fallback(not_found)
         // Bodies are decoded before handlers read them, and the size limit applies to what
         // the decoding yields, so a small compressed bomb cannot expand past it. Answers are
@@ -438,7 +444,11 @@ fn tagged(served: &Served, result: Result<Response, ApiError>) -> Response {
     response
 }
 
-async fn root() -> Response {
+/// `GET /`: liveness for API clients and probes; the web page for a browser, when it is on.
+async fn root(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if state.config().ui && crate::ui::wants_html(&headers) {
+        return crate::ui::page().await;
+    }
     axum::Json(json!({ "status": "alive" })).into_response()
 }
 

@@ -9,4 +9,5 @@ mod mlflow;
 mod reload;
 mod simple_v1;
 mod socket;
+mod ui;
 mod v2;
