@@ -41,11 +41,12 @@ driver = browser()
 step = 0
 
 
-def shot(name):
+def shot(name, height=None):
     path = os.path.join(SHOTS, f"{name}.png")
-    # The whole page, not only the window: resize to the document's height first.
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, max(800, min(height + 100, 6000)))
+    # The whole page unless a height is given: resize to the document's height first.
+    if height is None:
+        height = driver.execute_script("return document.documentElement.scrollHeight") + 100
+    driver.set_window_size(1280, max(800, min(height, 6000)))
     driver.save_screenshot(path)
     print(f"   screenshot {path}")
 
@@ -188,6 +189,7 @@ try:
     check("p50 is a latency", text("#fig-p50").endswith("s"), text("#fig-p50"))
     driver.execute_script("window.scrollTo(0, 0)")
     shot("figures")
+    shot("docs-model-page", height=1150)  # the picture in docs/server.md
     # The bad payload's 400 is logged by the browser as a failed fetch; nothing else may be.
     errors = [e for e in severe_logs() if "/v2/" not in e["message"]]
     check("the model page logs no script error", not errors, errors)
