@@ -132,11 +132,14 @@ impl Journey {
             .output()?;
         check(&init, "tiffin init model.onnx")?;
         let written = std::fs::read_to_string(author.join("tiffin.toml"))?;
+        let (expected, onnxruntime) = expected_outputs(&fixture)?;
         let authored = complete_authoring(
             &written,
             &std::fs::read_to_string(fixture.join("tiffin.toml"))?,
+            &onnxruntime,
         )?;
         std::fs::write(author.join("tiffin.toml"), authored)?;
+        std::fs::write(author.join("expected.json"), expected)?;
         eprintln!("    init read the signature from the graph; the author's metadata added");
 
         let out = self.work.join("packages");
@@ -163,7 +166,10 @@ impl Journey {
             .arg(self.keys.join("signer.pem"))
             .output()?;
         check(&sign, "tiffin sign")?;
-        eprintln!("    packed with golden examples, doctor --strict clean, signed");
+        eprintln!(
+            "    packed with golden examples and parity with the original outputs, doctor \
+             --strict clean, signed"
+        );
         Ok(package)
     }
 
@@ -347,7 +353,7 @@ impl Journey {
 /// from the graph, with the fixture's feature names, and every other table (metadata, framework,
 /// training, runtime, files, examples) from the fixture's own tiffin.toml. Fails if `init`
 /// read another signature than the fixture declares.
-fn complete_authoring(written: &str, fixture: &str) -> Result<String> {
+fn complete_authoring(written: &str, fixture: &str, onnxruntime: &str) -> Result<String> {
     let written: toml::Table = toml::from_str(written).context("init wrote invalid TOML")?;
     let mut authored: toml::Table = toml::from_str(fixture)?;
     let read = written
@@ -372,7 +378,66 @@ fn complete_authoring(written: &str, fixture: &str) -> Result<String> {
         .context("the fixture has no [package]")?;
     package.insert("name".into(), NAME.into());
     package.insert("version".into(), VERSION.into());
+    let examples = authored
+        .get_mut("examples")
+        .and_then(toml::Value::as_table_mut)
+        .context("the fixture has no [examples]")?;
+    examples.insert("expected".into(), "expected.json".into());
+    // The stand-in says what it is: onnxruntime computed these, not scikit-learn.
+    let mut source = toml::Table::new();
+    source.insert("name".into(), "onnxruntime".into());
+    source.insert("version".into(), onnxruntime.into());
+    examples.insert("expected_from".into(), source.into());
     Ok(toml::to_string(&authored)?)
+}
+
+/// The original model's outputs on the fixture's example rows, for `[examples] expected`, and
+/// the onnxruntime version that computed them: onnxruntime's outputs from `reference.json`
+/// (computed on the same leading rows) stand in for scikit-learn's own, with which they agree to
+/// about 1e-7.
+fn expected_outputs(fixture: &Path) -> Result<(String, String)> {
+    let examples: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("examples.json"))?)?;
+    let rows = examples
+        .as_array()
+        .context("the fixture's examples.json is not a list of records")?
+        .len();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("reference.json"))?)?;
+    let mut expected = serde_json::Map::new();
+    for (name, tensor) in reference["outputs"]
+        .as_object()
+        .context("reference.json has no outputs")?
+    {
+        let shape = tensor["shape"]
+            .as_array()
+            .context("a reference output has no shape")?;
+        let width: usize = shape[1..]
+            .iter()
+            .map(|d| d.as_u64().unwrap_or(1) as usize)
+            .product();
+        let data = tensor["data"]
+            .as_array()
+            .context("a reference output has no data")?;
+        ensure!(
+            data.len() >= rows * width,
+            "reference.json holds fewer rows than examples.json"
+        );
+        let value: Vec<serde_json::Value> = if shape.len() == 1 {
+            data[..rows].to_vec()
+        } else {
+            data[..rows * width]
+                .chunks(width)
+                .map(|row| serde_json::Value::Array(row.to_vec()))
+                .collect()
+        };
+        expected.insert(name.clone(), value.into());
+    }
+    let onnxruntime = reference["onnxruntime"]
+        .as_str()
+        .context("reference.json does not say which onnxruntime made it")?
+        .to_owned();
+    Ok((serde_json::Value::Object(expected).to_string(), onnxruntime))
 }
 
 /// A signature without the names an author gives features and classes (a graph of integer
@@ -598,11 +663,31 @@ mod tests {
             class_labels = ["0", "1"]
         "#;
         let authored: toml::Table =
-            toml::from_str(&complete_authoring(written, &fixture).unwrap()).unwrap();
+            toml::from_str(&complete_authoring(written, &fixture, "1.32.0").unwrap()).unwrap();
         assert_eq!(authored["package"]["license"].as_str(), Some("MIT"));
         assert_eq!(authored["package"]["version"].as_str(), Some(VERSION));
         assert!(authored["examples"]["inputs"].is_str());
+        assert_eq!(
+            authored["examples"]["expected"].as_str(),
+            Some("expected.json")
+        );
+        assert_eq!(
+            authored["examples"]["expected_from"]["name"].as_str(),
+            Some("onnxruntime")
+        );
         let other = written.replace("[\"batch\", 5]", "[\"batch\", 6]");
-        assert!(complete_authoring(&other, &fixture).is_err());
+        assert!(complete_authoring(&other, &fixture, "1.32.0").is_err());
+    }
+
+    #[test]
+    fn the_expected_outputs_are_the_example_rows_of_the_reference() {
+        let fixture = process::workspace_root().join("fixtures").join(FIXTURE);
+        let (expected, onnxruntime) = expected_outputs(&fixture).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(&expected).unwrap();
+        let rows = expected["label"].as_array().unwrap().len();
+        assert_eq!(rows, 8);
+        assert_eq!(expected["probabilities"].as_array().unwrap().len(), rows);
+        assert_eq!(expected["probabilities"][0].as_array().unwrap().len(), 2);
+        assert!(!onnxruntime.is_empty());
     }
 }

@@ -125,7 +125,12 @@ pub fn convert_to_nnef(options: &ConvertOptions) -> Result<Conversion> {
         .filter(|f| keep(f.role))
         .map(|f| (f.path.clone(), f.role))
         .collect();
-    let files = read_files(path, kind, |p| carried.contains_key(p) || p == ex.inputs)?;
+    // The original model's outputs travel too: the converted model is held to them like the
+    // exported one was.
+    let expected = ex.parity.as_ref().map(|p| p.expected.as_str());
+    let files = read_files(path, kind, |p| {
+        carried.contains_key(p) || p == ex.inputs || Some(p) == expected
+    })?;
     for (name, bytes) in &files {
         write(name, bytes)?;
     }
@@ -168,6 +173,14 @@ pub fn convert_to_nnef(options: &ConvertOptions) -> Result<Conversion> {
         examples: Some(ExamplesSpec {
             inputs: inputs_file,
             tolerance: ex.tolerance.clone(),
+            expected: ex.parity.as_ref().map(|p| p.expected.clone()),
+            expected_from: ex.parity.as_ref().and_then(|p| p.source.clone()),
+            parity: ex
+                .parity
+                .iter()
+                .flat_map(|p| &p.outputs)
+                .map(|(name, result)| (name.clone(), result.tolerance.clone()))
+                .collect(),
         }),
     };
     write("tiffin.toml", crate::render_toml(&authoring).as_bytes())?;

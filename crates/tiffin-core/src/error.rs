@@ -151,6 +151,19 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The packaged model disagrees with the original model's outputs past the parity tolerance.
+    #[error(
+        "{}: the packaged model disagrees with the original model's outputs:\n{table}fix the \
+         export (a float64 model fed float32, a wrong opset or converter option), or where a known \
+         cause explains it, allow it in [examples.parity.OUTPUT] (abs, rel, min_agreement)",
+        path.display()
+    )]
+    Parity {
+        /// The file of expected outputs.
+        path: PathBuf,
+        /// The comparison, one row per output (see `examples::parity_table`).
+        table: String,
+    },
     /// The local store cannot do what was asked.
     #[error("local store: {reason}")]
     Store {

@@ -1,16 +1,200 @@
 //! Golden examples: the example inputs a package keeps, the outputs the model gave for them when
-//! packed, and the comparison `verify` and `convert` run against them.
+//! packed, and the comparison `verify` and `convert` run against them; and parity, the
+//! comparison of the packaged model's outputs with the original model's (`[examples] expected`).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Serialize;
-use tiffin_manifest::{Compare, Signature, Tolerance};
+use tiffin_manifest::{
+    Compare, DType, ParityResult, ParityTolerance, Signature, TensorSpec, Tolerance,
+};
 use tiffin_runtime::{Tensor, TensorData};
 
 /// Package path of the stored example inputs.
 pub const INPUTS_FILE: &str = "examples/inputs.json";
 /// Package path of the stored golden outputs.
 pub const OUTPUTS_FILE: &str = "examples/outputs.json";
+/// Package path of the original model's outputs on the example inputs.
+pub const EXPECTED_FILE: &str = "examples/expected.json";
+
+/// The spec an original output is read with: floats as f64, the precision the original
+/// framework computed them in (a float64 probability is no f32 without rounding, which the
+/// payload decoder rightly refuses), everything else as declared.
+fn expected_spec(spec: &TensorSpec) -> TensorSpec {
+    let mut spec = spec.clone();
+    if matches!(spec.dtype, DType::F16 | DType::F32 | DType::F64) {
+        spec.dtype = DType::F64;
+    }
+    spec
+}
+
+/// Decodes the original model's outputs, `{"OUTPUT": value, ...}` (nested lists, or the explicit
+/// `{"dtype", "shape", "data"}` form this module writes), any subset of the outputs, in
+/// signature order.
+pub fn decode_expected(
+    sig: &Signature,
+    payload: &serde_json::Value,
+) -> Result<Vec<(String, Tensor)>, String> {
+    let serde_json::Value::Object(map) = payload else {
+        return Err(
+            "expected a JSON object keyed by output name, e.g. {\"probabilities\": [[...]]}"
+                .to_owned(),
+        );
+    };
+    let outputs: Vec<&str> = sig.outputs.iter().map(|o| o.name.as_str()).collect();
+    if let Some(unknown) = map.keys().find(|k| sig.output(k).is_none()) {
+        return Err(format!(
+            "`{unknown}` is not an output of the signature: use one of {outputs:?}"
+        ));
+    }
+    if map.is_empty() {
+        return Err(format!(
+            "names no output: give the original model's value of one or more of {outputs:?}"
+        ));
+    }
+    sig.outputs
+        .iter()
+        .filter_map(|spec| map.get(&spec.name).map(|value| (spec, value)))
+        .map(|(spec, value)| {
+            crate::payload::decode_tensor(&expected_spec(spec), value)
+                .map(|t| (spec.name.clone(), t))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Compares the packaged model's outputs (`actual`, in signature order) with the original
+/// model's, output by output, each held to its parity tolerance (the author's, else the default
+/// for its dtype). A shape that differs is an error: nothing can be compared.
+pub fn parity(
+    sig: &Signature,
+    tolerances: &BTreeMap<String, ParityTolerance>,
+    expected: &[(String, Tensor)],
+    actual: &[Tensor],
+) -> Result<BTreeMap<String, ParityResult>, String> {
+    let mut out = BTreeMap::new();
+    for (name, original) in expected {
+        let Some(index) = sig.outputs.iter().position(|o| &o.name == name) else {
+            return Err(format!("`{name}` is not an output of the signature"));
+        };
+        let spec = &sig.outputs[index];
+        let packaged = actual
+            .get(index)
+            .ok_or_else(|| format!("the model gave no output `{name}`"))?;
+        if original.shape() != packaged.shape() {
+            return Err(format!(
+                "output `{name}`: the original model's has shape {:?}, the packaged model's {:?}",
+                original.shape(),
+                packaged.shape()
+            ));
+        }
+        let tolerance = tolerances
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| ParityTolerance::default_for(spec.dtype));
+        let mut result = ParityResult {
+            tolerance: tolerance.clone(),
+            compared: 0,
+            mismatches: 0,
+            max_abs: 0.0,
+            max_rel: 0.0,
+        };
+        match (floats(original), floats(packaged)) {
+            (Some(o), Some(p)) => {
+                let values = tolerance.values();
+                for (&o, &p) in o.iter().zip(&p) {
+                    if !values.allows(o, p) {
+                        result.mismatches += 1;
+                    }
+                    // The figures cover values finite in both; a NaN or an infinity that
+                    // disagrees is a mismatch above, not a number here.
+                    if o.is_finite() && p.is_finite() {
+                        let diff = (p - o).abs();
+                        result.max_abs = result.max_abs.max(diff);
+                        if o != 0.0 {
+                            result.max_rel = result.max_rel.max(diff / o.abs());
+                        }
+                    }
+                }
+                result.compared = o.len() as u64;
+                result.max_abs = tiffin_manifest::recorded_difference(result.max_abs);
+                result.max_rel = tiffin_manifest::recorded_difference(result.max_rel);
+            }
+            (None, None) => {
+                result.compared = original.data().len() as u64;
+                result.mismatches = count_differences(original.data(), packaged.data()) as u64;
+            }
+            _ => {
+                return Err(format!(
+                    "output `{name}`: the original model's is {}, the packaged model's {}",
+                    original.dtype().as_str(),
+                    packaged.dtype().as_str()
+                ));
+            }
+        }
+        out.insert(name.clone(), result);
+    }
+    Ok(out)
+}
+
+/// The parity comparison as a table for people: one row per output.
+pub fn parity_table(results: &BTreeMap<String, ParityResult>) -> String {
+    let mut rows = vec![[
+        "output".to_owned(),
+        "agreement".to_owned(),
+        "outside".to_owned(),
+        "max abs".to_owned(),
+        "max rel".to_owned(),
+        "tolerance".to_owned(),
+        "result".to_owned(),
+    ]];
+    for (name, r) in results {
+        let t = &r.tolerance;
+        let tolerance = if t.abs == 0.0 && t.rel == 0.0 {
+            "exact".to_owned()
+        } else {
+            format!("abs {:e} + rel {:e}", t.abs, t.rel)
+        };
+        let tolerance = if t.min_agreement < 1.0 {
+            format!("{tolerance}, min agreement {}", percent(t.min_agreement))
+        } else {
+            tolerance
+        };
+        rows.push([
+            name.clone(),
+            percent(r.agreement()),
+            format!("{} of {}", r.mismatches, r.compared),
+            format!("{:.2e}", r.max_abs),
+            format!("{:.2e}", r.max_rel),
+            tolerance,
+            if r.passed() { "ok" } else { "FAILED" }.to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<width$}  ", width = widths[c]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A share as a percentage: `100%`, `99.5%`, `87.5%`.
+fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    if p == p.round() {
+        format!("{p:.0}%")
+    } else {
+        format!("{}%", format!("{p:.2}").trim_end_matches('0'))
+    }
+}
 
 /// How far one output moved from its golden value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -287,5 +471,82 @@ mod tests {
             read_tensors(&bytes, &["Y"]).unwrap_err(),
             "no tensor named `Y`"
         );
+    }
+
+    fn sig() -> Signature {
+        serde_json::from_value(serde_json::json!({
+            "inputs": [{"name": "X", "dtype": "f32", "shape": ["batch", 2]}],
+            "outputs": [
+                {"name": "label", "dtype": "i64", "shape": ["batch"]},
+                {"name": "y", "dtype": "f32", "shape": ["batch"]}
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn actual() -> Vec<Tensor> {
+        vec![
+            Tensor::new(vec![4], TensorData::I64(vec![0, 1, 1, 0])).unwrap(),
+            // A regression output in the hundreds, as a float32 export computes it.
+            f32s(vec![4], vec![153.25, -0.5, 1e-7, 0.0]),
+        ]
+    }
+
+    #[test]
+    fn float64_originals_meet_float32_exports_within_abs_plus_rel() {
+        let sig = sig();
+        // The float64 values the original model gave: 1e-5 off at 153 (6.5e-8 relative, what
+        // a Ridge export shows) passes the default abs 1e-6 + rel 1e-6 of |original|.
+        let expected = decode_expected(
+            &sig,
+            &serde_json::json!({"y": [153.25001, -0.5, 1.000000001e-7, 0.0], "label": [0, 1, 1, 0]}),
+        )
+        .unwrap();
+        assert_eq!(expected[0].0, "label", "signature order");
+        assert_eq!(expected[1].1.dtype(), DType::F64);
+        let results = parity(&sig, &BTreeMap::new(), &expected, &actual()).unwrap();
+        let y = &results["y"];
+        assert_eq!((y.compared, y.mismatches), (4, 0), "{y:?}");
+        assert!((y.max_abs - 1e-5).abs() < 1e-7, "{y:?}");
+        assert!(results["label"].passed());
+        assert_eq!(results["label"].tolerance.abs, 0.0);
+
+        // 1e-3 off fails, and the table says so.
+        let expected =
+            decode_expected(&sig, &serde_json::json!({"y": [153.251, -0.5, 1e-7, 0.0]})).unwrap();
+        let results = parity(&sig, &BTreeMap::new(), &expected, &actual()).unwrap();
+        assert!(!results["y"].passed());
+        let table = parity_table(&results);
+        assert!(
+            table.contains("1 of 4") && table.contains("FAILED"),
+            "{table}"
+        );
+        assert!(
+            !results.contains_key("label"),
+            "only the outputs given are compared"
+        );
+    }
+
+    #[test]
+    fn parity_refuses_what_cannot_be_compared() {
+        let sig = sig();
+        let short = decode_expected(&sig, &serde_json::json!({"y": [1.0, 2.0]})).unwrap();
+        let error = parity(&sig, &BTreeMap::new(), &short, &actual()).unwrap_err();
+        assert!(
+            error.contains("shape [2]") && error.contains("[4]"),
+            "{error}"
+        );
+        assert!(
+            decode_expected(&sig, &serde_json::json!({"z": [1.0]}))
+                .unwrap_err()
+                .contains("`z` is not an output")
+        );
+        assert!(decode_expected(&sig, &serde_json::json!([1.0])).is_err());
+        assert!(decode_expected(&sig, &serde_json::json!({})).is_err());
+        // A NaN the original gave agrees only with a NaN; the figures skip it.
+        let nan = Tensor::new(vec![4], TensorData::F64(vec![f64::NAN, -0.5, 1e-7, 0.0])).unwrap();
+        let results = parity(&sig, &BTreeMap::new(), &[("y".to_owned(), nan)], &actual()).unwrap();
+        assert_eq!(results["y"].mismatches, 1);
+        assert!(results["y"].max_abs.is_finite());
     }
 }

@@ -1,6 +1,7 @@
 //! `pack`: an authoring folder (tiffin.toml and the files it names) becomes a package folder and a
 //! reproducible archive, written atomically.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use std::time::UNIX_EPOCH;
 
 use rayon::prelude::*;
 use tiffin_hash::{Algorithms, Digest, Progress};
-use tiffin_manifest::{Authoring, Examples, FileEntry, FileRole, Manifest};
-use tiffin_runtime::{Model, ModelSource};
+use tiffin_manifest::{Authoring, Examples, FileEntry, FileRole, Manifest, Parity, ParityResult};
+use tiffin_runtime::{Model, ModelSource, Tensor};
 
 use crate::layout::{
     self, AUTHORING_FILE, CHECKSUM_FILE, MANIFEST_FILE, MODEL_CARD_FILE, SIGNATURE_FILE,
@@ -99,12 +100,39 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
         .examples
         .clone()
         .or_else(|| authoring.examples.as_ref().map(|e| dir.join(&e.inputs)));
-    let examples = check_model(&dir, &authoring, examples_file.as_deref())?;
+    let expected_file = authoring
+        .examples
+        .as_ref()
+        .and_then(|e| e.expected.as_ref())
+        .map(|e| dir.join(e));
+    if let (Some(given), Some(expected)) = (&options.examples, &expected_file) {
+        return Err(Error::BadInput {
+            path: given.clone(),
+            reason: format!(
+                "the original model's outputs in {} belong to the inputs of [examples] inputs; \
+                 pack without --examples, or remove `expected` from [examples]",
+                expected.display()
+            ),
+        });
+    }
+    let examples = check_model(
+        &dir,
+        &authoring,
+        examples_file.as_deref(),
+        expected_file.as_deref(),
+    )?;
     if let Some(golden) = &examples {
+        let expected = golden
+            .parity
+            .as_ref()
+            .map(|p| (examples::EXPECTED_FILE, &p.bytes));
         for (path, bytes) in [
             (examples::INPUTS_FILE, &golden.inputs),
             (examples::OUTPUTS_FILE, &golden.outputs),
-        ] {
+        ]
+        .into_iter()
+        .chain(expected)
+        {
             if inputs.iter().any(|i| i.path == path) {
                 return Err(Error::BadInput {
                     path: dir.join(path),
@@ -138,10 +166,23 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
             .as_ref()
             .map(|e| e.tolerance.clone())
             .unwrap_or_default();
+        let parity = examples
+            .as_ref()
+            .and_then(|g| g.parity.as_ref())
+            .map(|p| Parity {
+                expected: examples::EXPECTED_FILE.to_owned(),
+                source: authoring
+                    .examples
+                    .as_ref()
+                    .and_then(|e| e.expected_from.clone())
+                    .or_else(|| authoring.framework.clone()),
+                outputs: p.results.clone(),
+            });
         manifest.examples = Some(Examples {
             inputs: examples::INPUTS_FILE.to_owned(),
             outputs: examples::OUTPUTS_FILE.to_owned(),
             tolerance: examples::tolerances(&authoring.signature, &given),
+            parity,
         });
     }
     manifest.validate().map_err(|e| manifest_err(e.into()))?;
@@ -200,12 +241,27 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
 struct Golden {
     inputs: Vec<u8>,
     outputs: Vec<u8>,
+    parity: Option<ParityCheck>,
+}
+
+/// The original model's outputs as stored, and how the packaged model compared with them.
+#[derive(Debug)]
+struct ParityCheck {
+    bytes: Vec<u8>,
+    results: BTreeMap<String, ParityResult>,
 }
 
 /// Checks the declared signature against the model's graph, and with example inputs, loads the
 /// model, runs them and returns the golden files. A model tiffin cannot load is refused here, so
 /// that every package it writes can run.
-fn check_model(dir: &Path, a: &Authoring, examples_file: Option<&Path>) -> Result<Option<Golden>> {
+/// With the original model's outputs (`expected_file`), compares them with the packaged model's
+/// and refuses past the parity tolerance.
+fn check_model(
+    dir: &Path,
+    a: &Authoring,
+    examples_file: Option<&Path>,
+    expected_file: Option<&Path>,
+) -> Result<Option<Golden>> {
     let model_path = dir.join(a.model.path.trim_end_matches('/'));
     let format = a.model.resolved_format().expect("validated model format");
     let source = if model_path.is_dir() {
@@ -234,10 +290,48 @@ fn check_model(dir: &Path, a: &Authoring, examples_file: Option<&Path>) -> Resul
         reason: e.to_string(),
     })?;
     let outputs = model.run(&inputs).map_err(model_err)?;
+    let parity = match expected_file {
+        None => None,
+        Some(file) => Some(check_parity(a, file, &outputs)?),
+    };
     Ok(Some(Golden {
         inputs: examples::write_tensors(&examples::tensor_names(&a.signature.inputs), &inputs),
         outputs: examples::write_tensors(&examples::tensor_names(&a.signature.outputs), &outputs),
+        parity,
     }))
+}
+
+/// Reads the original model's outputs from `file`, compares the packaged model's `outputs` with
+/// them and refuses, with the table, when an output misses its parity tolerance.
+fn check_parity(a: &Authoring, file: &Path, outputs: &[Tensor]) -> Result<ParityCheck> {
+    let bad = |reason: String| Error::Examples {
+        path: file.to_owned(),
+        reason,
+    };
+    let text = fs::read(file).map_err(Error::read(file))?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let expected = examples::decode_expected(&a.signature, &payload).map_err(bad)?;
+    let tolerances = a
+        .examples
+        .as_ref()
+        .map(|e| e.parity.clone())
+        .unwrap_or_default();
+    let results = examples::parity(&a.signature, &tolerances, &expected, outputs).map_err(bad)?;
+    if results.values().any(|r| !r.passed()) {
+        return Err(Error::Parity {
+            path: file.to_owned(),
+            table: examples::parity_table(&results),
+        });
+    }
+    let (names, tensors): (Vec<&str>, Vec<Tensor>) = expected
+        .iter()
+        .map(|(name, tensor)| (name.as_str(), tensor.clone()))
+        .unzip();
+    Ok(ParityCheck {
+        bytes: examples::write_tensors(&names, &tensors),
+        results,
+    })
 }
 
 /// The authoring folder and its `tiffin.toml`, from a folder or a file path.

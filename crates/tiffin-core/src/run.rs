@@ -145,18 +145,40 @@ fn tar_of(files: &BTreeMap<String, Vec<u8>>, prefix: &str) -> Vec<u8> {
         .expect("writing a tar to memory cannot fail")
 }
 
-/// Reruns a package's golden examples on `model` and compares them with the stored outputs.
-/// `None` when the package has no examples.
+/// Reruns a package's golden examples and compares them with the stored outputs; `None` when the
+/// package has none.
 pub(crate) fn rerun_examples(
     path: &Path,
     kind: PackageKind,
     manifest: &Manifest,
     model: &Model,
 ) -> Result<Option<Vec<examples::Drift>>> {
+    Ok(rerun(path, kind, manifest, model)?.map(|r| r.drifts))
+}
+
+/// What a rerun of the golden examples found.
+pub(crate) struct Rerun {
+    /// Each output against its golden value.
+    pub(crate) drifts: Vec<examples::Drift>,
+    /// Each output the package has the original model's value of, against that value.
+    pub(crate) parity: Option<BTreeMap<String, tiffin_manifest::ParityResult>>,
+}
+
+/// Reruns the golden examples: the drift of every output from its golden value and, when the
+/// package records the original model's outputs, the parity with them.
+pub(crate) fn rerun(
+    path: &Path,
+    kind: PackageKind,
+    manifest: &Manifest,
+    model: &Model,
+) -> Result<Option<Rerun>> {
     let Some(ex) = &manifest.examples else {
         return Ok(None);
     };
-    let files = read_files(path, kind, |p| p == ex.inputs || p == ex.outputs)?;
+    let expected_file = ex.parity.as_ref().map(|p| p.expected.as_str());
+    let files = read_files(path, kind, |p| {
+        p == ex.inputs || p == ex.outputs || Some(p) == expected_file
+    })?;
     let sig = &manifest.signature;
     let read = |file: &str, wanted: Vec<&str>| {
         let bytes = files.get(file).ok_or_else(|| missing(path, file))?;
@@ -171,10 +193,34 @@ pub(crate) fn rerun_examples(
         path: path.to_owned(),
         source: Box::new(source),
     })?;
-    Ok(Some(examples::compare(
-        sig,
-        &ex.tolerance,
-        &golden,
-        &actual,
-    )))
+    let drifts = examples::compare(sig, &ex.tolerance, &golden, &actual);
+    let parity = match &ex.parity {
+        None => None,
+        Some(parity) => {
+            // In signature order, the outputs the original model's file holds.
+            let names: Vec<&str> = sig
+                .outputs
+                .iter()
+                .map(|o| o.name.as_str())
+                .filter(|n| parity.outputs.contains_key(*n))
+                .collect();
+            let tensors = read(&parity.expected, names.clone())?;
+            let expected: Vec<(String, Tensor)> =
+                names.into_iter().map(str::to_owned).zip(tensors).collect();
+            let tolerances = parity
+                .outputs
+                .iter()
+                .map(|(name, r)| (name.clone(), r.tolerance.clone()))
+                .collect();
+            let results =
+                examples::parity(sig, &tolerances, &expected, &actual).map_err(|reason| {
+                    Error::Examples {
+                        path: path.join(&parity.expected),
+                        reason,
+                    }
+                })?;
+            Some(results)
+        }
+    };
+    Ok(Some(Rerun { drifts, parity }))
 }

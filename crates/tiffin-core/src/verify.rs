@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 use tiffin_hash::{Algorithms, Digest, Digests, Progress};
-use tiffin_manifest::{FileEntry, Manifest, check_relative_path};
+use tiffin_manifest::{FileEntry, Manifest, ParityResult, check_relative_path};
 
 use crate::examples::Drift;
 use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE, SIGSTORE_FILE};
@@ -64,6 +64,9 @@ pub struct Report {
     /// How far each output of the golden examples moved, when they were rerun.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub examples: Option<Vec<Drift>>,
+    /// How the rerun outputs compare with the original model's (`examples.parity`), by output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parity: Option<BTreeMap<String, ParityResult>>,
     /// Everything wrong, in the order found; empty when the package is good.
     pub problems: Vec<Problem>,
     /// The manifest, when it could be read (not part of the JSON report: `inspect` shows it).
@@ -124,6 +127,8 @@ pub enum ProblemKind {
     Model,
     /// A golden example's output moved beyond its tolerance.
     Drift,
+    /// The model no longer agrees with the original model's outputs the package records.
+    Parity,
     /// The cryptographic signature is missing, unreadable, made by another key, or does not
     /// match the package.
     Signature,
@@ -173,8 +178,9 @@ pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
     };
     let mut model_checked = false;
     let mut drifts = None;
+    let mut parity = None;
     if let (true, true, Some(m)) = (options.run_model, findings.problems.is_empty(), &manifest) {
-        (model_checked, drifts) = check_model(path, kind, m, &mut findings)?;
+        (model_checked, drifts, parity) = check_model(path, kind, m, &mut findings)?;
     }
     let mut algorithms = Vec::new();
     if options.algorithms.sha256 {
@@ -195,19 +201,28 @@ pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
         model_checked,
         signed: findings.signed,
         examples: drifts,
+        parity,
         problems: findings.problems,
         manifest,
     })
 }
 
+/// What loading the model found: whether it loaded, the golden examples' drift, the parity.
+type ModelCheck = (
+    bool,
+    Option<Vec<Drift>>,
+    Option<BTreeMap<String, ParityResult>>,
+);
+
 /// Loads the model of an intact package: the signature is checked against the graph as it loads,
-/// then the golden examples are rerun. Returns whether the model loaded, and the drifts.
+/// then the golden examples are rerun, and compared with the original model's outputs where the
+/// package records them. Returns whether the model loaded, the drifts and the parity.
 fn check_model(
     path: &Path,
     kind: PackageKind,
     manifest: &Manifest,
     findings: &mut Findings,
-) -> Result<(bool, Option<Vec<Drift>>)> {
+) -> Result<ModelCheck> {
     let model_file = Some(manifest.model.path.as_str());
     let source = crate::run::model_source(path, kind, manifest)?;
     let options = tiffin_runtime::LoadOptions::default().with_plan_cache(0);
@@ -222,22 +237,23 @@ fn check_model(
             for p in problems {
                 findings.push(model_file, ProblemKind::Model, format!("signature: {p}"));
             }
-            return Ok((false, None));
+            return Ok((false, None, None));
         }
         Err(e) => {
             findings.push(model_file, ProblemKind::Model, e.to_string());
-            return Ok((false, None));
+            return Ok((false, None, None));
         }
     };
-    let drifts = match crate::run::rerun_examples(path, kind, manifest, &model) {
-        Ok(drifts) => drifts,
+    let (drifts, parity) = match crate::run::rerun(path, kind, manifest, &model) {
+        Ok(Some(rerun)) => (Some(rerun.drifts), rerun.parity),
+        Ok(None) => (None, None),
         Err(e) => {
             findings.push(
                 manifest.examples.as_ref().map(|e| e.inputs.as_str()),
                 ProblemKind::Drift,
                 chain(&e),
             );
-            return Ok((true, None));
+            return Ok((true, None, None));
         }
     };
     for d in drifts.iter().flatten().filter(|d| !d.passed()) {
@@ -254,7 +270,33 @@ fn check_model(
             message,
         );
     }
-    Ok((true, drifts))
+    if let Some(results) = &parity
+        && results.values().any(|r| !r.passed())
+    {
+        let file = manifest
+            .examples
+            .as_ref()
+            .and_then(|e| e.parity.as_ref())
+            .map(|p| p.expected.as_str());
+        for (name, r) in results.iter().filter(|(_, r)| !r.passed()) {
+            findings.push(
+                file,
+                ProblemKind::Parity,
+                format!(
+                    "output `{name}` no longer agrees with the original model's: {} of {} \
+                     outside tolerance (max abs {:.3e}, max rel {:.3e}; {:.2}% agree, {:.2}% \
+                     required)",
+                    r.mismatches,
+                    r.compared,
+                    r.max_abs,
+                    r.max_rel,
+                    r.agreement() * 100.0,
+                    r.tolerance.min_agreement * 100.0
+                ),
+            );
+        }
+    }
+    Ok((true, drifts, parity))
 }
 
 /// An error and its causes on one line.

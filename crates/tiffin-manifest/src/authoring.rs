@@ -196,6 +196,28 @@ impl Authoring {
                 &examples.tolerance,
                 &self.signature,
             );
+            match &examples.expected {
+                Some(expected) => {
+                    if let Err(message) = validate::check_relative_path(expected) {
+                        problems.push("examples.expected", message);
+                    }
+                }
+                None => {
+                    if !examples.parity.is_empty() || examples.expected_from.is_some() {
+                        problems.push(
+                            "examples.parity",
+                            "parity settings need the original model's outputs: add \
+                             `expected = \"expected.json\"` to [examples]",
+                        );
+                    }
+                }
+            }
+            crate::examples::check_parity(
+                &mut problems,
+                "examples.parity",
+                &examples.parity,
+                &self.signature,
+            );
         }
         problems.finish()
     }

@@ -41,7 +41,10 @@ mod validate;
 
 pub use authoring::{Authoring, FileSpec, ModelSpec, Package};
 pub use error::Error;
-pub use examples::{Compare, Examples, ExamplesSpec, Tolerance};
+pub use examples::{
+    Compare, Examples, ExamplesSpec, Parity, ParityResult, ParityTolerance, Tolerance,
+    recorded_difference,
+};
 pub use manifest::{FORMAT_VERSION, FileEntry, Manifest, ModelRef};
 pub use types::{
     DType, Device, Dim, FileRole, Framework, ModelFormat, Runtime, Serving, Signature, TensorSpec,

@@ -228,6 +228,32 @@ impl Manifest {
                 &examples.tolerance,
                 &self.signature,
             );
+            if let Some(parity) = &examples.parity {
+                if !self
+                    .files
+                    .iter()
+                    .any(|f| f.path == parity.expected && f.role == FileRole::Example)
+                {
+                    problems.push(
+                        "examples.parity.expected",
+                        format!(
+                            "`{}` is not among the files with role example: pack the model again",
+                            parity.expected
+                        ),
+                    );
+                }
+                let tolerances = parity
+                    .outputs
+                    .iter()
+                    .map(|(name, result)| (name.clone(), result.tolerance.clone()))
+                    .collect();
+                crate::examples::check_parity(
+                    &mut problems,
+                    "examples.parity.outputs",
+                    &tolerances,
+                    &self.signature,
+                );
+            }
         }
         problems.finish()
     }

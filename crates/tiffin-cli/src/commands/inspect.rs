@@ -71,6 +71,24 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
         }
     }
 
+    if let Some(parity) = m.examples.as_ref().and_then(|e| e.parity.as_ref()) {
+        let source = parity
+            .source
+            .as_ref()
+            .map(|f| match &f.version {
+                Some(v) => format!("{} {v}", f.name),
+                None => f.name.clone(),
+            })
+            .unwrap_or_else(|| "the original model".to_owned());
+        outln!("\nparity with the original model ({source}), measured at pack time");
+        print_table(&tiffin_core::examples::parity_table(&parity.outputs));
+    } else if m.examples.is_some() {
+        outln!(
+            "\nparity with the original model: not recorded (give [examples] expected when \
+             packing)"
+        );
+    }
+
     outln!(
         "\nfiles ({} in {})",
         m.files.len(),
@@ -88,6 +106,13 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
         );
     }
     Ok(Outcome::Success)
+}
+
+/// A table from `parity_table`, indented like the rest of the listing.
+pub(crate) fn print_table(table: &str) {
+    for line in table.lines() {
+        outln!("  {line}");
+    }
 }
 
 fn shape(t: &TensorSpec) -> String {

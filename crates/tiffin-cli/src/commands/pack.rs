@@ -28,6 +28,7 @@ pub(crate) fn run(args: &PackArgs, quiet: bool) -> anyhow::Result<Outcome> {
             "archive": packed.archive,
             "archive_size": packed.archive_size,
             "files": m.files.len(),
+            "parity": m.examples.as_ref().and_then(|e| e.parity.as_ref()).map(|p| &p.outputs),
         }))?;
     } else {
         outln!("packed {} {}", m.name, m.version);
@@ -38,6 +39,20 @@ pub(crate) fn run(args: &PackArgs, quiet: bool) -> anyhow::Result<Outcome> {
             HumanBytes(packed.archive_size)
         );
         outln!("  digest   sha256:{}", packed.digest);
+        if let Some(parity) = m.examples.as_ref().and_then(|e| e.parity.as_ref()) {
+            outln!("  parity with the original model's outputs:");
+            super::inspect::print_table(&tiffin_core::examples::parity_table(&parity.outputs));
+            // An allowed disagreement is stated, never silent.
+            for (name, r) in parity.outputs.iter().filter(|(_, r)| r.mismatches > 0) {
+                eprintln!(
+                    "warning: output `{name}`: {} of {} values differ from the original model's, \
+                     within the {:.2}% agreement [examples.parity.{name}] allows",
+                    r.mismatches,
+                    r.compared,
+                    r.tolerance.min_agreement * 100.0
+                );
+            }
+        }
     }
     Ok(Outcome::Success)
 }

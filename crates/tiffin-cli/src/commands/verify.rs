@@ -95,6 +95,10 @@ fn print_verified(report: &Report) {
         outln!("  golden examples rerun:");
         super::print_drifts(drifts);
     }
+    if let Some(parity) = &report.parity {
+        outln!("  parity with the original model's outputs, rerun:");
+        super::inspect::print_table(&tiffin_core::examples::parity_table(parity));
+    }
 }
 
 fn print_problems<'a>(args: &VerifyArgs, problems: impl Iterator<Item = &'a Problem>) {

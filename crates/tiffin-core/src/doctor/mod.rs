@@ -69,6 +69,9 @@ pub enum Rule {
     UnsafeFormats,
     /// Heuristics for preprocessing done outside the model.
     Preprocessing,
+    /// The package records its agreement with the original model's outputs (the export was
+    /// faithful), or the authoring folder gives them for `pack` to compare.
+    Parity,
     /// The model card has the expected sections and Hugging Face style front matter.
     ModelCard,
     /// License (SPDX), authors, training commit, creation time.
@@ -81,13 +84,14 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in report order.
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::Integrity,
         Rule::Version,
         Rule::Signature,
         Rule::Dependencies,
         Rule::UnsafeFormats,
         Rule::Preprocessing,
+        Rule::Parity,
         Rule::ModelCard,
         Rule::Metadata,
         Rule::Device,
@@ -103,6 +107,7 @@ impl Rule {
             Rule::Dependencies => "dependencies",
             Rule::UnsafeFormats => "unsafe-formats",
             Rule::Preprocessing => "preprocessing",
+            Rule::Parity => "parity",
             Rule::ModelCard => "model-card",
             Rule::Metadata => "metadata",
             Rule::Device => "device",

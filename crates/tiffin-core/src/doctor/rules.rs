@@ -74,10 +74,91 @@ pub(crate) fn run_all(
             "the package failed integrity; fix that first",
         );
     }
+    parity(subject, findings);
     metadata(subject, findings);
     device(subject, findings);
     size(subject, findings);
     Ok(())
+}
+
+/// `parity`: evidence that the export is faithful, the original model's outputs compared with
+/// the packaged model's. Golden examples alone prove only that the package reproduces itself.
+fn parity(subject: &Subject, findings: &mut Findings) {
+    let fix = "give the original model's outputs on the example inputs: `expected = \
+               \"expected.json\"` in [examples] of tiffin.toml, \
+               then pack again";
+    match subject.kind {
+        SubjectKind::Authoring => match &subject.expected {
+            Some(file) => findings.pass_unless_flagged(
+                Rule::Parity,
+                format!("pack compares the model with the original model's outputs in `{file}`"),
+            ),
+            None => findings.warn(
+                Rule::Parity,
+                "no original model's outputs: the golden examples will prove the package \
+                 reproduces itself, not that the export was faithful",
+                fix,
+                Location::line(subject.meta_file, line_of(&subject.meta_text, "[examples]")),
+            ),
+        },
+        _ => {
+            let parity = subject
+                .manifest
+                .as_ref()
+                .and_then(|m| m.examples.as_ref())
+                .and_then(|e| e.parity.as_ref());
+            let Some(parity) = parity else {
+                findings.warn(
+                    Rule::Parity,
+                    "no parity with the original model is recorded: the package proves it \
+                     reproduces itself, not that the export was faithful",
+                    fix,
+                    None,
+                );
+                return;
+            };
+            let source = parity
+                .source
+                .as_ref()
+                .map(|f| match &f.version {
+                    Some(v) => format!("{} {v}", f.name),
+                    None => f.name.clone(),
+                })
+                .unwrap_or_else(|| "the original model".to_owned());
+            for (name, r) in parity.outputs.iter().filter(|(_, r)| r.mismatches > 0) {
+                findings.warn(
+                    Rule::Parity,
+                    format!(
+                        "output `{name}`: {} of {} values differ from {source}'s, within the \
+                         {:.2}% agreement the author allowed",
+                        r.mismatches,
+                        r.compared,
+                        r.tolerance.min_agreement * 100.0
+                    ),
+                    "check the cause the author gave (a float32 tree threshold, say) before \
+                     relying on those outputs",
+                    Some(Location {
+                        file: parity.expected.clone(),
+                        line: None,
+                    }),
+                );
+            }
+            let compared: u64 = parity.outputs.values().map(|r| r.compared).sum();
+            let max_abs = parity
+                .outputs
+                .values()
+                .map(|r| r.max_abs)
+                .fold(0.0, f64::max);
+            findings.pass_unless_flagged(
+                Rule::Parity,
+                format!(
+                    "agrees with {source}'s outputs on {compared} values of {} output(s) (max \
+                     abs difference {max_abs:.1e}), measured when packed",
+                    parity.outputs.len()
+                ),
+            );
+        }
+    }
 }
 
 fn meta_location(subject: &Subject, key: &str) -> Option<Location> {

@@ -90,6 +90,9 @@ pub(crate) struct Subject {
     /// Environment files: location, and content.
     pub(crate) environment: Vec<(String, Vec<u8>)>,
     pub(crate) examples: ExampleSource,
+    /// An authoring folder's file of the original model's outputs (`[examples] expected`), as
+    /// written in tiffin.toml; a package's is in its manifest.
+    pub(crate) expected: Option<String>,
     /// The package manifest (packages only).
     pub(crate) manifest: Option<Manifest>,
     /// False when integrity failed so badly that the content rules cannot trust what they read.
@@ -153,6 +156,7 @@ pub(crate) fn authoring(toml_path: &Path, findings: &mut Findings) -> Result<Sub
         card: None,
         environment: Vec::new(),
         examples: ExampleSource::None,
+        expected: None,
         manifest: None,
         content_ok: true,
     };
@@ -265,6 +269,18 @@ pub(crate) fn authoring(toml_path: &Path, findings: &mut Findings) -> Result<Sub
         if is_environment(path, role) {
             let bytes = fs::read(source).map_err(Error::read(source))?;
             subject.environment.push((path.clone(), bytes));
+        }
+    }
+    if let Some(expected) = a.examples.as_ref().and_then(|e| e.expected.as_ref()) {
+        if dir.join(expected).is_file() {
+            subject.expected = Some(expected.clone());
+        } else {
+            findings.fail(
+                Rule::Integrity,
+                format!("`{expected}` (examples.expected) is not a file"),
+                "write the original model's outputs there, or correct examples.expected",
+                Location::line(AUTHORING_FILE, line_of(&text, "expected")),
+            );
         }
     }
     if let Some(examples) = &a.examples {
@@ -419,6 +435,7 @@ pub(crate) fn package(path: &Path, findings: &mut Findings) -> Result<Subject> {
         card: None,
         environment: Vec::new(),
         examples: ExampleSource::None,
+        expected: None,
         manifest: None,
         content_ok: integrity_ok,
     };

@@ -53,22 +53,31 @@ fn assert_passes(report: &DoctorReport, rule: Rule) {
     assert_eq!(levels(report, rule), [Level::Pass], "{rule}: {report:#?}");
 }
 
+/// Every rule but `parity` passes alone; `parity` warns that no original outputs are given (the
+/// fixtures hold onnxruntime's reference outputs, not the original scikit-learn model's).
+fn assert_clean_but_for_parity(report: &DoctorReport) {
+    assert_eq!(report.worst(), Level::Warn, "{report:#?}");
+    for rule in Rule::ALL.into_iter().filter(|r| *r != Rule::Parity) {
+        assert_passes(report, rule);
+    }
+    let warned = messages(report, Rule::Parity, Level::Warn);
+    assert_eq!(warned.len(), 1, "{report:#?}");
+    assert!(
+        warned[0].contains("not that the export was faithful"),
+        "{warned:?}"
+    );
+}
+
 #[test]
 fn the_tutorial_churn_model_passes_clean_before_and_after_packing() {
     let report = run(&fixtures().join("churn_model"));
-    assert_eq!(report.worst(), Level::Pass, "{report:#?}");
-    for rule in Rule::ALL {
-        assert_passes(&report, rule);
-    }
+    assert_clean_but_for_parity(&report);
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
 
     let (_out, packed) = pack_fixture("churn_model");
     for path in [&packed.folder, &packed.archive] {
         let report = run(path);
-        assert_eq!(report.worst(), Level::Pass, "{report:#?}");
-        for rule in Rule::ALL {
-            assert_passes(&report, rule);
-        }
+        assert_clean_but_for_parity(&report);
         assert!(
             report
                 .files

@@ -7,6 +7,7 @@ mod hostile;
 mod image;
 mod oci;
 mod pack;
+mod parity;
 mod sign;
 mod store;
 mod support;

@@ -539,6 +539,9 @@ fn example_tolerances_must_name_outputs_and_be_sane() {
     a.examples = Some(ExamplesSpec {
         inputs: "../x.json".into(),
         tolerance: tolerance.into_iter().collect(),
+        expected: None,
+        expected_from: None,
+        parity: Default::default(),
     });
     let errors = authoring_errors(&a);
     assert!(
@@ -567,6 +570,7 @@ fn manifest_examples_must_be_example_files() {
         inputs: "examples/inputs.json".into(),
         outputs: "examples/outputs.json".into(),
         tolerance: Default::default(),
+        parity: None,
     });
     let errors = manifest_errors(&m);
     assert_eq!(

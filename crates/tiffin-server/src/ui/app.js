@@ -548,6 +548,7 @@ async function showModel(main, name, version) {
         d.mismatches + " of " + d.compared, d.passed ? "passed" : "failed"]), [2, 3])
       : el("p", { class: "muted" }, "This package has no golden examples."),
     el("p", { class: "muted" }, "Measured when the server loaded the package."),
+    parityView(m.examples && m.examples.parity),
 
     el("h2", {}, "Call it"), tabs, snippetPre, snippetCopy,
 
@@ -573,6 +574,28 @@ async function showModel(main, name, version) {
   };
   await refresh();
   return refresh;
+}
+
+// The comparison with the original model (before export) that pack recorded, if any.
+function parityView(parity) {
+  if (!parity) {
+    return el("p", { class: "muted", id: "parity" }, "No parity with the original model is recorded: the package " +
+      "proves it reproduces itself, not that the export was faithful.");
+  }
+  const source = parity.source ? parity.source.name + (parity.source.version ? " " + parity.source.version : "") : "the original model";
+  return el("div", { id: "parity" },
+    el("h3", {}, "Parity with " + source),
+    table(["output", "agreement", "outside tolerance", "max abs diff", "max rel diff", "tolerance", "result"],
+      Object.entries(parity.outputs).map(([name, r]) => {
+        const agreement = r.compared ? 1 - r.mismatches / r.compared : 1;
+        const t = r.tolerance;
+        return [name, (agreement * 100).toFixed(agreement === 1 ? 0 : 2) + "%", r.mismatches + " of " + r.compared,
+          fmtNumber(r.max_abs), fmtNumber(r.max_rel),
+          (t.abs === 0 && t.rel === 0 ? "exact" : "abs " + t.abs + ", rel " + t.rel) +
+            (t.min_agreement < 1 ? ", min agreement " + t.min_agreement * 100 + "%" : ""),
+          agreement >= t.min_agreement ? (r.mismatches ? "allowed" : "passed") : "failed"];
+      }), [2, 3, 4]),
+    el("p", { class: "muted" }, "Measured by tiffin pack against the original model's outputs in " + parity.expected + "."));
 }
 
 function toleranceText(t) {
