@@ -271,6 +271,34 @@ impl Tolerance {
     }
 }
 
+/// What every tolerance table checks: the output `name` is in the signature, and its `abs` and
+/// `rel` are numbers >= 0. Returns the field path of the output's table, for further checks.
+fn check_output_bounds(
+    problems: &mut Problems,
+    field: &str,
+    name: &str,
+    (abs, rel): (f64, f64),
+    signature: &Signature,
+) -> String {
+    let at = format!("{field}.{name}");
+    if signature.output(name).is_none() {
+        let outputs: Vec<&str> = signature.outputs.iter().map(|o| o.name.as_str()).collect();
+        problems.push(
+            &at,
+            format!("`{name}` is not an output of the signature: use one of {outputs:?}"),
+        );
+    }
+    for (part, value) in [("abs", abs), ("rel", rel)] {
+        if !value.is_finite() || value < 0.0 {
+            problems.push(
+                format!("{at}.{part}"),
+                format!("{value} is not a tolerance: use a number >= 0"),
+            );
+        }
+    }
+    at
+}
+
 /// Checks tolerances against the signature: known output names, sane numbers, `k` with `top_k`.
 pub(crate) fn check_tolerances(
     problems: &mut Problems,
@@ -279,22 +307,7 @@ pub(crate) fn check_tolerances(
     signature: &Signature,
 ) {
     for (name, t) in tolerances {
-        let at = format!("{field}.{name}");
-        if signature.output(name).is_none() {
-            let outputs: Vec<&str> = signature.outputs.iter().map(|o| o.name.as_str()).collect();
-            problems.push(
-                &at,
-                format!("`{name}` is not an output of the signature: use one of {outputs:?}"),
-            );
-        }
-        for (part, value) in [("abs", t.abs), ("rel", t.rel)] {
-            if !value.is_finite() || value < 0.0 {
-                problems.push(
-                    format!("{at}.{part}"),
-                    format!("{value} is not a tolerance: use a number >= 0"),
-                );
-            }
-        }
+        let at = check_output_bounds(problems, field, name, (t.abs, t.rel), signature);
         match (t.compare, t.k) {
             (Compare::TopK, None | Some(0)) => {
                 problems.push(format!("{at}.k"), "top_k needs k >= 1, e.g. k = 3");
@@ -318,22 +331,7 @@ pub(crate) fn check_parity(
     signature: &Signature,
 ) {
     for (name, t) in tolerances {
-        let at = format!("{field}.{name}");
-        if signature.output(name).is_none() {
-            let outputs: Vec<&str> = signature.outputs.iter().map(|o| o.name.as_str()).collect();
-            problems.push(
-                &at,
-                format!("`{name}` is not an output of the signature: use one of {outputs:?}"),
-            );
-        }
-        for (part, value) in [("abs", t.abs), ("rel", t.rel)] {
-            if !value.is_finite() || value < 0.0 {
-                problems.push(
-                    format!("{at}.{part}"),
-                    format!("{value} is not a tolerance: use a number >= 0"),
-                );
-            }
-        }
+        let at = check_output_bounds(problems, field, name, (t.abs, t.rel), signature);
         if !(0.0..=1.0).contains(&t.min_agreement) {
             problems.push(
                 format!("{at}.min_agreement"),

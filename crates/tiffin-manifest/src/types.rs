@@ -340,6 +340,16 @@ pub struct Framework {
     pub version: Option<String>,
 }
 
+impl std::fmt::Display for Framework {
+    /// The name and, when known, the version: `scikit-learn 1.8.0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.version {
+            Some(version) => write!(f, "{} {version}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
 /// Where the model came from, so that it can be traced back and retrained.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

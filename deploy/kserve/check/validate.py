@@ -187,20 +187,13 @@ class _Placeholder:
 PLACEHOLDER = _Placeholder()
 
 
+# What a YAML value is, as an error names it; bool first, since a bool is an int in Python.
+KINDS = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+         (list, "a list"), (dict, "an object"))
+
+
 def kind_of(value):
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return next((name for kind, name in KINDS if isinstance(value, kind)), type(value).__name__)
 
 
 def validate(file):

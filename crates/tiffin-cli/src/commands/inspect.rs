@@ -75,11 +75,7 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
         let source = parity
             .source
             .as_ref()
-            .map(|f| match &f.version {
-                Some(v) => format!("{} {v}", f.name),
-                None => f.name.clone(),
-            })
-            .unwrap_or_else(|| "the original model".to_owned());
+            .map_or_else(|| "the original model".to_owned(), ToString::to_string);
         outln!("\nparity with the original model ({source}), measured at pack time");
         print_table(&tiffin_core::examples::parity_table(&parity.outputs));
     } else if m.examples.is_some() {

@@ -120,11 +120,7 @@ fn parity(subject: &Subject, findings: &mut Findings) {
             let source = parity
                 .source
                 .as_ref()
-                .map(|f| match &f.version {
-                    Some(v) => format!("{} {v}", f.name),
-                    None => f.name.clone(),
-                })
-                .unwrap_or_else(|| "the original model".to_owned());
+                .map_or_else(|| "the original model".to_owned(), ToString::to_string);
             for (name, r) in parity.outputs.iter().filter(|(_, r)| r.mismatches > 0) {
                 findings.warn(
                     Rule::Parity,
