@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::{dist, e2e, interop, interop_signing, kserve, process, registry, schema, ui};
+use crate::{dist, e2e, interop, interop_signing, kserve, process, python, registry, schema, ui};
 
 /// One check of `cargo xtask ci`.
 #[derive(Debug)]
@@ -137,6 +137,13 @@ const STEPS: &[Step] = &[
         action: Action::Task {
             shown: "cargo xtask interop-signing (tiffin sign and verify against OpenSSF model_signing)",
             run: interop_signing::run,
+        },
+    },
+    Step {
+        name: "python",
+        action: Action::Task {
+            shown: "cargo xtask python (the Python module against scikit-learn models, parity)",
+            run: python::run,
         },
     },
     Step {

@@ -12,6 +12,7 @@ mod interop;
 mod interop_signing;
 mod kserve;
 mod process;
+mod python;
 mod registry;
 mod schema;
 mod served;
@@ -29,7 +30,8 @@ struct Cli {
 enum Command {
     /// Run every check CI runs: fmt, clippy, tests (the runtime's on two more kernel sets),
     /// schemas up to date, docs, the release build, OCI registry, V2 client interop, signing
-    /// interop, the KServe YAML, the web page in a browser, and the end-to-end journey.
+    /// interop, the Python module, the KServe YAML, the web page in a browser, and the end-to-end
+    /// journey.
     ///
     /// Stops at the first failure, naming it, and exits non-zero.
     Ci,
@@ -58,6 +60,11 @@ enum Command {
     /// Installs chromium and chromium-driver with apt-get when missing (needs root); makes a
     /// pinned virtualenv in the target folder once (from PyPI).
     Ui,
+    /// The Python module (python/tiffin) against real scikit-learn models: export, pack with
+    /// parity, verify, predict; a broken export refused.
+    ///
+    /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
+    Python,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Build the release: a static tiffin for x86_64 Linux in a reproducible tar.gz (with
@@ -93,6 +100,7 @@ fn main() -> ExitCode {
         Command::Registry => registry::run(),
         Command::Kserve => kserve::run(),
         Command::Ui => ui::run(),
+        Command::Python => python::run(),
         Command::Schema(args) => schema::run(if args.check {
             schema::Mode::Check
         } else {
