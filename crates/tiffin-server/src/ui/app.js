@@ -418,12 +418,8 @@ function showAnswer(target, model, answer) {
 // ---------------------------------------------------------------------------------------------
 // The model page
 
-function dimText(d) {
-  return typeof d === "number" ? String(d) : String(d);
-}
-
 function contractRows(specs, kind) {
-  return specs.map((s) => [kind, s.name, s.dtype, "[" + s.shape.map(dimText).join(", ") + "]",
+  return specs.map((s) => [kind, s.name, s.dtype, "[" + s.shape.map(String).join(", ") + "]",
     s.feature_names ? s.feature_names.join(", ") : "", s.class_labels ? s.class_labels.join(", ") : "",
     s.description || ""]);
 }
