@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::{dist, e2e, interop, interop_signing, kserve, process, python, registry, schema, ui};
+use crate::{
+    dist, e2e, interop, interop_signing, kserve, process, python, registry, schema, test_build, ui,
+};
 
 /// One check of `cargo xtask ci`.
 #[derive(Debug)]
@@ -76,18 +78,20 @@ const STEPS: &[Step] = &[
     // tract picks its kernels by the CPU's features (AVX-512, FMA, or plain SSE), and each set
     // rounds differently. The runtime's tests run again on the two sets below this machine's, so
     // a comparison too tight for another CPU fails here rather than on someone else's machine.
+    // They run the executables the `test` step built: `cargo test -p tiffin-runtime` would
+    // resolve other dependency features and build the workspace a second time.
     Step {
         name: "test-fma-kernels",
-        action: Action::Cargo {
-            args: &["test", "--package", "tiffin-runtime", "--locked"],
-            env: &[("TRACT_CPU_ISA", FMA_KERNELS)],
+        action: Action::Task {
+            shown: "TRACT_CPU_ISA=<no AVX-512> tiffin-runtime's tests",
+            run: || runtime_tests(FMA_KERNELS),
         },
     },
     Step {
         name: "test-generic-kernels",
-        action: Action::Cargo {
-            args: &["test", "--package", "tiffin-runtime", "--locked"],
-            env: &[("TRACT_CPU_ISA", GENERIC_KERNELS)],
+        action: Action::Task {
+            shown: "TRACT_CPU_ISA=<no AVX, no FMA> tiffin-runtime's tests",
+            run: || runtime_tests(GENERIC_KERNELS),
         },
     },
     Step {
@@ -172,6 +176,14 @@ const STEPS: &[Step] = &[
 
 fn check_schema() -> Result<()> {
     schema::run(schema::Mode::Check)
+}
+
+/// Runs tiffin-runtime's test executables with tract's kernels limited by `TRACT_CPU_ISA`.
+fn runtime_tests(isa: &str) -> Result<()> {
+    for test in test_build::tests_of("tiffin-runtime")? {
+        test_build::run(&test, &[("TRACT_CPU_ISA", isa)])?;
+    }
+    Ok(())
 }
 
 fn build_dist() -> Result<()> {

@@ -135,21 +135,10 @@ fn venv_python(system_python: &Path, venv: &str, requirements: &str) -> Result<P
     )
 }
 
-/// Builds the `tiffin` binary (debug) and returns its path.
+/// Builds the `tiffin` binary (debug, the one of the workspace's test build, see
+/// [`test_build`](crate::test_build)) and returns its path.
 pub(crate) fn build_tiffin() -> Result<PathBuf> {
-    let mut build = process::cargo();
-    build.args(["build", "-p", "tiffin-cli", "--locked"]);
-    process::announce(&process::shown(&build));
-    process::run(&mut build)?;
-    let tiffin = process::target_dir()?
-        .join("debug")
-        .join(format!("tiffin{}", std::env::consts::EXE_SUFFIX));
-    ensure!(
-        tiffin.is_file(),
-        "the build wrote no {} (is the binary of tiffin-cli still called `tiffin`?)",
-        tiffin.display()
-    );
-    Ok(tiffin)
+    crate::test_build::tiffin()
 }
 
 /// The Python that makes the virtualenv: `python3`, or `python` on Windows where `python3` is

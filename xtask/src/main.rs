@@ -16,6 +16,7 @@ mod python;
 mod registry;
 mod schema;
 mod served;
+mod test_build;
 mod ui;
 
 /// Maintainer tasks of tiffin: the CI checks, generated files and benchmarks.
