@@ -140,6 +140,51 @@ pub fn parity(
 
 /// The parity comparison as a table for people: one row per output.
 pub fn parity_table(results: &BTreeMap<String, ParityResult>) -> String {
+    let rows = parity_rows(results);
+    let widths: Vec<usize> = (0..PARITY_COLUMNS)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<width$}  ", width = widths[c]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The parity comparison as a Markdown table (for the model card), the same rows as
+/// [`parity_table`]. Output names are code spans, so a name cannot break out of its cell.
+pub(crate) fn parity_markdown(results: &BTreeMap<String, ParityResult>) -> String {
+    let rows = parity_rows(results);
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if i > 0 && c == 0 {
+                    format!("`{}`", cell.replace(['`', '|', '\n'], "_"))
+                } else {
+                    cell.clone()
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        if i == 0 {
+            let _ = writeln!(out, "|{}", "---|".repeat(PARITY_COLUMNS));
+        }
+    }
+    out
+}
+
+const PARITY_COLUMNS: usize = 7;
+
+/// The header and one row per output of the parity tables.
+fn parity_rows(results: &BTreeMap<String, ParityResult>) -> Vec<[String; PARITY_COLUMNS]> {
     let mut rows = vec![[
         "output".to_owned(),
         "agreement".to_owned(),
@@ -171,19 +216,7 @@ pub fn parity_table(results: &BTreeMap<String, ParityResult>) -> String {
             if r.passed() { "ok" } else { "FAILED" }.to_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            let _ = write!(line, "{cell:<width$}  ", width = widths[c]);
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    rows
 }
 
 /// A share as a percentage: `100%`, `99.5%`, `87.5%`.

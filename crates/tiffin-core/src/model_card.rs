@@ -4,12 +4,14 @@
 //! that model hubs and people read it the same way. Sections the metadata cannot fill say so and
 //! name the `tiffin.toml` field or file that would fill them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use tiffin_manifest::{Authoring, Dim, TensorSpec};
+use tiffin_manifest::{Authoring, Dim, ParityResult, TensorSpec};
 
-/// Renders the card for an authoring file.
-pub(crate) fn render(a: &Authoring) -> String {
+/// Renders the card for an authoring file; with `parity` (what pack measured against the
+/// original model's outputs), the evaluation section shows it.
+pub(crate) fn render(a: &Authoring, parity: Option<&BTreeMap<String, ParityResult>>) -> String {
     let p = &a.package;
     let mut s = String::new();
     s.push_str("---\n");
@@ -72,7 +74,28 @@ pub(crate) fn render(a: &Authoring) -> String {
         let _ = writeln!(s, "Trained with {} ({version}).\n", framework.name);
     }
 
-    s.push_str("## Evaluation\n\n_Not stated: write your own card (`package.model_card`) with the metrics.\n\n");
+    // The metrics come first and stay "not stated" with parity shown: agreement with the original
+    // model is no evaluation of the model, and doctor keeps asking for the metrics.
+    s.push_str(
+        "## Evaluation\n\n_Not stated: write your own card (`package.model_card`) with the metrics.\n\n",
+    );
+    if let Some(results) = parity {
+        let source = a
+            .examples
+            .as_ref()
+            .and_then(|e| e.expected_from.as_ref())
+            .or(a.framework.as_ref())
+            .map_or_else(|| "the original model".to_owned(), |f| f.to_string());
+        let _ = writeln!(
+            s,
+            "### Agreement with the original model\n\n\
+             Measured when the package was made: the packaged model's outputs on the example \
+             inputs against the original model's outputs on the same inputs ({source}), kept in \
+             `examples/expected.json`. `tiffin verify` measures again.\n"
+        );
+        s.push_str(&crate::examples::parity_markdown(results));
+        s.push('\n');
+    }
     s.push_str("## Limitations\n\n_Not stated: write your own card (`package.model_card`) with the known limits.\n\n");
 
     s.push_str("## Signature\n\n| | name | dtype | shape |\n|---|---|---|---|\n");

@@ -122,6 +122,14 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
         expected_file.as_deref(),
     )?;
     if let Some(golden) = &examples {
+        // The card tiffin writes shows the agreement with the original model, known only now.
+        if let (None, Some(parity)) = (&authoring.package.model_card, &golden.parity) {
+            for input in inputs.iter_mut().filter(|i| i.role == FileRole::ModelCard) {
+                input.content = Content::Bytes(
+                    model_card::render(&authoring, Some(&parity.results)).into_bytes(),
+                );
+            }
+        }
         let expected = golden
             .parity
             .as_ref()
@@ -380,7 +388,7 @@ fn collect_inputs(dir: &Path, a: &Authoring) -> Result<Vec<Input>> {
             let source = regular_file(dir, user_card)?;
             Content::File(source)
         }
-        None => Content::Bytes(model_card::render(a).into_bytes()),
+        None => Content::Bytes(model_card::render(a, None).into_bytes()),
     };
     inputs.push(Input {
         path: MODEL_CARD_FILE.to_owned(),

@@ -237,7 +237,7 @@ pub(crate) fn authoring(toml_path: &Path, findings: &mut Findings) -> Result<Sub
             }
         }
         None => {
-            let body = model_card::render(&a);
+            let body = model_card::render(&a, None);
             subject.files.push(FileSize {
                 path: MODEL_CARD_FILE.to_owned(),
                 role: FileRole::ModelCard,

@@ -212,3 +212,45 @@ fn expected_outputs_that_do_not_fit_are_refused() {
     }
     assert!(message.contains("add `expected"), "{message}");
 }
+
+#[test]
+fn the_card_tiffin_writes_shows_the_parity_table_and_an_authors_card_is_kept() {
+    let (labels, probabilities) = original();
+    let expected = serde_json::json!({ "label": labels, "probabilities": probabilities });
+
+    let dir = authoring(&expected, "");
+    let authors_card = std::fs::read(dir.path().join("source").join("MODEL_CARD.md")).unwrap();
+    let packed = pack(&dir).unwrap();
+    let card = std::fs::read(packed.folder.join("model-card.md")).unwrap();
+    assert_eq!(card, authors_card, "the author's card is the author's");
+
+    let dir = authoring(&expected, "");
+    let toml_path = dir.path().join("source").join("tiffin.toml");
+    let toml = std::fs::read_to_string(&toml_path).unwrap();
+    std::fs::write(
+        &toml_path,
+        toml.replace("model_card = \"MODEL_CARD.md\"\n", ""),
+    )
+    .unwrap();
+    let packed = pack(&dir).unwrap();
+    let card = std::fs::read_to_string(packed.folder.join("model-card.md")).unwrap();
+    assert!(
+        card.contains("### Agreement with the original model"),
+        "{card}"
+    );
+    assert!(card.contains("(scikit-learn 1.8.0)"), "{card}");
+    assert!(
+        card.contains("| output | agreement | outside | max abs | max rel | tolerance | result |\n|---|---|---|---|---|---|---|\n"),
+        "{card}"
+    );
+    assert!(
+        card.contains("| `label` | 100% | 0 of 8 | 0.00e0 | 0.00e0 | exact | ok |"),
+        "{card}"
+    );
+    assert!(
+        card.contains("| `probabilities` | 100% | 0 of 16 |"),
+        "{card}"
+    );
+    // The card is a file of the package like any other: verify covers it.
+    assert!(verify(&packed.archive).is_ok());
+}
