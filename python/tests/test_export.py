@@ -149,3 +149,42 @@ def test_a_changed_package_fails_verify_with_the_reason(tmp_path):
     report = tiffin.Package(exported.folder).verify()
     assert not report.ok
     assert any(p.get("file") == "examples/expected.json" for p in report.problems), report.problems
+
+
+def test_a_lightgbm_classifier_agrees_with_the_original(tmp_path):
+    from lightgbm import LGBMClassifier
+
+    X, y = table()
+    model = LGBMClassifier(n_estimators=40, num_leaves=8, verbose=-1, random_state=0).fit(X, y)
+    exported = tiffin.export(model, X, name="lgbm", version="1.0.0", out=tmp_path, examples=32)
+    report("LightGBM classifier", exported)
+    assert exported.parity["probabilities"]["mismatches"] == 0
+    package = tiffin.Package(exported.archive)
+    assert package.manifest["framework"]["name"] == "lightgbm"
+    assert package.signature["inputs"][0]["feature_names"] == FEATURES
+    assert package.verify().ok
+    test = X.iloc[200:260]
+    got = package.predict(test)
+    np.testing.assert_allclose(got["probabilities"].to_numpy(), model.predict_proba(test),
+                               atol=1e-6, rtol=1e-6)
+
+
+def test_a_lightgbm_regressor_meets_the_relative_tolerance(tmp_path):
+    from lightgbm import LGBMRegressor
+
+    X, _ = table()
+    y = 1000 * X.monthly_charges + 50 * X.tenure_months
+    model = LGBMRegressor(n_estimators=40, verbose=-1, random_state=0).fit(X, y)
+    exported = tiffin.export(model, X, name="lgbm_reg", version="1.0.0", out=tmp_path)
+    report("LightGBM regressor", exported)
+    assert exported.parity["variable"]["mismatches"] == 0
+
+
+def test_the_model_card_shows_the_parity_table(tmp_path):
+    X, y = table()
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    exported = tiffin.export(model, X, name="carded", version="1.0.0", out=tmp_path)
+    card = (exported.folder / "model-card.md").read_text()
+    assert "### Agreement with the original model" in card
+    assert "| `probabilities` | 100% | 0 of 16 |" in card
+    assert "scikit-learn 1." in card

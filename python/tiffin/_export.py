@@ -69,10 +69,13 @@ def export(
     """Exports `model` to ONNX and packs it with its contract, metadata and parity evidence.
 
     Args:
-        model: a fitted scikit-learn estimator or Pipeline, or the path of an ONNX file (then
-            no original model's outputs exist and no parity is recorded).
-        X: sample inputs: a pandas DataFrame (its column names become the feature names) or a
-            2-D numpy array. The first `examples` rows become the golden examples.
+        model: a fitted scikit-learn estimator or Pipeline (exported with skl2onnx), a fitted
+            LightGBM LGBMClassifier or LGBMRegressor (onnxmltools), a PyTorch module
+            (torch.onnx, dynamic batch dim, weights in the one file), or the path of an ONNX
+            file (then no original model's outputs exist and no parity is recorded).
+        X: sample inputs: a pandas DataFrame (its column names become the feature names), a
+            2-D numpy array, or for a PyTorch module an array or tensor of any rank whose first
+            dim is the batch. The first `examples` rows become the golden examples.
         name, version: the package name and semantic version.
         out: where `NAME/VERSION/` and `NAME-VERSION.tiffin` are written.
         description, license (SPDX), authors, data: metadata for the manifest.
@@ -102,11 +105,17 @@ def export(
         elif _is_sklearn(model):
             framework, pins = _sklearn_onnx(model, rows, source / "model.onnx")
             expected = _sklearn_outputs(model, sample)
+        elif _is_lightgbm(model):
+            framework, pins = _lightgbm_onnx(model, rows, source / "model.onnx")
+            expected = _sklearn_outputs(model, sample)
+        elif _is_torch(model):
+            framework, pins, expected = _torch_onnx(model, rows, source / "model.onnx")
         else:
             raise TypeError(
-                f"cannot export a {type(model).__module__}.{type(model).__qualname__}: this "
-                "version exports fitted scikit-learn estimators and pipelines, and packs ONNX "
-                "files given by path"
+                f"cannot export a {type(model).__module__}.{type(model).__qualname__}: tiffin "
+                "exports fitted scikit-learn estimators and pipelines, LightGBM models "
+                "(LGBMClassifier, LGBMRegressor), PyTorch modules (torch.nn.Module), and packs "
+                "ONNX files given by path"
             )
         authoring = tomllib.loads(
             run("init", source / "model.onnx", "--stdout", "--name", name, "--version", version)
@@ -149,6 +158,8 @@ def export(
 
 
 def _rows(X: Any):
+    """The sample as float32 rows, and the feature names a DataFrame gives. Tabular models take
+    2-D rows; a torch module may take any rank (images, sequences), its first dim the batch."""
     import numpy as np
 
     try:
@@ -157,10 +168,17 @@ def _rows(X: Any):
         pd = None
     if pd is not None and isinstance(X, pd.DataFrame):
         return X.to_numpy(dtype=np.float32), [str(c) for c in X.columns]
+    if type(X).__module__.startswith("torch"):
+        X = X.detach().cpu().numpy()
     array = np.asarray(X, dtype=np.float32)
-    if array.ndim != 2:
-        raise ValueError(f"X must be 2-D (rows, features), got shape {array.shape}")
+    if array.ndim < 1:
+        raise ValueError(f"X must hold rows (its first dim the batch), got shape {array.shape}")
     return array, None
+
+
+def _two_dimensional(rows, kind: str) -> None:
+    if rows.ndim != 2:
+        raise ValueError(f"X for a {kind} model must be 2-D (rows, features), got {rows.shape}")
 
 
 def _is_sklearn(model: Any) -> bool:
@@ -178,6 +196,7 @@ def _versions(*dists: str) -> list[str]:
 
 
 def _sklearn_onnx(model: Any, rows, path: Path):
+    _two_dimensional(rows, "scikit-learn")
     try:
         from skl2onnx import to_onnx
     except ImportError as error:
@@ -203,6 +222,93 @@ def _sklearn_onnx(model: Any, rows, path: Path):
     version = importlib.metadata.version("scikit-learn")
     pins = _versions("scikit-learn", "numpy", "scipy", "skl2onnx", "onnx")
     return {"name": "scikit-learn", "version": version}, pins
+
+
+def _is_lightgbm(model: Any) -> bool:
+    return type(model).__module__.startswith("lightgbm.") and hasattr(model, "booster_")
+
+
+def _lightgbm_onnx(model: Any, rows, path: Path):
+    _two_dimensional(rows, "LightGBM")
+    try:
+        from onnxmltools import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    except ImportError as error:
+        raise ImportError(
+            "exporting a LightGBM model needs onnxmltools: pip install onnxmltools onnx"
+        ) from error
+    # onnxmltools converts LightGBM up to opset 15 (it refuses 17); tract runs both. Its own
+    # FloatTensorType, not skl2onnx's, which it refuses.
+    onnx_model = convert_lightgbm(
+        model,
+        initial_types=[("input", FloatTensorType([None, rows.shape[1]]))],
+        zipmap=False,
+        target_opset=15,
+    )
+    path.write_bytes(onnx_model.SerializeToString())
+    version = importlib.metadata.version("lightgbm")
+    pins = _versions("lightgbm", "numpy", "scipy", "scikit-learn", "onnxmltools", "onnx")
+    return {"name": "lightgbm", "version": version}, pins
+
+
+def _is_torch(model: Any) -> bool:
+    return any(
+        c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module"
+        for c in type(model).__mro__
+    )
+
+
+def _torch_onnx(model: Any, rows, path: Path):
+    """Exports with torch.onnx's dynamo exporter, the batch dim dynamic and the weights inside
+    the one file; returns the framework, the pins and the module's outputs (eval mode, no
+    gradients) on the sample."""
+    import numpy as np
+
+    try:
+        import torch
+    except ImportError as error:  # pragma: no cover - a torch module implies torch
+        raise ImportError("exporting a PyTorch module needs torch") from error
+    try:
+        import onnxscript  # noqa: F401  (the dynamo exporter's dependency, not torch's)
+    except ImportError as error:
+        raise ImportError(
+            "exporting a PyTorch module needs onnxscript and onnx (torch does not install "
+            "them): pip install onnxscript onnx"
+        ) from error
+    # The sample decides the exported batch size unless the dim is dynamic, and a batch of one
+    # is specialised by torch.export: two rows at least.
+    if rows.shape[0] < 2:
+        raise ValueError("X must hold at least two rows to export a dynamic batch dim")
+    model.eval()
+    sample = torch.from_numpy(np.ascontiguousarray(rows))
+    with torch.no_grad():
+        result = model(sample)
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    if not all(isinstance(r, torch.Tensor) for r in results):
+        raise TypeError("the module must return a tensor or a tuple of tensors")
+    names = ["output"] if len(results) == 1 else [f"output_{i}" for i in range(len(results))]
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(
+        model,
+        (sample,),
+        input_names=["input"],
+        output_names=names,
+        dynamic_shapes=({0: batch},),
+        # One file: the default writes the weights beside the graph, which would be a second
+        # file to carry (tiffin packs a folder model too, but one file is what users expect).
+        external_data=False,
+        dynamo=True,
+        opset_version=18,
+        verbose=False,
+    )
+    program.save(str(path))
+    expected = {
+        name: r.detach().cpu().numpy().astype(np.float64).tolist()
+        for name, r in zip(names, results)
+    }
+    version = importlib.metadata.version("torch")
+    pins = _versions("torch", "numpy", "onnxscript", "onnx")
+    return {"name": "pytorch", "version": version}, pins, expected
 
 
 def _sklearn_outputs(model: Any, sample) -> dict[str, Any]:

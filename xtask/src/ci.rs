@@ -144,10 +144,16 @@ const STEPS: &[Step] = &[
         },
     },
     Step {
-        name: "python",
+        name: "wheel",
         action: Action::Task {
-            shown: "cargo xtask python (the Python module against scikit-learn models, parity)",
-            run: python::run,
+            shown: "cargo xtask python --wheel (the wheel built, installed into a fresh \
+                    virtualenv, the Python tests run there: export, parity, predict)",
+            run: || {
+                python::run(&python::PythonArgs {
+                    wheel: true,
+                    torch: false,
+                })
+            },
         },
     },
     Step {

@@ -212,7 +212,7 @@ fn judge_file(binary: &Path, output: &str) -> Result<()> {
 }
 
 /// The workspace version, from the root Cargo.toml of `source`.
-fn workspace_version(source: &Path) -> Result<String> {
+pub(crate) fn workspace_version(source: &Path) -> Result<String> {
     let path = source.join("Cargo.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -229,7 +229,7 @@ fn workspace_version(source: &Path) -> Result<String> {
 
 /// The time of the commit checked out at `source`, in seconds since the epoch: the time of every
 /// archive member and of the dependency list (its `SOURCE_DATE_EPOCH`).
-fn commit_time(source: &Path) -> Result<u64> {
+pub(crate) fn commit_time(source: &Path) -> Result<u64> {
     let output = Command::new("git")
         .args(["log", "-1", "--format=%ct"])
         .current_dir(source)

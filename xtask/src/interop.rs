@@ -144,7 +144,7 @@ pub(crate) fn build_tiffin() -> Result<PathBuf> {
 /// The Python that makes the virtualenv: `python3`, or `python` on Windows where `python3` is
 /// rarely installed. It must be Python 3, which CI provides; a missing one is an error, never a
 /// skip, so that a CI image losing Python cannot turn the step silently green.
-fn system_python() -> Result<PathBuf> {
+pub(crate) fn system_python() -> Result<PathBuf> {
     let name = if cfg!(windows) { "python" } else { "python3" };
     let output = Command::new(name).arg("--version").output();
     match output {

@@ -18,6 +18,7 @@ mod schema;
 mod served;
 mod test_build;
 mod ui;
+mod wheel;
 
 /// Maintainer tasks of tiffin: the CI checks, generated files and benchmarks.
 #[derive(Debug, Parser)]
@@ -31,7 +32,7 @@ struct Cli {
 enum Command {
     /// Run every check CI runs: fmt, clippy, tests (the runtime's on two more kernel sets),
     /// schemas up to date, docs, the release build, OCI registry, V2 client interop, signing
-    /// interop, the Python module, the KServe YAML, the web page in a browser, and the end-to-end
+    /// interop, the Python wheel and module, the KServe YAML, the web page in a browser, and the end-to-end
     /// journey.
     ///
     /// Stops at the first failure, naming it, and exits non-zero.
@@ -61,11 +62,15 @@ enum Command {
     /// Installs chromium and chromium-driver with apt-get when missing (needs root); makes a
     /// pinned virtualenv in the target folder once (from PyPI).
     Ui,
-    /// The Python module (python/tiffin) against real scikit-learn models: export, pack with
-    /// parity, verify, predict; a broken export refused.
+    /// The Python module (python/tiffin) against real models: export, pack with parity,
+    /// verify, predict; a broken export refused.
     ///
     /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
-    Python,
+    Python(python::PythonArgs),
+    /// Build the Python wheel (the static tiffin plus the module) into target/wheel/.
+    ///
+    /// Builds the static binary as `cargo xtask dist` does; needs Python 3 for PyPA's `wheel`.
+    Wheel,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Build the release: a static tiffin for x86_64 Linux in a reproducible tar.gz (with
@@ -101,7 +106,8 @@ fn main() -> ExitCode {
         Command::Registry => registry::run(),
         Command::Kserve => kserve::run(),
         Command::Ui => ui::run(),
-        Command::Python => python::run(),
+        Command::Python(args) => python::run(&args),
+        Command::Wheel => wheel::build().map(drop),
         Command::Schema(args) => schema::run(if args.check {
             schema::Mode::Check
         } else {

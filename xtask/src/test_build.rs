@@ -86,10 +86,12 @@ fn parse(messages: &str) -> Result<Vec<Executable>> {
 /// The test executables of the workspace crate in `crates/<package>`.
 pub(crate) fn tests_of(package: &str) -> Result<Vec<Executable>> {
     let manifest = crate_dir(package).join("Cargo.toml");
-    let tests: Vec<_> = executables()?
+    let mut tests: Vec<_> = executables()?
         .into_iter()
         .filter(|e| e.test && e.manifest == manifest)
         .collect();
+    // Cargo reports them as they finish; a fixed order keeps CI logs comparable.
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
     ensure!(
         !tests.is_empty(),
         "the test build reported no test executable of {}",
