@@ -6,8 +6,9 @@
 //! letting maturin build another one: maturin's build runs cargo with its own flags and, measured,
 //! compiled the whole release again (13.5 minutes on 2 cores), where CI builds it once and shares
 //! it. The metadata comes from `pyproject.toml`'s `[project]`, which maturin reads for source
-//! builds, so both builds describe the same package; PyPA's `wheel pack` writes the archive and
-//! its RECORD, and PyPA's `packaging` validates the metadata against the core-metadata spec.
+//! builds, so both builds describe the same package (checked: the METADATA must equal the
+//! PKG-INFO of `maturin sdist`, field by field); PyPA's `wheel pack` writes the archive and its
+//! RECORD, and PyPA's `packaging` validates the metadata against the core-metadata spec.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,8 @@ pub(crate) fn build() -> Result<PathBuf> {
         .arg(info.join("METADATA"));
     process::run(&mut check).context("the wheel's METADATA is not valid core metadata")?;
 
+    same_metadata_as_maturin(&python, &info.join("METADATA"), &out)?;
+
     let mut pack = Command::new(&python);
     pack.args(["-m", "wheel", "pack", "--dest-dir"])
         .arg(&out)
@@ -111,6 +114,33 @@ pub(crate) fn build() -> Result<PathBuf> {
         size as f64 / 1_000_000.0
     );
     Ok(path)
+}
+
+/// Fails unless the METADATA written here equals, field by field, the PKG-INFO that maturin
+/// writes from the same `pyproject.toml` for a source build (`maturin sdist`, seconds: it
+/// compiles nothing), so that the wheel CI ships and one built from source describe one package.
+fn same_metadata_as_maturin(python: &Path, metadata: &Path, out: &Path) -> Result<()> {
+    let sdist_dir = out.join("sdist");
+    let maturin = python.with_file_name(format!("maturin{}", std::env::consts::EXE_SUFFIX));
+    let mut sdist = Command::new(&maturin);
+    sdist
+        .args(["sdist", "--out"])
+        .arg(&sdist_dir)
+        .current_dir(process::workspace_root());
+    process::announce(&process::shown(&sdist));
+    interop::run_quietly(&mut sdist).context("maturin sdist failed")?;
+    let tarball = fs::read_dir(&sdist_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .with_context(|| format!("maturin wrote no .tar.gz in {}", sdist_dir.display()))?;
+    let mut compare = Command::new(python);
+    compare
+        .arg(process::workspace_root().join("python/tools/same_metadata.py"))
+        .arg(metadata)
+        .arg(&tarball);
+    process::run(&mut compare).context("the wheel's metadata is not maturin's")?;
+    fs::remove_dir_all(&sdist_dir)?;
+    Ok(())
 }
 
 /// The tags as they appear in the file name: `py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64`.
