@@ -30,15 +30,27 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
         ..VerifyOptions::default()
     };
     let report = verify::verify(path, &verify_options, &tiffin_hash::NoProgress)?;
+    load_verified(path, report, options)
+}
+
+/// Loads the model of the package at `path` given the report of a verification just made of
+/// that same path ([`verify`](crate::verify()), or the `package` report of
+/// [`verify_signature`](crate::verify_signature)), so that a caller who verified first (a server
+/// checking signatures) does not hash every file a second time. A report with any problem is
+/// refused as [`load`] refuses the package.
+pub fn load_verified(path: &Path, report: crate::Report, options: &LoadOptions) -> Result<Loaded> {
     if !report.is_ok() {
         return Err(Error::Invalid {
             path: path.to_owned(),
             problems: report.problems,
         });
     }
-    let manifest = report
-        .manifest
-        .expect("a package without problems has a manifest");
+    let Some(manifest) = report.manifest else {
+        return Err(Error::Invalid {
+            path: path.to_owned(),
+            problems: report.problems,
+        });
+    };
     let kind = package_kind(path)?;
     let source = model_source(path, kind, &manifest)?;
     let model = Model::load(&source, manifest.model.format, &manifest.signature, options).map_err(

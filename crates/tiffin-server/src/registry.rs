@@ -144,10 +144,13 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
         path: path.to_owned(),
         reason,
     };
+    // With a verifier, the package is verified as part of the signature check, and that report
+    // is what the model is loaded on: every file is hashed once.
+    let mut verified = None;
     let signature = match &config.verifier {
         Some(verifier) => {
-            // The files are hashed again by `load` below; blake3 alone here keeps that cheap,
-            // while the signed sha256 digests are checked against the manifest's.
+            // The verification `load` would make (blake3, no model run); the signed sha256
+            // digests are checked against the manifest's.
             let options = SignatureOptions {
                 bundle: None,
                 verify: VerifyOptions {
@@ -172,6 +175,7 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
                     .join("; ");
                 return Err(fail(format!("signature refused: {problems}")));
             }
+            verified = report.package;
             SignatureStatus {
                 signed: true,
                 key_hint: Some(report.key_hint),
@@ -192,7 +196,11 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
     let options = LoadOptions::default()
         .with_plan_cache(config.plan_cache)
         .with_threads(config.model_threads);
-    let loaded = tiffin_core::load(path, &options).map_err(|e| fail(e.to_string()))?;
+    let loaded = match verified {
+        Some(report) => tiffin_core::load_verified(path, report, &options),
+        None => tiffin_core::load(path, &options),
+    }
+    .map_err(|e| fail(e.to_string()))?;
     let drifts = loaded
         .check_examples()
         .map_err(|e| fail(format!("running the golden examples: {e}")))?;

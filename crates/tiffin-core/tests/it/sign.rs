@@ -532,3 +532,36 @@ fn a_chain_through_a_non_ca_or_to_a_certificate_that_may_not_sign_is_refused() {
         );
     }
 }
+
+#[test]
+fn the_package_report_of_a_signature_check_loads_the_model_and_a_failed_one_is_refused() {
+    let (_out, packed) = pack_fixture("iris");
+    sign(&packed.archive);
+    sign(&packed.folder);
+    let report = check(&packed.archive, "signer.pub.pem");
+    assert!(report.is_ok(), "{:?}", all_problems(&report));
+    let loaded = tiffin_core::load_verified(
+        &packed.archive,
+        report.package.unwrap(),
+        &tiffin_core::runtime::LoadOptions::default(),
+    )
+    .expect("a verified package loads on its report");
+    assert_eq!(loaded.digest, format!("sha256:{}", packed.digest));
+    let outputs = loaded
+        .predict_json(&serde_json::json!({"X": [[5.1, 3.5, 1.4, 0.2]]}), true)
+        .unwrap();
+    assert!(outputs.get("label").is_some(), "{outputs}");
+
+    let model = packed.folder.join("model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&model, &bytes).unwrap();
+    let report = check(&packed.folder, "signer.pub.pem");
+    let refused = tiffin_core::load_verified(
+        &packed.folder,
+        report.package.unwrap(),
+        &tiffin_core::runtime::LoadOptions::default(),
+    )
+    .unwrap_err();
+    assert!(refused.to_string().contains("model.onnx"), "{refused}");
+}
