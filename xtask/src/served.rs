@@ -109,6 +109,16 @@ impl Server {
         self.log.clear();
     }
 
+    /// The lines logged so far that contain `needle`.
+    pub(crate) fn logged(&mut self, needle: &str) -> Vec<String> {
+        self.collect_log();
+        self.log
+            .iter()
+            .filter(|line| line.contains(needle))
+            .cloned()
+            .collect()
+    }
+
     /// The server's process id.
     pub(crate) fn id(&self) -> u32 {
         self.child.id()

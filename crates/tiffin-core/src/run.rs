@@ -92,6 +92,26 @@ impl Loaded {
         rerun_examples(&self.path, kind, &self.manifest, &self.model)
     }
 
+    /// The package's golden example inputs, in signature order; `None` when it has none. A
+    /// server times them to learn whether merging requests pays for this model.
+    pub fn example_inputs(&self) -> Result<Option<Vec<Tensor>>> {
+        let Some(ex) = &self.manifest.examples else {
+            return Ok(None);
+        };
+        let kind = package_kind(&self.path)?;
+        let files = read_files(&self.path, kind, |p| p == ex.inputs)?;
+        let bytes = files
+            .get(&ex.inputs)
+            .ok_or_else(|| missing(&self.path, &ex.inputs))?;
+        let names = examples::tensor_names(&self.manifest.signature.inputs);
+        examples::read_tensors(bytes, &names)
+            .map(Some)
+            .map_err(|reason| Error::Examples {
+                path: self.path.join(&ex.inputs),
+                reason,
+            })
+    }
+
     /// Runs the model on inputs in signature order.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.model.run(inputs).map_err(|source| Error::Model {

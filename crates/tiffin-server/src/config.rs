@@ -41,6 +41,10 @@ pub struct Config {
     pub model_batch_size: BTreeMap<String, usize>,
     /// Batching delays for single models by name, over `force_delay` and the package's own.
     pub model_delay: BTreeMap<String, Duration>,
+    /// With batching set for a model, time at load whether a merged run costs clearly less per
+    /// row than single runs (on the package's example inputs) and run requests singly when it
+    /// does not; off merges whenever batching is set.
+    pub batch_probe: bool,
     /// Serve the packages that load even when others fail; otherwise one failure stops the start.
     pub allow_partial: bool,
     /// Runs the model's measured cost says finish within this run on the async worker instead
@@ -78,6 +82,7 @@ impl Default for Config {
             force_delay: None,
             model_batch_size: BTreeMap::new(),
             model_delay: BTreeMap::new(),
+            batch_probe: true,
             allow_partial: false,
             inline_below: Duration::from_micros(50),
             model_threads: 1,

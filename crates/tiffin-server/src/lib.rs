@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod metrics;
 mod pool;
+mod probe;
 mod protocol;
 mod registry;
 mod serve;
@@ -23,7 +24,8 @@ mod ui;
 
 pub use config::Config;
 pub use error::{ApiError, Flavor};
+pub use probe::BatchProbe;
 pub use protocol::app;
-pub use registry::{LoadFailure, Registry, Served, SignatureStatus, discover};
+pub use registry::{Batching, LoadFailure, Registry, Served, SignatureStatus, discover};
 pub use serve::{serve, signals};
 pub use state::{AppState, ReloadReport};

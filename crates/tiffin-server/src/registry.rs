@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, ModelLabels, ModelMetrics};
 use crate::pool::Pool;
+use crate::probe::{self, BatchProbe};
 
 /// A package that could not be served, and why (for the operator: it names the path).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +118,9 @@ pub(crate) struct Checked {
     /// The golden examples' drift per output, `None` for a package without examples.
     pub(crate) drifts: Option<Vec<Drift>>,
     pub(crate) signature: SignatureStatus,
+    /// Whether merging requests pays, measured when batching is set and the probe is on:
+    /// `None` when not measured, an `Err` when a batch of the examples did not run.
+    pub(crate) probe: Option<Result<Option<BatchProbe>, String>>,
 }
 
 /// What the server knows of a served package's signature.
@@ -220,11 +224,74 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
                 .unwrap_or_default()
         )));
     }
+    let policy = batch_policy(config, &loaded);
+    let probe = match batch_dim(&loaded.manifest.signature) {
+        Some(dim) if config.batch_probe && policy.max_rows > 1 => {
+            Some(probe::measure(&loaded, dim, policy.max_rows))
+        }
+        _ => None,
+    };
     Ok(Checked {
         loaded,
         drifts,
         signature,
+        probe,
     })
+}
+
+/// The batching a model gets: the operator's setting for it, then for every model, then the
+/// package's own, then the server's default.
+fn batch_policy(config: &Config, loaded: &Loaded) -> BatchPolicy {
+    let serving = &loaded.manifest.serving;
+    let name = &loaded.manifest.name;
+    let max_rows = config
+        .model_batch_size
+        .get(name)
+        .copied()
+        .or(config.force_batch_size)
+        .unwrap_or_else(|| {
+            serving
+                .max_batch_size
+                .map_or(config.max_batch_size, |n| n as usize)
+        });
+    let max_delay = config
+        .model_delay
+        .get(name)
+        .copied()
+        .or(config.force_delay)
+        .unwrap_or_else(|| {
+            serving
+                .max_delay_us
+                .map_or(config.max_delay, Duration::from_micros)
+        });
+    BatchPolicy {
+        max_rows,
+        max_delay,
+    }
+}
+
+/// Whether a served model merges requests, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Batching {
+    /// Not set for this model (or it has no batch dim): every request runs alone.
+    Off,
+    /// Requests are merged, up to `max_rows` rows; `probe` is what the load measured, if it did.
+    On {
+        /// Most rows in one merged run.
+        max_rows: usize,
+        /// The measurement that found merging pays (`None`: not measured).
+        probe: Option<BatchProbe>,
+    },
+    /// Set, but requests run alone: merging did not pay, or a batch did not run.
+    Declined {
+        /// The batch size that was set.
+        max_rows: usize,
+        /// The measurement, when one was made.
+        probe: Option<BatchProbe>,
+        /// Why, for people.
+        reason: String,
+    },
 }
 
 /// The batch dim of a signature: the named dim every input and output starts with, if there
@@ -255,6 +322,8 @@ pub struct Served {
     /// Its signature, as far as the server knows it.
     pub signature: SignatureStatus,
     pub(crate) batcher: Option<Batcher>,
+    /// Whether it merges requests, and why.
+    pub batching: Batching,
     /// Its metrics, with their handles kept.
     pub(crate) metrics: Arc<ModelMetrics>,
     /// Whether every input and output starts with the batch dim, so a request's first axis
@@ -333,40 +402,42 @@ impl Served {
             loaded,
             drifts,
             signature,
+            probe,
         } = checked;
         let labels = ModelLabels {
             model: loaded.manifest.name.clone(),
             version: loaded.manifest.version.to_string(),
         };
-        let serving = &loaded.manifest.serving;
-        // The operator's setting for this model, then for every model, then the package's own,
-        // then the server's default.
-        let name = &loaded.manifest.name;
-        let max_rows = config
-            .model_batch_size
-            .get(name)
-            .copied()
-            .or(config.force_batch_size)
-            .unwrap_or_else(|| {
-                serving
-                    .max_batch_size
-                    .map_or(config.max_batch_size, |n| n as usize)
-            });
-        let max_delay = config
-            .model_delay
-            .get(name)
-            .copied()
-            .or(config.force_delay)
-            .unwrap_or_else(|| {
-                serving
-                    .max_delay_us
-                    .map_or(config.max_delay, Duration::from_micros)
-            });
+        let BatchPolicy {
+            max_rows,
+            max_delay,
+        } = batch_policy(config, &loaded);
         let has_batch_dim = batch_dim(&loaded.manifest.signature).is_some();
         metrics.loaded(&labels, load_time.as_secs_f64());
         let model_metrics = Arc::new(ModelMetrics::new(metrics.clone(), labels));
         let loaded = Arc::new(loaded);
-        let batcher = (max_rows > 1 && has_batch_dim).then(|| {
+        let batching = batching(max_rows, has_batch_dim, probe);
+        match &batching {
+            Batching::On {
+                probe: Some(probe), ..
+            } => tracing::info!(
+                model = %loaded.manifest.name,
+                version = %loaded.manifest.version,
+                "batching pays: a batch of {} costs {:.2}x a single run per row ({:.0} µs \
+                 against {:.0} µs)",
+                probe.rows,
+                probe.ratio(),
+                probe.batched_per_row.as_secs_f64() * 1e6,
+                probe.single.as_secs_f64() * 1e6,
+            ),
+            Batching::Declined { reason, .. } => tracing::warn!(
+                model = %loaded.manifest.name,
+                version = %loaded.manifest.version,
+                "batching set (max {max_rows} rows) but requests run singly: {reason}"
+            ),
+            _ => {}
+        }
+        let batcher = matches!(batching, Batching::On { .. }).then(|| {
             Batcher::start(
                 loaded.clone(),
                 BatchPolicy {
@@ -385,6 +456,7 @@ impl Served {
             drifts,
             signature,
             batcher,
+            batching,
             metrics: model_metrics,
             has_batch_dim,
             cost: RunCost::new(),
@@ -409,6 +481,44 @@ impl Served {
     /// The most rows one merged run takes, when requests are batched.
     pub fn max_batch_size(&self) -> Option<usize> {
         self.batcher.as_ref().map(|b| b.policy.max_rows)
+    }
+}
+
+/// What batching a model gets from its setting and the probe's measurement.
+fn batching(
+    max_rows: usize,
+    has_batch_dim: bool,
+    probe: Option<Result<Option<BatchProbe>, String>>,
+) -> Batching {
+    if max_rows <= 1 || !has_batch_dim {
+        return Batching::Off;
+    }
+    match probe {
+        None | Some(Ok(None)) => Batching::On {
+            max_rows,
+            probe: None,
+        },
+        Some(Ok(Some(probe))) if probe.pays() => Batching::On {
+            max_rows,
+            probe: Some(probe),
+        },
+        Some(Ok(Some(probe))) => Batching::Declined {
+            max_rows,
+            reason: format!(
+                "a batch of {} costs {:.2}x a single run per row ({:.0} µs against {:.0} µs), \
+                 so merging would not pay (--no-batch-probe merges anyway)",
+                probe.rows,
+                probe.ratio(),
+                probe.batched_per_row.as_secs_f64() * 1e6,
+                probe.single.as_secs_f64() * 1e6,
+            ),
+            probe: Some(probe),
+        },
+        Some(Err(reason)) => Batching::Declined {
+            max_rows,
+            probe: None,
+            reason,
+        },
     }
 }
 
@@ -579,5 +689,45 @@ mod tests {
         sig.outputs.pop();
         sig.inputs[0].shape[0] = Dim::Fixed(1);
         assert_eq!(batch_dim(&sig), None);
+    }
+
+    #[test]
+    fn batching_follows_the_setting_and_the_measurement() {
+        let probe = |single_us, batched_us| BatchProbe {
+            rows: 8,
+            single: Duration::from_micros(single_us),
+            batched_per_row: Duration::from_micros(batched_us),
+        };
+        assert_eq!(batching(1, true, None), Batching::Off);
+        assert_eq!(batching(64, false, None), Batching::Off, "no batch dim");
+        assert_eq!(
+            batching(64, true, None),
+            Batching::On {
+                max_rows: 64,
+                probe: None
+            },
+            "not measured: as set"
+        );
+        assert_eq!(
+            batching(64, true, Some(Ok(None))),
+            Batching::On {
+                max_rows: 64,
+                probe: None
+            },
+            "no examples to time: as set"
+        );
+        assert!(matches!(
+            batching(64, true, Some(Ok(Some(probe(100, 30))))),
+            Batching::On { probe: Some(_), .. }
+        ));
+        let Batching::Declined { reason, .. } = batching(64, true, Some(Ok(Some(probe(250, 400)))))
+        else {
+            panic!("a batch dearer per row is declined")
+        };
+        assert!(reason.contains("1.60x"), "{reason}");
+        assert!(matches!(
+            batching(64, true, Some(Err("a batch of 8 rows does not run".into()))),
+            Batching::Declined { probe: None, .. }
+        ));
     }
 }

@@ -57,6 +57,10 @@ impl Bench {
         let mut server = Server::start(command)?;
         let address = server.wait_until_ready(Duration::from_secs(120))?;
         let ready_ms = started.elapsed().as_millis() as u64;
+        // What the batching probe measured at load, for the figures below.
+        for line in server.logged("batching") {
+            println!("    {line}");
+        }
         server.forget_log();
         Ok(Bench {
             server,
@@ -227,6 +231,11 @@ fn reference_rows(
 }
 
 fn pack(tiffin: &Path, fixture: &Path, out: &Path) -> Result<()> {
+    pack_with(tiffin, fixture, out, None)
+}
+
+/// Packs `fixture` into `out`, with `examples` as its golden example inputs when given.
+fn pack_with(tiffin: &Path, fixture: &Path, out: &Path, examples: Option<&Path>) -> Result<()> {
     let mut command = Command::new(tiffin);
     command
         .args(["-q", "pack"])
@@ -234,6 +243,9 @@ fn pack(tiffin: &Path, fixture: &Path, out: &Path) -> Result<()> {
         .arg("--out")
         .arg(out)
         .stdout(Stdio::null());
+    if let Some(examples) = examples {
+        command.arg("--examples").arg(examples);
+    }
     process::run(&mut command)
 }
 
@@ -253,7 +265,20 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     pack(&tiffin, &fixtures.join("breast_cancer"), &classifier_dir)?;
-    pack(&tiffin, &fixtures.join("mnist_cnn"), &cnn_dir)?;
+    // With two example images, as a package made for serving has: the batching probe times
+    // them at load.
+    let image: Vec<f32> = (0..28 * 28).map(|i| (i % 17) as f32 / 17.0).collect();
+    let examples = scratch.join("mnist-examples.json");
+    let rows: Vec<Vec<Vec<Vec<f32>>>> = (0..2)
+        .map(|_| vec![image.chunks(28).map(<[f32]>::to_vec).collect()])
+        .collect();
+    std::fs::write(&examples, serde_json::json!({ "image": rows }).to_string())?;
+    pack_with(
+        &tiffin,
+        &fixtures.join("mnist_cnn"),
+        &cnn_dir,
+        Some(&examples),
+    )?;
     let mut fixture_names = Vec::new();
     for entry in std::fs::read_dir(&fixtures)? {
         let dir = entry?.path();
@@ -357,8 +382,8 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
 
     // A convolution model, one image per request, 64 connections: unbatched and batched, both
     // servers up at once and driven in turn, round by round.
-    // A synthetic image: the run's cost does not depend on the pixel values.
-    let image: Vec<f32> = (0..28 * 28).map(|i| (i % 17) as f32 / 17.0).collect();
+    // A synthetic image (the one of the examples): the run's cost does not depend on the pixel
+    // values.
     let body = serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": image}]}).to_string();
     println!();
     let cnn = cnn_dir
@@ -368,14 +393,28 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         .to_owned();
     let setups = [
         ("mnist_cnn unbatched", vec![cnn.as_str()]),
+        // Batching asked for: the load measures whether it pays and runs requests singly when
+        // it does not (the log line says which).
         (
-            "mnist_cnn batched (max 64 rows, 2 ms)",
+            "mnist_cnn --max-batch-size 64 (probed)",
             vec![
                 cnn.as_str(),
                 "--max-batch-size",
                 "64",
                 "--max-delay-us",
                 "2000",
+            ],
+        ),
+        // Merged whatever it costs, as before the probe.
+        (
+            "mnist_cnn --max-batch-size 64 --no-batch-probe",
+            vec![
+                cnn.as_str(),
+                "--max-batch-size",
+                "64",
+                "--max-delay-us",
+                "2000",
+                "--no-batch-probe",
             ],
         ),
     ];

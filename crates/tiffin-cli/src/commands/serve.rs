@@ -58,6 +58,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
             .into_iter()
             .map(|(model, us)| (model, Duration::from_micros(us)))
             .collect(),
+        batch_probe: !args.no_batch_probe,
         allow_partial: args.allow_partial,
         inline_below: Duration::from_micros(args.inline_below_us),
         model_threads: args.model_threads,

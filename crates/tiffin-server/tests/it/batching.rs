@@ -48,6 +48,7 @@ async fn batched_answers_equal_unbatched_ones_row_for_row() {
         &["mnist_cnn"],
         Config {
             force_batch_size: Some(16),
+            batch_probe: false,
             force_delay: Some(Duration::from_millis(30)),
             max_concurrency: 1,
             ..Config::default()
@@ -118,6 +119,7 @@ async fn a_lone_request_waits_no_longer_than_the_delay() {
         &["iris"],
         Config {
             force_batch_size: Some(64),
+            batch_probe: false,
             force_delay: Some(Duration::from_millis(200)),
             ..Config::default()
         },
@@ -143,6 +145,7 @@ async fn a_lone_request_waits_no_longer_than_the_delay() {
 async fn batching_set_for_one_model_applies_to_it_alone() {
     let config = Config {
         force_batch_size: Some(3),
+        batch_probe: false,
         model_batch_size: [("iris".to_owned(), 2)].into(),
         model_delay: [("iris".to_owned(), Duration::from_micros(100))].into(),
         ..Config::default()
@@ -181,5 +184,106 @@ async fn batching_set_for_one_model_applies_to_it_alone() {
         refused.message().contains("at most 3"),
         "{}",
         refused.message()
+    );
+}
+
+/// mnist_cnn packed with two of its reference images as golden examples, the inputs the
+/// batching probe times.
+fn mnist_with_examples(dir: &std::path::Path) -> std::path::PathBuf {
+    let examples = dir.join("examples.json");
+    std::fs::write(&examples, images(1, 2)[0].to_string()).unwrap();
+    tiffin_core::pack(
+        &tiffin_core::PackOptions {
+            source: crate::common::fixture("mnist_cnn"),
+            out: Some(dir.to_owned()),
+            force: false,
+            examples: Some(examples),
+            skip_checks: Vec::new(),
+        },
+        &tiffin_core::hash::NoProgress,
+    )
+    .unwrap()
+    .archive
+}
+
+async fn serve_one(
+    path: std::path::PathBuf,
+    config: Config,
+) -> std::sync::Arc<tiffin_server::Served> {
+    let state = tiffin_server::AppState::new(config, vec![path]);
+    state.load().await.expect("the package loads");
+    state.registry().only().unwrap()
+}
+
+/// With batching set, the load times a batch of the examples against single runs and merges
+/// requests only when the batch is cheaper per row; which way it goes depends on the machine,
+/// so the test holds the server to what it measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batching_is_measured_at_load_and_follows_the_measurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = mnist_with_examples(dir.path());
+    let config = Config {
+        force_batch_size: Some(64),
+        ..Config::default()
+    };
+    let served = serve_one(package.clone(), config).await;
+    match &served.batching {
+        tiffin_server::Batching::On {
+            max_rows: 64,
+            probe: Some(probe),
+        } => {
+            assert!(probe.pays(), "{probe:?}");
+            assert_eq!(served.max_batch_size(), Some(64));
+        }
+        tiffin_server::Batching::Declined {
+            max_rows: 64,
+            probe: Some(probe),
+            reason,
+        } => {
+            assert!(!probe.pays(), "{probe:?}");
+            assert!(reason.contains("a batch of 8 costs"), "{reason}");
+            assert_eq!(served.max_batch_size(), None, "requests run singly");
+        }
+        other => panic!("not measured: {other:?}"),
+    }
+    let probe = match &served.batching {
+        tiffin_server::Batching::On { probe, .. }
+        | tiffin_server::Batching::Declined { probe, .. } => probe.unwrap(),
+        tiffin_server::Batching::Off => unreachable!(),
+    };
+    assert_eq!(probe.rows, 8);
+    assert!(probe.single > Duration::ZERO && probe.batched_per_row > Duration::ZERO);
+
+    // Without the probe, batching is as set.
+    let config = Config {
+        force_batch_size: Some(64),
+        batch_probe: false,
+        ..Config::default()
+    };
+    let served = serve_one(package, config).await;
+    assert_eq!(
+        served.batching,
+        tiffin_server::Batching::On {
+            max_rows: 64,
+            probe: None
+        }
+    );
+    assert_eq!(served.max_batch_size(), Some(64));
+}
+
+/// A package without examples has nothing to time: it batches as set.
+#[tokio::test]
+async fn a_package_without_examples_batches_as_set() {
+    let config = Config {
+        force_batch_size: Some(16),
+        ..Config::default()
+    };
+    let served = serve_one(crate::common::package("iris"), config).await;
+    assert_eq!(
+        served.batching,
+        tiffin_server::Batching::On {
+            max_rows: 16,
+            probe: None
+        }
     );
 }

@@ -55,6 +55,7 @@ async fn a_request_past_its_deadline_is_503_with_retry_after() {
     let config = Config {
         request_timeout: Duration::from_millis(50),
         force_batch_size: Some(64),
+        batch_probe: false,
         force_delay: Some(Duration::from_secs(5)),
         ..Config::default()
     };
@@ -296,6 +297,7 @@ async fn a_full_pool_and_queue_answer_503_with_retry_after() {
         max_concurrency: 1,
         max_queue: 0,
         model_batch_size: [("iris".to_owned(), 64)].into(),
+        batch_probe: false,
         model_delay: [("iris".to_owned(), Duration::from_secs(5))].into(),
         ..Config::default()
     };

@@ -110,6 +110,7 @@ async fn shutdown_lets_the_request_in_flight_finish() {
         &["iris"],
         Config {
             force_batch_size: Some(64),
+            batch_probe: false,
             force_delay: Some(Duration::from_millis(500)),
             ..Config::default()
         },
