@@ -176,11 +176,7 @@ fn virtualenv(
 ) -> Result<PathBuf> {
     let stamp_path = dir.join("tiffin-interop.stamp");
     let stamp = stamp(system_python, requirements)?;
-    let python = if cfg!(windows) {
-        dir.join("Scripts").join("python.exe")
-    } else {
-        dir.join("bin").join("python")
-    };
+    let python = venv_python_path(dir);
     if python.is_file() && std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
         eprintln!(
             "    reusing the virtualenv {} (requirements unchanged)",
@@ -192,23 +188,8 @@ fn virtualenv(
     let start = Instant::now();
     // A half-made or outdated virtualenv is removed, not patched: pip would keep packages the
     // new requirements no longer list.
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
-    let mut venv = Command::new(system_python);
-    venv.args(["-m", "venv"]).arg(dir);
-    process::announce(&process::shown(&venv));
-    process::run(&mut venv).context(
-        "cannot make a virtualenv (on Debian and Ubuntu, `apt-get install python3-venv`)",
-    )?;
-    let mut pip = Command::new(&python);
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-    ]);
+    let python = fresh_venv(system_python, dir)?;
+    let mut pip = pip_install(&python);
     if deps == Deps::Listed {
         pip.arg("--no-deps");
     }
@@ -224,6 +205,42 @@ fn virtualenv(
         process::human_duration(start.elapsed())
     );
     Ok(python)
+}
+
+/// The Python of the virtualenv at `dir`.
+fn venv_python_path(dir: &Path) -> PathBuf {
+    if cfg!(windows) {
+        dir.join("Scripts").join("python.exe")
+    } else {
+        dir.join("bin").join("python")
+    }
+}
+
+/// A virtualenv made anew at `dir` (whatever was there is removed); returns its Python.
+pub(crate) fn fresh_venv(system_python: &Path, dir: &Path) -> Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let mut venv = Command::new(system_python);
+    venv.args(["-m", "venv"]).arg(dir);
+    process::announce(&process::shown(&venv));
+    process::run(&mut venv).context(
+        "cannot make a virtualenv (on Debian and Ubuntu, `apt-get install python3-venv`)",
+    )?;
+    Ok(venv_python_path(dir))
+}
+
+/// `python -m pip install`, quietly, for the caller to add what to install.
+pub(crate) fn pip_install(python: &Path) -> Command {
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    pip
 }
 
 /// What the virtualenv was made from: the sha256 of the requirements and the Python version, so

@@ -16,7 +16,7 @@
 //! verifies and predicts through the package; the `PARITY` lines give the differences each
 //! model kind's export shows.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -81,20 +81,13 @@ fn pytest(python: &Path, markers: &str) -> Command {
 fn test_wheel() -> Result<()> {
     let wheel = wheel::build()?;
     let venv = process::target_dir()?.join("python-wheel-venv");
-    let python = fresh_venv(&venv)?;
-    let mut pip = Command::new(&python);
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "-r",
-    ])
-    .arg(process::workspace_root().join(REQUIREMENTS))
-    // Installed with its declared dependencies, which the pins above must satisfy: a wheel
-    // whose metadata asked for something else would fail here, not on a user's machine.
-    .arg(&wheel);
+    let python = interop::fresh_venv(&interop::system_python()?, &venv)?;
+    let mut pip = interop::pip_install(&python);
+    pip.arg("-r")
+        .arg(process::workspace_root().join(REQUIREMENTS))
+        // Installed with its declared dependencies, which the pins above must satisfy: a wheel
+        // whose metadata asked for something else would fail here, not on a user's machine.
+        .arg(&wheel);
     process::announce(&process::shown(&pip));
     process::run(&mut pip).context("cannot install the wheel and the test requirements")?;
 
@@ -150,22 +143,4 @@ fn test_wheel() -> Result<()> {
         wheel.display()
     );
     Ok(())
-}
-
-/// A virtualenv made anew at `dir` (whatever was there is removed); returns its Python.
-fn fresh_venv(dir: &Path) -> Result<PathBuf> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
-    let mut venv = Command::new(interop::system_python()?);
-    venv.args(["-m", "venv"]).arg(dir);
-    process::announce(&process::shown(&venv));
-    process::run(&mut venv).context(
-        "cannot make a virtualenv (on Debian and Ubuntu, `apt-get install python3-venv`)",
-    )?;
-    Ok(if cfg!(windows) {
-        dir.join("Scripts").join("python.exe")
-    } else {
-        dir.join("bin").join("python")
-    })
 }

@@ -109,9 +109,18 @@ impl Server {
         self.log.clear();
     }
 
-    /// The lines logged so far that contain `needle`.
-    pub(crate) fn logged(&mut self, needle: &str) -> Vec<String> {
+    /// The lines logged up to the first line containing `until` (or for at most a second: the
+    /// server writes its log a few milliseconds behind) that contain `needle`.
+    pub(crate) fn logged(&mut self, needle: &str, until: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(1);
         self.collect_log();
+        while !self.log.iter().any(|line| line.contains(until)) {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(wait) {
+                Ok(line) => self.log.push(line),
+                Err(_) => break,
+            }
+        }
         self.log
             .iter()
             .filter(|line| line.contains(needle))

@@ -423,12 +423,11 @@ impl Served {
             } => tracing::info!(
                 model = %loaded.manifest.name,
                 version = %loaded.manifest.version,
-                "batching pays: a batch of {} costs {:.2}x a single run per row ({:.0} µs \
-                 against {:.0} µs)",
+                "batching pays: a batch of {} costs {:.2}x a single run per row ({} against {})",
                 probe.rows,
                 probe.ratio(),
-                probe.batched_per_row.as_secs_f64() * 1e6,
-                probe.single.as_secs_f64() * 1e6,
+                shown_micros(probe.batched_per_row),
+                shown_micros(probe.single),
             ),
             Batching::Declined { reason, .. } => tracing::warn!(
                 model = %loaded.manifest.name,
@@ -505,12 +504,12 @@ fn batching(
         Some(Ok(Some(probe))) => Batching::Declined {
             max_rows,
             reason: format!(
-                "a batch of {} costs {:.2}x a single run per row ({:.0} µs against {:.0} µs), \
+                "a batch of {} costs {:.2}x a single run per row ({} against {}), \
                  so merging would not pay (--no-batch-probe merges anyway)",
                 probe.rows,
                 probe.ratio(),
-                probe.batched_per_row.as_secs_f64() * 1e6,
-                probe.single.as_secs_f64() * 1e6,
+                shown_micros(probe.batched_per_row),
+                shown_micros(probe.single),
             ),
             probe: Some(probe),
         },
@@ -519,6 +518,16 @@ fn batching(
             probe: None,
             reason,
         },
+    }
+}
+
+/// A short time in microseconds, with decimals only where they matter: `0.31 µs`, `88 µs`.
+fn shown_micros(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 10.0 {
+        format!("{us:.2} µs")
+    } else {
+        format!("{us:.0} µs")
     }
 }
 

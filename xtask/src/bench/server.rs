@@ -58,7 +58,7 @@ impl Bench {
         let address = server.wait_until_ready(Duration::from_secs(120))?;
         let ready_ms = started.elapsed().as_millis() as u64;
         // What the batching probe measured at load, for the figures below.
-        for line in server.logged("batching") {
+        for line in server.logged("batching", "ready:") {
             println!("    {line}");
         }
         server.forget_log();
@@ -391,31 +391,22 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         .to_str()
         .context("a UTF-8 path")?
         .to_owned();
+    let batched = [
+        cnn.as_str(),
+        "--max-batch-size",
+        "64",
+        "--max-delay-us",
+        "2000",
+    ];
     let setups = [
         ("mnist_cnn unbatched", vec![cnn.as_str()]),
         // Batching asked for: the load measures whether it pays and runs requests singly when
         // it does not (the log line says which).
-        (
-            "mnist_cnn --max-batch-size 64 (probed)",
-            vec![
-                cnn.as_str(),
-                "--max-batch-size",
-                "64",
-                "--max-delay-us",
-                "2000",
-            ],
-        ),
+        ("mnist_cnn --max-batch-size 64 (probed)", batched.to_vec()),
         // Merged whatever it costs, as before the probe.
         (
             "mnist_cnn --max-batch-size 64 --no-batch-probe",
-            vec![
-                cnn.as_str(),
-                "--max-batch-size",
-                "64",
-                "--max-delay-us",
-                "2000",
-                "--no-batch-probe",
-            ],
+            [&batched[..], &["--no-batch-probe"]].concat(),
         ),
     ];
     let servers = setups
