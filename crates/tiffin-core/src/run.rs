@@ -53,12 +53,11 @@ pub fn load_verified(path: &Path, report: crate::Report, options: &LoadOptions) 
     };
     let kind = package_kind(path)?;
     let source = model_source(path, kind, &manifest)?;
-    let model = Model::load(&source, manifest.model.format, &manifest.signature, options).map_err(
-        |source| Error::Model {
+    let model = Model::load_owned(source, manifest.model.format, &manifest.signature, options)
+        .map_err(|source| Error::Model {
             path: path.to_owned(),
             source: Box::new(source),
-        },
-    )?;
+        })?;
     Ok(Loaded {
         path: path.to_owned(),
         digest: report.digest,

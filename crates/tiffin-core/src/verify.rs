@@ -226,8 +226,8 @@ fn check_model(
     let model_file = Some(manifest.model.path.as_str());
     let source = crate::run::model_source(path, kind, manifest)?;
     let options = tiffin_runtime::LoadOptions::default().with_plan_cache(0);
-    let model = match tiffin_runtime::Model::load(
-        &source,
+    let model = match tiffin_runtime::Model::load_owned(
+        source,
         manifest.model.format,
         &manifest.signature,
         &options,

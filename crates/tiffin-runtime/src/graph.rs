@@ -126,9 +126,10 @@ pub(crate) fn parse(source: &ModelSource, format: ModelFormat) -> Result<Parsed,
     };
     match (format, source) {
         (ModelFormat::Onnx, ModelSource::Bytes(bytes)) => {
-            let proto = onnx_framework()
-                .proto_model_for_read(&mut &bytes[..])
-                .map_err(failed)?;
+            // Decoded from the bytes as they are: tract's `proto_model_for_read` first copies the
+            // whole file into a buffer of its own, a third copy of the weights at the peak.
+            let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(&bytes[..])
+                .map_err(|e| failed(e.into()))?;
             if proto.graph.is_none() {
                 return Err(Error::Parse {
                     format,
