@@ -188,3 +188,15 @@ def test_the_model_card_shows_the_parity_table(tmp_path):
     assert "### Agreement with the original model" in card
     assert "| `probabilities` | 100% | 0 of 16 |" in card
     assert "scikit-learn 1." in card
+
+
+def test_a_missing_exporter_is_named_with_its_install(tmp_path, monkeypatch):
+    import sys
+
+    X, y = table()
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    # An import of a module set to None in sys.modules fails, as for an uninstalled package.
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)
+    with pytest.raises(ImportError, match=r"needs skl2onnx: pip install skl2onnx onnx"):
+        tiffin.export(model, X, name="x", version="1.0.0", out=tmp_path)
+    assert not any(tmp_path.iterdir()), "nothing is written"

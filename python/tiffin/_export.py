@@ -176,6 +176,17 @@ def _rows(X: Any):
     return array, None
 
 
+def _needed(module: str, what: str, install: str) -> Any:
+    """Imports the exporter `module`; when it is missing, the error says what needs it and the
+    `pip install` that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"exporting {what} needs {module.split('.')[0]}: pip install {install}"
+        ) from error
+
+
 def _two_dimensional(rows, kind: str) -> None:
     if rows.ndim != 2:
         raise ValueError(f"X for a {kind} model must be 2-D (rows, features), got {rows.shape}")
@@ -197,12 +208,7 @@ def _versions(*dists: str) -> list[str]:
 
 def _sklearn_onnx(model: Any, rows, path: Path):
     _two_dimensional(rows, "scikit-learn")
-    try:
-        from skl2onnx import to_onnx
-    except ImportError as error:
-        raise ImportError(
-            "exporting a scikit-learn model needs skl2onnx: pip install skl2onnx onnx"
-        ) from error
+    to_onnx = _needed("skl2onnx", "a scikit-learn model", "skl2onnx onnx").to_onnx
     if type(model).__name__.startswith("HistGradientBoosting"):
         raise TypeError(
             "HistGradientBoosting models do not convert with skl2onnx 1.20.0 (AttributeProto.ints: "
@@ -230,13 +236,10 @@ def _is_lightgbm(model: Any) -> bool:
 
 def _lightgbm_onnx(model: Any, rows, path: Path):
     _two_dimensional(rows, "LightGBM")
-    try:
-        from onnxmltools import convert_lightgbm
-        from onnxmltools.convert.common.data_types import FloatTensorType
-    except ImportError as error:
-        raise ImportError(
-            "exporting a LightGBM model needs onnxmltools: pip install onnxmltools onnx"
-        ) from error
+    convert_lightgbm = _needed("onnxmltools", "a LightGBM model", "onnxmltools onnx").convert_lightgbm
+    FloatTensorType = _needed(
+        "onnxmltools.convert.common.data_types", "a LightGBM model", "onnxmltools onnx"
+    ).FloatTensorType
     # onnxmltools converts LightGBM up to opset 15 (it refuses 17); tract runs both. Its own
     # FloatTensorType, not skl2onnx's, which it refuses.
     onnx_model = convert_lightgbm(
@@ -264,17 +267,9 @@ def _torch_onnx(model: Any, rows, path: Path):
     gradients) on the sample."""
     import numpy as np
 
-    try:
-        import torch
-    except ImportError as error:  # pragma: no cover - a torch module implies torch
-        raise ImportError("exporting a PyTorch module needs torch") from error
-    try:
-        import onnxscript  # noqa: F401  (the dynamo exporter's dependency, not torch's)
-    except ImportError as error:
-        raise ImportError(
-            "exporting a PyTorch module needs onnxscript and onnx (torch does not install "
-            "them): pip install onnxscript onnx"
-        ) from error
+    torch = _needed("torch", "a PyTorch module", "torch")
+    # The dynamo exporter's dependencies, which torch does not install.
+    _needed("onnxscript", "a PyTorch module", "onnxscript onnx")
     # The sample decides the exported batch size unless the dim is dynamic, and a batch of one
     # is specialised by torch.export: two rows at least.
     if rows.shape[0] < 2:
