@@ -99,16 +99,8 @@ impl Loaded {
         };
         let kind = package_kind(&self.path)?;
         let files = read_files(&self.path, kind, |p| p == ex.inputs)?;
-        let bytes = files
-            .get(&ex.inputs)
-            .ok_or_else(|| missing(&self.path, &ex.inputs))?;
         let names = examples::tensor_names(&self.manifest.signature.inputs);
-        examples::read_tensors(bytes, &names)
-            .map(Some)
-            .map_err(|reason| Error::Examples {
-                path: self.path.join(&ex.inputs),
-                reason,
-            })
+        tensors_in(&self.path, &files, &ex.inputs, &names).map(Some)
     }
 
     /// Runs the model on inputs in signature order.
@@ -150,6 +142,20 @@ pub(crate) fn model_source(
             Ok(ModelSource::Bytes(tar_of(&files, &prefix)))
         }
     }
+}
+
+/// The tensors `names` of the example file `file` among a package's `files`.
+fn tensors_in(
+    path: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    file: &str,
+    names: &[&str],
+) -> Result<Vec<Tensor>> {
+    let bytes = files.get(file).ok_or_else(|| missing(path, file))?;
+    examples::read_tensors(bytes, names).map_err(|reason| Error::Examples {
+        path: path.join(file),
+        reason,
+    })
 }
 
 fn missing(path: &Path, model_path: &str) -> Error {
@@ -211,13 +217,7 @@ pub(crate) fn rerun(
         p == ex.inputs || p == ex.outputs || Some(p) == expected_file
     })?;
     let sig = &manifest.signature;
-    let read = |file: &str, wanted: Vec<&str>| {
-        let bytes = files.get(file).ok_or_else(|| missing(path, file))?;
-        examples::read_tensors(bytes, &wanted).map_err(|reason| Error::Examples {
-            path: path.join(file),
-            reason,
-        })
-    };
+    let read = |file: &str, wanted: Vec<&str>| tensors_in(path, &files, file, &wanted);
     let inputs = read(&ex.inputs, examples::tensor_names(&sig.inputs))?;
     let golden = read(&ex.outputs, examples::tensor_names(&sig.outputs))?;
     let actual = model.run(&inputs).map_err(|source| Error::Model {

@@ -118,9 +118,11 @@ pub(crate) struct Checked {
     /// The golden examples' drift per output, `None` for a package without examples.
     pub(crate) drifts: Option<Vec<Drift>>,
     pub(crate) signature: SignatureStatus,
-    /// Whether merging requests pays, measured when batching is set and the probe is on:
-    /// `None` when not measured, an `Err` when a batch of the examples did not run.
-    pub(crate) probe: Option<Result<Option<BatchProbe>, String>>,
+    /// The batching set for it (rows, delay).
+    pub(crate) policy: BatchPolicy,
+    /// Whether it merges requests, decided from the policy and, when the probe is on, what a
+    /// batch of its examples was measured to cost.
+    pub(crate) batching: Batching,
 }
 
 /// What the server knows of a served package's signature.
@@ -225,17 +227,20 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
         )));
     }
     let policy = batch_policy(config, &loaded);
-    let probe = match batch_dim(&loaded.manifest.signature) {
+    let dim = batch_dim(&loaded.manifest.signature);
+    let probe = match dim {
         Some(dim) if config.batch_probe && policy.max_rows > 1 => {
             Some(probe::measure(&loaded, dim, policy.max_rows))
         }
         _ => None,
     };
+    let batching = batching(policy.max_rows, dim.is_some(), probe);
     Ok(Checked {
         loaded,
         drifts,
         signature,
-        probe,
+        policy,
+        batching,
     })
 }
 
@@ -402,21 +407,17 @@ impl Served {
             loaded,
             drifts,
             signature,
-            probe,
+            policy,
+            batching,
         } = checked;
         let labels = ModelLabels {
             model: loaded.manifest.name.clone(),
             version: loaded.manifest.version.to_string(),
         };
-        let BatchPolicy {
-            max_rows,
-            max_delay,
-        } = batch_policy(config, &loaded);
         let has_batch_dim = batch_dim(&loaded.manifest.signature).is_some();
         metrics.loaded(&labels, load_time.as_secs_f64());
         let model_metrics = Arc::new(ModelMetrics::new(metrics.clone(), labels));
         let loaded = Arc::new(loaded);
-        let batching = batching(max_rows, has_batch_dim, probe);
         match &batching {
             Batching::On {
                 probe: Some(probe), ..
@@ -432,17 +433,15 @@ impl Served {
             Batching::Declined { reason, .. } => tracing::warn!(
                 model = %loaded.manifest.name,
                 version = %loaded.manifest.version,
-                "batching set (max {max_rows} rows) but requests run singly: {reason}"
+                "batching set (max {} rows) but requests run singly: {reason}",
+                policy.max_rows
             ),
             _ => {}
         }
         let batcher = matches!(batching, Batching::On { .. }).then(|| {
             Batcher::start(
                 loaded.clone(),
-                BatchPolicy {
-                    max_rows,
-                    max_delay,
-                },
+                policy,
                 pool.clone(),
                 config.max_queue,
                 model_metrics.clone(),
