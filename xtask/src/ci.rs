@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::{
-    dist, e2e, interop, interop_signing, kserve, process, python, registry, schema, test_build, ui,
+    dist, e2e, interop, interop_signing, kserve, onnxruntime, process, python, registry, schema,
+    test_build, ui,
 };
 
 /// One check of `cargo xtask ci`.
@@ -61,6 +62,8 @@ const STEPS: &[Step] = &[
                 "--workspace",
                 "--all-targets",
                 "--locked",
+                "--features",
+                "tiffin-cli/ort",
                 "--",
                 "-D",
                 "warnings",
@@ -68,11 +71,14 @@ const STEPS: &[Step] = &[
             env: &[],
         },
     },
+    // With ONNX Runtime support (the `ort` feature, off in the release build), so that every
+    // fixture also runs through the pinned onnxruntime wheel's library, compared with tract's
+    // answers and the references.
     Step {
         name: "test",
-        action: Action::Cargo {
-            args: &["test", "--workspace", "--locked"],
-            env: &[],
+        action: Action::Task {
+            shown: "TIFFIN_ORT_LIB=<onnxruntime 1.32.0> cargo test --workspace --locked --features tiffin-cli/ort",
+            run: onnxruntime::workspace_tests,
         },
     },
     // tract picks its kernels by the CPU's features (AVX-512, FMA, or plain SSE), and each set
@@ -186,8 +192,13 @@ fn check_schema() -> Result<()> {
 
 /// Runs tiffin-runtime's test executables with tract's kernels limited by `TRACT_CPU_ISA`.
 fn runtime_tests(isa: &str) -> Result<()> {
+    let library = onnxruntime::library()?;
+    let library = library.to_string_lossy();
     for test in test_build::tests_of("tiffin-runtime")? {
-        test_build::run(&test, &[("TRACT_CPU_ISA", isa)])?;
+        test_build::run(
+            &test,
+            &[("TRACT_CPU_ISA", isa), (onnxruntime::VARIABLE, &library)],
+        )?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod e2e;
 mod interop;
 mod interop_signing;
 mod kserve;
+mod onnxruntime;
 mod process;
 mod python;
 mod registry;

@@ -27,8 +27,8 @@ pub(crate) struct Executable {
     pub(crate) path: PathBuf,
 }
 
-/// Builds the workspace's tests without running them (`cargo test --workspace --no-run`) and
-/// returns every executable cargo reports.
+/// Builds the workspace's tests without running them (`cargo test --workspace --no-run`, with
+/// the features of the `test` step) and returns every executable cargo reports.
 pub(crate) fn executables() -> Result<Vec<Executable>> {
     let mut build = process::cargo();
     build
@@ -39,6 +39,7 @@ pub(crate) fn executables() -> Result<Vec<Executable>> {
             "--no-run",
             "--message-format=json-render-diagnostics",
         ])
+        .args(crate::onnxruntime::FEATURES)
         .stdout(Stdio::piped());
     process::announce(&process::shown(&build));
     let output = build

@@ -347,6 +347,8 @@ pub(crate) struct VerifyArgs {
     /// graph, or rerun the golden examples.
     #[arg(long)]
     pub(crate) no_run: bool,
+    #[command(flatten)]
+    pub(crate) runtime: RuntimeArgs,
     /// The signer's public key (PEM, ECDSA P-256): check the package's tiffin.sigstore.json with
     /// it, then every file against the signed digests. An unsigned package fails.
     #[arg(long, value_name = "PUB.pem", group = "checker")]
@@ -442,6 +444,8 @@ pub(crate) struct PredictArgs {
     /// on many cores only (see docs/runtime.md).
     #[arg(long, default_value_t = 1)]
     pub(crate) threads: usize,
+    #[command(flatten)]
+    pub(crate) runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -462,6 +466,50 @@ pub(crate) struct ConvertArgs {
     /// Print the drift table and the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The engine that runs a model, for `predict`, `serve` and `verify`.
+#[derive(Debug, Args)]
+pub(crate) struct RuntimeArgs {
+    /// The engine that runs the model: tract (built in, pure Rust, ONNX and NNEF) or ort (ONNX
+    /// Runtime, loaded from --ort-lib; ONNX models only, in builds with ONNX Runtime support).
+    #[arg(long, value_enum, default_value_t = RuntimeChoice::Tract, env = "TIFFIN_RUNTIME")]
+    pub(crate) runtime: RuntimeChoice,
+    /// The ONNX Runtime library for --runtime ort: libonnxruntime.so, version 1.17 or later
+    /// (`pip install onnxruntime` puts it in onnxruntime/capi/) [default: libonnxruntime.so
+    /// beside the tiffin executable, else from the system's library path].
+    #[arg(long, value_name = "PATH", env = "TIFFIN_ORT_LIB")]
+    pub(crate) ort_lib: Option<PathBuf>,
+}
+
+impl RuntimeArgs {
+    /// The runtime as the runtime crate takes it.
+    pub(crate) fn runtime(&self) -> tiffin_core::runtime::Runtime {
+        match self.runtime {
+            RuntimeChoice::Tract => tiffin_core::runtime::Runtime::Tract,
+            RuntimeChoice::Ort => tiffin_core::runtime::Runtime::Ort {
+                library: match &self.ort_lib {
+                    // A path with a folder in it is the user's, from the current folder (the
+                    // loader would look beside the executable first); a bare file name is
+                    // looked up beside the executable, then on the library path.
+                    Some(path) if path.components().count() > 1 => {
+                        std::path::absolute(path).unwrap_or_else(|_| path.clone())
+                    }
+                    Some(path) => path.clone(),
+                    None => PathBuf::from("libonnxruntime.so"),
+                },
+            },
+        }
+    }
+}
+
+/// Engines `--runtime` chooses from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RuntimeChoice {
+    /// tract, built in.
+    Tract,
+    /// ONNX Runtime, loaded from --ort-lib.
+    Ort,
 }
 
 /// Formats `convert` writes.
@@ -525,6 +573,8 @@ pub(crate) struct ServeArgs {
     /// model with few requests on many cores.
     #[arg(long, default_value_t = 1)]
     pub(crate) model_threads: usize,
+    #[command(flatten)]
+    pub(crate) runtime: RuntimeArgs,
     /// Runs measured to take less than this many microseconds run on the async workers rather
     /// than the blocking pool, which saves the hop between them on small models; 0 sends every
     /// run to the pool.

@@ -381,7 +381,7 @@ impl Store {
                 }
                 let check = crate::sign::SignatureOptions {
                     bundle: None,
-                    verify: *options,
+                    verify: options.clone(),
                 };
                 let report =
                     crate::sign::verify_signature(staging.path(), signer, &check, &NoProgress)?;

@@ -17,7 +17,7 @@ use crate::package::{PackageKind, first_entry_manifest, package_kind, read_manif
 use crate::{Error, Result, safety};
 
 /// How thoroughly to check file contents.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct VerifyOptions {
     /// The digests to recompute. blake3 alone is a complete content check and runs at the speed
     /// of the disk; add sha256 to also prove the sha256 digests (the ones `checksum.txt` and
@@ -26,6 +26,8 @@ pub struct VerifyOptions {
     /// Once every digest checks out, load the model: check the signature against the graph and
     /// rerun the golden examples against their tolerances.
     pub run_model: bool,
+    /// The engine that loads the model and reruns the examples when `run_model` is set.
+    pub runtime: tiffin_runtime::Runtime,
 }
 
 impl Default for VerifyOptions {
@@ -33,6 +35,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             algorithms: Algorithms::BLAKE3,
             run_model: true,
+            runtime: tiffin_runtime::Runtime::Tract,
         }
     }
 }
@@ -180,7 +183,8 @@ pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
     let mut drifts = None;
     let mut parity = None;
     if let (true, true, Some(m)) = (options.run_model, findings.problems.is_empty(), &manifest) {
-        (model_checked, drifts, parity) = check_model(path, kind, m, &mut findings)?;
+        (model_checked, drifts, parity) =
+            check_model(path, kind, m, &options.runtime, &mut findings)?;
     }
     let mut algorithms = Vec::new();
     if options.algorithms.sha256 {
@@ -221,11 +225,14 @@ fn check_model(
     path: &Path,
     kind: PackageKind,
     manifest: &Manifest,
+    runtime: &tiffin_runtime::Runtime,
     findings: &mut Findings,
 ) -> Result<ModelCheck> {
     let model_file = Some(manifest.model.path.as_str());
     let source = crate::run::model_source(path, kind, manifest)?;
-    let options = tiffin_runtime::LoadOptions::default().with_plan_cache(0);
+    let options = tiffin_runtime::LoadOptions::default()
+        .with_plan_cache(0)
+        .with_runtime(runtime.clone());
     let model = match tiffin_runtime::Model::load_owned(
         source,
         manifest.model.format,

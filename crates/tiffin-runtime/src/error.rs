@@ -171,6 +171,20 @@ pub enum Error {
         /// What went wrong, naming the operator when one has no NNEF form.
         reason: String,
     },
+    /// The ONNX Runtime library could not be loaded from the path given.
+    #[error(
+        "cannot load ONNX Runtime from {}: {reason}; give the path of libonnxruntime.so (version 1.17 or later; `pip install onnxruntime` has it in onnxruntime/capi/) with --ort-lib or TIFFIN_ORT_LIB",
+        path.display()
+    )]
+    OrtLibrary {
+        /// The library path that was given.
+        path: std::path::PathBuf,
+        /// What the loader reported.
+        reason: String,
+    },
+    /// The runtime asked for cannot run this model, or is not built into this tiffin.
+    #[error("{0}")]
+    RuntimeUnavailable(String),
 }
 
 impl Error {

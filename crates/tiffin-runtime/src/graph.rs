@@ -687,7 +687,7 @@ fn shape_text(dims: &[GraphDim]) -> String {
     )
 }
 
-fn names_problems(
+pub(crate) fn names_problems(
     kind: TensorKind,
     declared: &[TensorSpec],
     graph: &[GraphTensor],

@@ -11,6 +11,8 @@ mod graph;
 mod model;
 mod nnef;
 mod onnx_ml;
+#[cfg(feature = "ort")]
+mod onnxruntime;
 mod tensor;
 mod tract_io;
 
@@ -19,7 +21,7 @@ mod testutil;
 
 pub use error::{Error, SignatureProblem, TensorKind};
 pub use graph::{GraphOps, ModelSource, check_signature, graph_ops, graph_signature};
-pub use model::{LoadOptions, Model};
+pub use model::{LoadOptions, Model, Runtime};
 pub use nnef::to_nnef;
 pub use tensor::{
     FlatJson, JsonValue, JsonValues, ShapeMismatch, Tensor, TensorData, ValueError, f16,

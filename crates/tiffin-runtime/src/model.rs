@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tiffin_manifest::{DType, Dim, ModelFormat, Signature};
@@ -13,10 +14,43 @@ use crate::error::Error;
 use crate::graph::{ModelSource, Parsed, Typed, confront, parse, reason};
 use crate::tensor::{Tensor, TensorData};
 
+/// The engine that runs a model.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Runtime {
+    /// tract: pure Rust, built into every tiffin, runs ONNX and NNEF models. The default.
+    #[default]
+    Tract,
+    /// ONNX Runtime, loaded at run time from this library file (`libonnxruntime.so`, version
+    /// 1.17 or later). Runs ONNX models only, and only in a tiffin built with the `ort`
+    /// feature; one library per process.
+    Ort {
+        /// The library's path.
+        library: PathBuf,
+    },
+}
+
+impl Runtime {
+    /// The runtime's name as the command line spells it: `tract` or `ort`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Runtime::Tract => "tract",
+            Runtime::Ort { .. } => "ort",
+        }
+    }
+
+    /// Whether this build can run models with ONNX Runtime (the `ort` feature).
+    pub fn ort_built_in() -> bool {
+        cfg!(feature = "ort")
+    }
+}
+
 /// How a [`Model`] is prepared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LoadOptions {
+    /// The engine that runs the model; tract unless asked otherwise.
+    pub runtime: Runtime,
     /// How many plans concretized for one set of dynamic dim sizes (one batch size, say) are
     /// kept, least recently used first out; 0 runs every call on the one plan that takes any
     /// size. A size gets its own plan the first time it is seen, built on a background thread
@@ -34,6 +68,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> LoadOptions {
         LoadOptions {
+            runtime: Runtime::Tract,
             plan_cache: 8,
             threads: 1,
         }
@@ -41,6 +76,12 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
+    /// The options with `runtime` set.
+    pub fn with_runtime(mut self, runtime: Runtime) -> LoadOptions {
+        self.runtime = runtime;
+        self
+    }
+
     /// The options with `plan_cache` set.
     pub fn with_plan_cache(mut self, plans: usize) -> LoadOptions {
         self.plan_cache = plans;
@@ -77,6 +118,32 @@ pub struct Model {
     signature: Signature,
     inputs: Vec<Vec<Axis>>,
     dims: Vec<NamedDim>,
+    engine: Engine,
+}
+
+/// What runs the checked inputs.
+enum Engine {
+    Tract(TractPlans),
+    #[cfg(feature = "ort")]
+    Ort(crate::onnxruntime::OrtEngine),
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Engine::Tract(t) => f
+                .debug_struct("Tract")
+                .field("plan_cache", &t.plans.as_ref().map(|c| c.capacity))
+                .field("multithreaded", &t.executor.is_some())
+                .finish_non_exhaustive(),
+            #[cfg(feature = "ort")]
+            Engine::Ort(engine) => engine.fmt(f),
+        }
+    }
+}
+
+/// A model as tract runs it.
+struct TractPlans {
     /// The outputs' shapes as tract infers them, in terms of the dims' symbols.
     output_shapes: Vec<Vec<TDim>>,
     /// The plan that takes any size.
@@ -107,8 +174,7 @@ impl fmt::Debug for Model {
                     .map(|o| &o.name)
                     .collect::<Vec<_>>(),
             )
-            .field("plan_cache", &self.plans.as_ref().map(|c| c.capacity))
-            .field("multithreaded", &self.executor.is_some())
+            .field("engine", &self.engine)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +190,12 @@ impl Model {
         signature: &Signature,
         options: &LoadOptions,
     ) -> Result<Model, Error> {
+        if let Runtime::Ort { library } = &options.runtime {
+            // Copied: ONNX Runtime takes the bytes over (only pack and the doctor load from a
+            // borrowed source).
+            let bytes = ort_bytes(source.clone(), format)?;
+            return Model::load_ort(library, bytes, signature, options);
+        }
         guarded("loading", || {
             let parsed = parse(source, format)?;
             Model::load_parsed(parsed, signature, options)
@@ -139,11 +211,56 @@ impl Model {
         signature: &Signature,
         options: &LoadOptions,
     ) -> Result<Model, Error> {
+        if let Runtime::Ort { library } = &options.runtime {
+            let bytes = ort_bytes(source, format)?;
+            return Model::load_ort(library, bytes, signature, options);
+        }
         guarded("loading", move || {
             let parsed = parse(&source, format)?;
             drop(source);
             Model::load_parsed(parsed, signature, options)
         })
+    }
+
+    /// Loads an ONNX model into ONNX Runtime, checked against the signature.
+    #[cfg(feature = "ort")]
+    fn load_ort(
+        library: &std::path::Path,
+        bytes: Vec<u8>,
+        signature: &Signature,
+        options: &LoadOptions,
+    ) -> Result<Model, Error> {
+        let engine = guarded("loading", || {
+            crate::onnxruntime::OrtEngine::load(library, bytes, signature, options.threads)
+        })?;
+        let (inputs, dims) = declared_axes(signature);
+        Ok(Model {
+            signature: signature.clone(),
+            inputs,
+            dims,
+            engine: Engine::Ort(engine),
+        })
+    }
+
+    #[cfg(not(feature = "ort"))]
+    fn load_ort(
+        _library: &std::path::Path,
+        _bytes: Vec<u8>,
+        _signature: &Signature,
+        _options: &LoadOptions,
+    ) -> Result<Model, Error> {
+        Err(Error::RuntimeUnavailable(
+            "this tiffin is built without ONNX Runtime; use a build with the `ort` feature (the dynamically linked release), or run with tract".into(),
+        ))
+    }
+
+    /// The runtime running this model.
+    pub fn runtime(&self) -> &'static str {
+        match &self.engine {
+            Engine::Tract(_) => "tract",
+            #[cfg(feature = "ort")]
+            Engine::Ort(_) => "ort",
+        }
     }
 
     fn load_parsed(
@@ -217,10 +334,12 @@ impl Model {
             signature: signature.clone(),
             inputs,
             dims,
-            output_shapes,
-            plan,
-            plans,
-            executor,
+            engine: Engine::Tract(TractPlans {
+                output_shapes,
+                plan,
+                plans,
+                executor,
+            }),
         })
     }
 
@@ -259,13 +378,15 @@ impl Model {
                 "the model has no dim `{name}`"
             )));
         }
-        match &self.plans {
-            Some(cache) => {
+        match &self.engine {
+            Engine::Tract(TractPlans {
+                plans: Some(cache), ..
+            }) => {
                 let subs = substitutions(&self.dims, &key);
                 cache.build(key, subs)?;
                 Ok(true)
             }
-            None => Ok(false),
+            _ => Ok(false),
         }
     }
 
@@ -276,14 +397,22 @@ impl Model {
     /// for it, and is refused otherwise.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
         let sizes = self.check_inputs(inputs)?;
-        if let Some(empty) = self.empty_outputs(inputs, &sizes)? {
+        #[cfg_attr(not(feature = "ort"), allow(clippy::infallible_destructuring_match))]
+        let tract = match &self.engine {
+            Engine::Tract(tract) => tract,
+            #[cfg(feature = "ort")]
+            Engine::Ort(engine) => {
+                return guarded("running", || engine.run(inputs, &self.signature));
+            }
+        };
+        if let Some(empty) = self.empty_outputs(tract, inputs, &sizes)? {
             return Ok(empty);
         }
-        let plan = match &self.plans {
+        let plan = match &tract.plans {
             Some(cache) => cache
                 .plan_for(&sizes, &self.dims)
-                .unwrap_or_else(|| self.plan.clone()),
-            None => self.plan.clone(),
+                .unwrap_or_else(|| tract.plan.clone()),
+            None => tract.plan.clone(),
         };
         let values = inputs
             .iter()
@@ -296,7 +425,7 @@ impl Model {
                     .map_err(|e| Error::Run { reason: reason(&e) })
             })
         };
-        let outputs = match &self.executor {
+        let outputs = match &tract.executor {
             // The executor is set for this call only, on this thread: other models and other
             // callers keep theirs. The panic is caught inside the scope, because tract puts the
             // thread's previous executor back only when the closure returns.
@@ -405,6 +534,7 @@ impl Model {
     /// naming that axis. `None` when no input is empty.
     fn empty_outputs(
         &self,
+        tract: &TractPlans,
         inputs: &[Tensor],
         sizes: &[usize],
     ) -> Result<Option<Vec<Tensor>>, Error> {
@@ -429,7 +559,7 @@ impl Model {
             }
         }
         let mut outputs = Vec::new();
-        for (shape, spec) in self.output_shapes.iter().zip(&self.signature.outputs) {
+        for (shape, spec) in tract.output_shapes.iter().zip(&self.signature.outputs) {
             let shape = shape
                 .iter()
                 .map(|d| {
@@ -450,6 +580,53 @@ impl Model {
         }
         Ok(Some(outputs))
     }
+}
+
+/// The bytes of an ONNX model, the one thing ONNX Runtime takes.
+fn ort_bytes(source: ModelSource, format: ModelFormat) -> Result<Vec<u8>, Error> {
+    match (format, source) {
+        (ModelFormat::Onnx, ModelSource::Bytes(bytes)) => Ok(bytes),
+        (ModelFormat::Onnx, ModelSource::Dir(path)) => Err(Error::Source(format!(
+            "an ONNX model is one file, but {} was given as a folder; give the bytes of the .onnx file",
+            path.display()
+        ))),
+        (ModelFormat::Nnef, _) => Err(Error::RuntimeUnavailable(
+            "ONNX Runtime runs ONNX models only, and this model is NNEF; run it with tract (--runtime tract)".into(),
+        )),
+    }
+}
+
+/// Each input's axes and the named dims they share, from the signature alone (for engines
+/// that take dims by size, with no symbols to bind).
+#[cfg_attr(not(feature = "ort"), allow(dead_code))]
+fn declared_axes(signature: &Signature) -> (Vec<Vec<Axis>>, Vec<NamedDim>) {
+    let mut dims: Vec<NamedDim> = Vec::new();
+    let inputs = signature
+        .inputs
+        .iter()
+        .map(|spec| {
+            spec.shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => Axis::Fixed(*n as usize),
+                    Dim::Named(name) => {
+                        let slot = dims
+                            .iter()
+                            .position(|d| &d.name == name)
+                            .unwrap_or_else(|| {
+                                dims.push(NamedDim {
+                                    name: name.clone(),
+                                    symbol: None,
+                                });
+                                dims.len() - 1
+                            });
+                        Axis::Named(slot)
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    (inputs, dims)
 }
 
 fn empty(dtype: DType) -> TensorData {
@@ -636,15 +813,23 @@ mod tests {
         Model::load(&source, ModelFormat::Onnx, &signature, &options).unwrap()
     }
 
+    fn cache(model: &Model) -> &Arc<PlanCache> {
+        match &model.engine {
+            Engine::Tract(t) => t.plans.as_ref().unwrap(),
+            #[cfg(feature = "ort")]
+            Engine::Ort(_) => panic!("not a tract model"),
+        }
+    }
+
     fn ready(model: &Model) -> Vec<Vec<usize>> {
-        let cache = model.plans.as_ref().unwrap();
+        let cache = cache(model);
         let state = cache.state.lock().unwrap();
         state.plans.iter().map(|(k, _, _)| k.clone()).collect()
     }
 
     /// Waits for the background build to finish; it takes seconds in a debug build.
     fn settle(model: &Model) {
-        let cache = model.plans.as_ref().unwrap();
+        let cache = cache(model);
         for _ in 0..6000 {
             if !cache.state.lock().unwrap().building {
                 return;

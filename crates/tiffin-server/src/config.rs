@@ -53,6 +53,8 @@ pub struct Config {
     /// Threads one model run spreads its matrix products over; 1 (the default) is off, since
     /// the server runs requests in parallel already.
     pub model_threads: usize,
+    /// The engine that runs every model (tract unless asked otherwise).
+    pub runtime: tiffin_core::runtime::Runtime,
     /// Concretized plans kept per model, one per batch size seen (see tiffin-runtime).
     pub plan_cache: usize,
     /// Serve the web page: the served models for a browser at `/`, a page per model under
@@ -86,6 +88,7 @@ impl Default for Config {
             allow_partial: false,
             inline_below: Duration::from_micros(50),
             model_threads: 1,
+            runtime: tiffin_core::runtime::Runtime::Tract,
             plan_cache: 8,
             ui: true,
             verifier: None,

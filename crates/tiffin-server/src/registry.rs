@@ -201,7 +201,8 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
     };
     let options = LoadOptions::default()
         .with_plan_cache(config.plan_cache)
-        .with_threads(config.model_threads);
+        .with_threads(config.model_threads)
+        .with_runtime(config.runtime.clone());
     let loaded = match verified {
         Some(report) => tiffin_core::load_verified(path, report, &options),
         None => tiffin_core::load(path, &options),

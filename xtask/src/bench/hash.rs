@@ -128,7 +128,11 @@ pub(crate) fn run(args: &HashArgs) -> Result<()> {
 /// Builds the CLI in release and returns the path of the binary below `target`.
 pub(super) fn build_cli(target: &Path) -> Result<PathBuf> {
     let mut build = process::cargo();
-    build.args(["build", "--release", "-p", "tiffin-cli", "--locked"]);
+    // With ONNX Runtime support, so that `bench server` can compare the two runtimes (the
+    // binary stays tract's unless `--runtime ort` is given).
+    build
+        .args(["build", "--release", "-p", "tiffin-cli", "--locked"])
+        .args(crate::onnxruntime::FEATURES);
     process::announce(&process::shown(&build));
     process::run(&mut build)?;
     let binary = format!("tiffin{}", std::env::consts::EXE_SUFFIX);

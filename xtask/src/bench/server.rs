@@ -398,15 +398,37 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         "--max-delay-us",
         "2000",
     ];
+    let library = crate::onnxruntime::library()?;
+    let library = library.to_str().context("a UTF-8 path")?;
+    let ort = ["--runtime", "ort", "--ort-lib", library];
+    let ort_two = [&ort[..], &["--model-threads", "2"]].concat();
     let setups = [
-        ("mnist_cnn unbatched", vec![cnn.as_str()]),
+        ("tract unbatched", vec![cnn.as_str()]),
         // Batching asked for: the load measures whether it pays and runs requests singly when
         // it does not (the log line says which).
-        ("mnist_cnn --max-batch-size 64 (probed)", batched.to_vec()),
+        ("tract --max-batch-size 64 (probed)", batched.to_vec()),
         // Merged whatever it costs, as before the probe.
         (
-            "mnist_cnn --max-batch-size 64 --no-batch-probe",
+            "tract --max-batch-size 64 --no-batch-probe",
             [&batched[..], &["--no-batch-probe"]].concat(),
+        ),
+        // ONNX Runtime, one session taking turns: one thread per run, then two.
+        ("ort unbatched", [&[cnn.as_str()][..], &ort].concat()),
+        (
+            "ort --max-batch-size 64 (probed)",
+            [&batched[..], &ort].concat(),
+        ),
+        (
+            "ort --max-batch-size 64 --no-batch-probe",
+            [&batched[..], &ort, &["--no-batch-probe"]].concat(),
+        ),
+        (
+            "ort --model-threads 2 unbatched",
+            [&[cnn.as_str()][..], &ort_two].concat(),
+        ),
+        (
+            "ort --model-threads 2 --max-batch-size 64",
+            [&batched[..], &ort_two].concat(),
         ),
     ];
     let servers = setups
@@ -420,20 +442,25 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
             runs.push(run_wrk(&wrk, &scratch, &url, Some(&body), 64, seconds)?);
         }
     }
-    for ((label, _), runs) in setups.iter().zip(&loads) {
+    println!("mnist_cnn, one image per request, through /v2/models/mnist_cnn/infer:");
+    for (ix, ((label, _), runs)) in setups.iter().zip(&loads).enumerate() {
+        // Each runtime's setups against its own unbatched one (ONNX Runtime's with two threads
+        // against its one-thread unbatched figure too).
+        let base = if ix < 3 { 0 } else { 3 };
         let gains: Vec<f64> = runs
             .iter()
-            .zip(&loads[0])
+            .zip(&loads[base])
             .map(|(run, unbatched)| run.rps / unbatched.rps)
             .collect();
         let each: Vec<String> = gains.iter().map(|g| format!("{g:.1}x")).collect();
         let load = Load::median(runs);
         println!(
-            "{label:<40} 64 conns {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  {:.1}x unbatched ({})",
+            "{label:<44} 64 conns {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  {:.2}x {} unbatched ({})",
             load.rps,
             load.p50_ms,
             load.p99_ms,
             median(gains.iter().copied()),
+            if base == 0 { "tract" } else { "ort" },
             each.join(" ")
         );
     }

@@ -11,6 +11,7 @@ pub(crate) fn run(args: &AddArgs) -> anyhow::Result<Outcome> {
     let options = VerifyOptions {
         algorithms: Algorithms::BLAKE3,
         run_model: !args.no_run,
+        ..VerifyOptions::default()
     };
     let stored = store.add(&args.path, &options)?;
     if args.json {

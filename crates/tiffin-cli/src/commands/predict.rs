@@ -27,7 +27,8 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<Outcome> {
     // One call: a plan concretized for its size would cost more to build than it saves.
     let options = LoadOptions::default()
         .with_plan_cache(0)
-        .with_threads(args.threads);
+        .with_threads(args.threads)
+        .with_runtime(args.runtime.runtime());
     let loaded = tiffin_core::load(&package, &options)?;
     let outputs = loaded.predict_json(&payload, !args.raw)?;
     outln!("{}", serde_json::to_string(&outputs)?);

@@ -16,6 +16,7 @@ pub(crate) fn run(args: &PullArgs) -> anyhow::Result<Outcome> {
         // hashed: verify needs only blake3.
         algorithms: Algorithms::BLAKE3,
         run_model: !args.no_run,
+        ..VerifyOptions::default()
     };
     let signer = match args.key.as_deref().and_then(|k| k.to_str()) {
         // TIFFIN_PULL_KEY may hold the key itself: a storage-initializer container can take it

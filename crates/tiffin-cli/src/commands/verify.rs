@@ -20,6 +20,7 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let options = VerifyOptions {
         algorithms,
         run_model: !args.no_run,
+        runtime: args.runtime.runtime(),
     };
     let path = tiffin_core::store::resolve(&args.path)?;
     let verifier = Verifier::from_pem_files(args.key.as_deref(), args.root.as_deref())?;

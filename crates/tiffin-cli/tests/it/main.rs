@@ -36,6 +36,10 @@ pub(crate) fn tiffin(args: &[&str], cwd: &Path, temp: Option<&Path>) -> String {
         .current_dir(cwd)
         .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
         .env("COLUMNS", "100")
+        // The runtime comes from the arguments alone (CI sets TIFFIN_ORT_LIB for the tests of
+        // `--runtime ort`, which pass it as --ort-lib).
+        .env_remove("TIFFIN_ORT_LIB")
+        .env_remove("TIFFIN_RUNTIME")
         // The local store: inside the test's temp folder, so tests never touch the user's, and
         // a fixed missing folder for tests without one.
         .env(

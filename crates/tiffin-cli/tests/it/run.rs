@@ -181,3 +181,76 @@ fn convert_to_nnef_checks_parity_then_packs() {
         "{converted}"
     );
 }
+
+/// `--runtime ort` verifies and predicts as tract does: the same report, the same labels and
+/// probabilities within a few ulps; a library that cannot be loaded is named.
+#[cfg(feature = "ort")]
+#[test]
+fn onnx_runtime_verifies_and_predicts_as_tract_does() {
+    let library = std::env::var("TIFFIN_ORT_LIB")
+        .expect("TIFFIN_ORT_LIB names no library: the `ort` tests need libonnxruntime.so");
+    let temp = packed_with_examples();
+    let t = Some(temp.path());
+    let ort = ["--runtime", "ort", "--ort-lib", &library];
+    let verify = ["verify", "breast_cancer-1.0.0.tiffin"];
+    assert_eq!(
+        tiffin(&[&verify[..], &ort].concat(), temp.path(), t),
+        tiffin(&verify, temp.path(), t)
+    );
+    let payload = serde_json::json!({ "X": reference_rows("breast_cancer", "X", 5) }).to_string();
+    let predict = ["predict", "breast_cancer-1.0.0.tiffin", "--input", &payload];
+    let answer = |args: &[&str]| -> serde_json::Value {
+        let out = tiffin(args, temp.path(), t);
+        let json = out
+            .split("----- stdout -----\n")
+            .nth(1)
+            .and_then(|s| s.split("----- stderr -----").next())
+            .unwrap_or_else(|| panic!("{out}"));
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let (a, b) = (answer(&[&predict[..], &ort].concat()), answer(&predict));
+    assert_eq!(a["label"], b["label"]);
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            .collect()
+    };
+    let (pa, pb) = (numbers(&a["probabilities"]), numbers(&b["probabilities"]));
+    assert_eq!(pa.len(), pb.len());
+    assert!(
+        pa.iter()
+            .zip(&pb)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 + 1e-5 * y.abs()),
+        "{a} vs {b}"
+    );
+    let missing = tiffin(
+        &[
+            &predict[..],
+            &["--runtime", "ort", "--ort-lib", "/no/libonnxruntime.so"],
+        ]
+        .concat(),
+        temp.path(),
+        t,
+    );
+    assert!(
+        missing.contains("cannot load ONNX Runtime from /no/libonnxruntime.so"),
+        "{missing}"
+    );
+}
+
+/// A build without ONNX Runtime says so when asked for it, rather than running tract.
+#[cfg(not(feature = "ort"))]
+#[test]
+fn a_build_without_onnx_runtime_refuses_it() {
+    let temp = packed_with_examples();
+    let t = Some(temp.path());
+    let out = tiffin(
+        &["verify", "breast_cancer-1.0.0.tiffin", "--runtime", "ort"],
+        temp.path(),
+        t,
+    );
+    assert!(out.starts_with("exit_code: 1"), "{out}");
+    assert!(out.contains("built without ONNX Runtime"), "{out}");
+}

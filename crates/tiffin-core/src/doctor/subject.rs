@@ -387,6 +387,7 @@ pub(crate) fn package(path: &Path, findings: &mut Findings) -> Result<Subject> {
     let options = VerifyOptions {
         algorithms: Algorithms::BLAKE3,
         run_model: false,
+        ..VerifyOptions::default()
     };
     let report = verify(path, &options, &NoProgress)?;
     let kind = match report.kind {

@@ -133,6 +133,7 @@ pub fn build_image(options: &ImageOptions, target: &ImageTarget) -> Result<Image
     let verify = VerifyOptions {
         algorithms: Algorithms::BOTH,
         run_model: false,
+        ..VerifyOptions::default()
     };
     let mut checked = Vec::new();
     for package in &options.packages {

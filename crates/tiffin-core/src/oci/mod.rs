@@ -192,6 +192,7 @@ pub fn artifact(folder: &Path) -> Result<Artifact> {
     let options = VerifyOptions {
         algorithms: Algorithms::BOTH,
         run_model: false,
+        ..VerifyOptions::default()
     };
     let report = crate::verify(folder, &options, &NoProgress)?;
     if !report.is_ok() {
@@ -341,6 +342,7 @@ pub fn push(package: &Path, reference: &Reference, options: &ClientOptions) -> R
             let verify = VerifyOptions {
                 algorithms: Algorithms::BLAKE3,
                 run_model: false,
+                ..VerifyOptions::default()
             };
             let stored = crate::store::Store::open_default()?.add(package, &verify)?;
             artifact_of_verified(&stored.entry.path)?

@@ -46,6 +46,7 @@ impl Default for SignOptions {
             verify: VerifyOptions {
                 algorithms: Algorithms::BLAKE3,
                 run_model: false,
+                ..VerifyOptions::default()
             },
             certificates: None,
         }

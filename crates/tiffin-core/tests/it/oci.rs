@@ -159,6 +159,7 @@ fn quick() -> VerifyOptions {
     VerifyOptions {
         algorithms: Algorithms::BOTH,
         run_model: false,
+        ..VerifyOptions::default()
     }
 }
 

@@ -39,6 +39,7 @@ fn options(bundle: Option<PathBuf>) -> SignatureOptions {
         verify: VerifyOptions {
             algorithms: Algorithms::BOTH,
             run_model: false,
+            ..VerifyOptions::default()
         },
     }
 }

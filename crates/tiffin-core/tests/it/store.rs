@@ -13,6 +13,7 @@ fn quick() -> VerifyOptions {
     VerifyOptions {
         algorithms: Algorithms::BLAKE3,
         run_model: false,
+        ..VerifyOptions::default()
     }
 }
 

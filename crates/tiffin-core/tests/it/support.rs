@@ -49,6 +49,7 @@ pub(crate) fn verify(path: &Path) -> Report {
     let options = VerifyOptions {
         algorithms: tiffin_core::hash::Algorithms::BOTH,
         run_model: true,
+        ..VerifyOptions::default()
     };
     tiffin_core::verify(path, &options, &NoProgress).unwrap()
 }

@@ -49,6 +49,19 @@ pub(crate) fn load(name: &str) -> Result<Model, tiffin_runtime::Error> {
     )
 }
 
+/// ONNX Runtime from the library `TIFFIN_ORT_LIB` names; `cargo xtask ci` sets it to the
+/// library of the pinned onnxruntime wheel. A build with the `ort` feature and no library is a
+/// mistake of the test setup, so it fails rather than skipping.
+#[cfg(feature = "ort")]
+pub(crate) fn ort_runtime() -> tiffin_runtime::Runtime {
+    let library = std::env::var_os("TIFFIN_ORT_LIB").expect(
+        "TIFFIN_ORT_LIB names no library: the `ort` tests need libonnxruntime.so (`cargo xtask ort-lib` fetches it)",
+    );
+    tiffin_runtime::Runtime::Ort {
+        library: library.into(),
+    }
+}
+
 /// A fixture's `reference.json`.
 pub(crate) struct Reference {
     pub(crate) inputs: BTreeMap<String, Tensor>,

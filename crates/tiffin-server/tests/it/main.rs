@@ -6,6 +6,8 @@ mod common;
 mod limits;
 mod mangled;
 mod mlflow;
+#[cfg(feature = "ort")]
+mod ort;
 mod reload;
 mod simple_v1;
 mod socket;

@@ -1,0 +1,453 @@
+//! The ONNX Runtime engine behind `Runtime::Ort`: onnxruntime loaded at run time from a path
+//! (the `ort` crate's `load-dynamic`), one session per model checked against the package
+//! signature, and tiffin tensors passed in and out without a copy on the way in.
+//!
+//! Only built with the `ort` feature. The library is the user's (a system package, or the
+//! `onnxruntime` PyPI wheel's `onnxruntime/capi/libonnxruntime.so.1.x`); nothing is downloaded
+//! or linked at build time, which keeps the default build static and pure Rust.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
+use tiffin_manifest::{DType, Dim, Signature, TensorSpec};
+use tract_onnx::pb;
+
+use crate::error::{Error, SignatureProblem, TensorKind};
+use crate::graph::{GraphDim, GraphTensor, is_identifier, names_problems};
+use crate::tensor::{Tensor, TensorData};
+
+/// The one onnxruntime of this process and the path it came from: a process can load one
+/// library, and every later request must name the same one.
+static LOADED: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
+
+/// The environment of the library at `library`, loading it on first use.
+fn environment(library: &Path) -> Result<Environment, Error> {
+    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((path, env)) = loaded.as_ref() {
+        if path == library {
+            return Ok(env.clone());
+        }
+        return Err(Error::OrtLibrary {
+            path: library.to_owned(),
+            reason: format!(
+                "this process already runs ONNX Runtime from {}; one library per process",
+                path.display()
+            ),
+        });
+    }
+    let failed = |reason: String| Error::OrtLibrary {
+        path: library.to_owned(),
+        reason,
+    };
+    // `init_from` must succeed before any other call into `ort`: until a library is loaded,
+    // every one of them panics.
+    let builder = ort::init_from(library).map_err(|e| {
+        // The loader's message says only "dlopen failed"; the system's reason is its cause's.
+        failed(match &e {
+            ort::LoadDynamicError::Dlopen { error, .. } => format!("{e}: {}", chain(error)),
+            _ => e.to_string(),
+        })
+    })?;
+    let env = builder
+        .with_name("tiffin")
+        .with_telemetry(false)
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    *loaded = Some((library.to_owned(), env.clone()));
+    Ok(env)
+}
+
+/// An error's causes, after colons.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = String::new();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A session behind a lock: `Session::run` takes `&mut self` (onnxruntime's execution
+/// providers are not all safe to run concurrently), so concurrent calls take turns and each
+/// spreads its work over the session's own threads.
+pub(crate) struct OrtEngine {
+    session: Mutex<Session>,
+    /// The session's input names in the signature's order.
+    input_names: Vec<String>,
+    /// For each declared output, its index among the session's outputs.
+    outputs: Vec<usize>,
+}
+
+impl fmt::Debug for OrtEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrtEngine")
+            .field("inputs", &self.input_names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrtEngine {
+    /// Loads `bytes` (an ONNX model) into a session with `threads` intra-op threads, and checks
+    /// it against `signature`, reporting every problem at once.
+    pub(crate) fn load(
+        library: &Path,
+        bytes: Vec<u8>,
+        signature: &Signature,
+        threads: usize,
+    ) -> Result<OrtEngine, Error> {
+        let env = environment(library)?;
+        let bytes = without_zipmap(bytes)?;
+        let session_error = |e: String| Error::Parse {
+            format: tiffin_manifest::ModelFormat::Onnx,
+            reason: format!("ONNX Runtime: {e}"),
+        };
+        let builder_error = |e: ort::Error<_>| session_error(e.to_string());
+        let builder = Session::builder(&env).map_err(|e| session_error(e.to_string()))?;
+        let builder = builder
+            .with_intra_threads(threads.max(1))
+            .map_err(builder_error)?
+            .with_inter_threads(1)
+            .map_err(builder_error)?
+            // A waiting thread that spins takes a core from the other requests of a server.
+            .with_intra_op_spinning(false)
+            .map_err(builder_error)?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(builder_error)?;
+        let mut builder = builder;
+        let session = builder
+            .commit_from_memory(&bytes)
+            .map_err(|e| session_error(e.to_string()))?;
+        // onnxruntime holds its own copy of the weights now.
+        drop(bytes);
+
+        let graph_inputs: Vec<GraphTensor> = session.inputs().iter().map(outlet).collect();
+        let graph_outputs: Vec<GraphTensor> = session.outputs().iter().map(outlet).collect();
+        let mut problems = Vec::new();
+        names_problems(
+            TensorKind::Input,
+            &signature.inputs,
+            &graph_inputs,
+            &mut problems,
+        );
+        names_problems(
+            TensorKind::Output,
+            &signature.outputs,
+            &graph_outputs,
+            &mut problems,
+        );
+        compare(
+            TensorKind::Input,
+            &signature.inputs,
+            &graph_inputs,
+            &mut problems,
+        );
+        compare(
+            TensorKind::Output,
+            &signature.outputs,
+            &graph_outputs,
+            &mut problems,
+        );
+        if !problems.is_empty() {
+            return Err(Error::Signature(problems));
+        }
+        let outputs = signature
+            .outputs
+            .iter()
+            .map(|spec| {
+                graph_outputs
+                    .iter()
+                    .position(|g| g.name == spec.name)
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(OrtEngine {
+            session: Mutex::new(session),
+            input_names: signature.inputs.iter().map(|s| s.name.clone()).collect(),
+            outputs,
+        })
+    }
+
+    /// Runs checked inputs (in the signature's order) and returns the declared outputs.
+    pub(crate) fn run(
+        &self,
+        inputs: &[Tensor],
+        signature: &Signature,
+    ) -> Result<Vec<Tensor>, Error> {
+        let run_error = |e: ort::Error| Error::Run {
+            reason: format!("ONNX Runtime: {e}"),
+        };
+        let mut values: Vec<(&str, ort::session::SessionInputValue<'_>)> =
+            Vec::with_capacity(inputs.len());
+        for (name, t) in self.input_names.iter().zip(inputs) {
+            values.push((name.as_str(), to_ort(t).map_err(run_error)?));
+        }
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let outputs = session.run(values).map_err(run_error)?;
+        signature
+            .outputs
+            .iter()
+            .zip(&self.outputs)
+            .map(|(spec, &ix)| {
+                let value = &outputs[ix];
+                from_ort(value, spec.dtype).map_err(|reason| Error::Output {
+                    name: spec.name.clone(),
+                    reason,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A tiffin tensor as an onnxruntime value: numbers are borrowed where they lie, strings are
+/// copied into onnxruntime's own string tensor.
+fn to_ort(t: &Tensor) -> Result<ort::session::SessionInputValue<'_>, ort::Error> {
+    let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    fn view<T: ort::value::PrimitiveTensorElementType + fmt::Debug + Clone + 'static>(
+        shape: Vec<i64>,
+        v: &[T],
+    ) -> Result<ort::session::SessionInputValue<'_>, ort::Error> {
+        Ok(TensorRef::from_array_view((shape, v))?.into())
+    }
+    match t.data() {
+        TensorData::Bool(v) => view(shape, v),
+        TensorData::U8(v) => view(shape, v),
+        TensorData::U16(v) => view(shape, v),
+        TensorData::U32(v) => view(shape, v),
+        TensorData::U64(v) => view(shape, v),
+        TensorData::I8(v) => view(shape, v),
+        TensorData::I16(v) => view(shape, v),
+        TensorData::I32(v) => view(shape, v),
+        TensorData::I64(v) => view(shape, v),
+        TensorData::F16(v) => view(shape, v),
+        TensorData::F32(v) => view(shape, v),
+        TensorData::F64(v) => view(shape, v),
+        TensorData::String(v) => {
+            Ok(ort::value::Tensor::from_string_array((shape, v.as_slice()))?.into())
+        }
+    }
+}
+
+/// An onnxruntime output as a tiffin tensor of the declared dtype.
+fn from_ort(value: &DynValue, declared: DType) -> Result<Tensor, String> {
+    fn values<T: ort::value::PrimitiveTensorElementType + Clone>(
+        value: &DynValue,
+    ) -> Result<(Vec<usize>, Vec<T>), String> {
+        let (shape, data) = value.try_extract_tensor::<T>().map_err(|e| e.to_string())?;
+        Ok((dims(shape)?, data.to_vec()))
+    }
+    fn dims(shape: &[i64]) -> Result<Vec<usize>, String> {
+        shape
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| format!("onnxruntime gave the size {d}")))
+            .collect()
+    }
+    let ty = match value.dtype() {
+        ValueType::Tensor { ty, .. } => *ty,
+        other => {
+            return Err(format!(
+                "onnxruntime returned a {other}, not a tensor; tiffin returns tensors only"
+            ));
+        }
+    };
+    let found = dtype_of(ty);
+    if found != Some(declared) {
+        return Err(format!(
+            "the model returned {}, but {declared} is declared",
+            found.map_or_else(|| format!("{ty:?}"), |d| d.to_string())
+        ));
+    }
+    let (shape, data) = match declared {
+        DType::Bool => values(value).map(|(s, v)| (s, TensorData::Bool(v)))?,
+        DType::U8 => values(value).map(|(s, v)| (s, TensorData::U8(v)))?,
+        DType::U16 => values(value).map(|(s, v)| (s, TensorData::U16(v)))?,
+        DType::U32 => values(value).map(|(s, v)| (s, TensorData::U32(v)))?,
+        DType::U64 => values(value).map(|(s, v)| (s, TensorData::U64(v)))?,
+        DType::I8 => values(value).map(|(s, v)| (s, TensorData::I8(v)))?,
+        DType::I16 => values(value).map(|(s, v)| (s, TensorData::I16(v)))?,
+        DType::I32 => values(value).map(|(s, v)| (s, TensorData::I32(v)))?,
+        DType::I64 => values(value).map(|(s, v)| (s, TensorData::I64(v)))?,
+        DType::F16 => values(value).map(|(s, v)| (s, TensorData::F16(v)))?,
+        DType::F32 => values(value).map(|(s, v)| (s, TensorData::F32(v)))?,
+        DType::F64 => values(value).map(|(s, v)| (s, TensorData::F64(v)))?,
+        DType::String => {
+            let (shape, strings) = value.try_extract_strings().map_err(|e| e.to_string())?;
+            (dims(shape)?, TensorData::String(strings))
+        }
+    };
+    Tensor::new(shape, data).map_err(|e| e.to_string())
+}
+
+fn dtype_of(ty: TensorElementType) -> Option<DType> {
+    Some(match ty {
+        TensorElementType::Float16 => DType::F16,
+        TensorElementType::Float32 => DType::F32,
+        TensorElementType::Float64 => DType::F64,
+        TensorElementType::Int8 => DType::I8,
+        TensorElementType::Int16 => DType::I16,
+        TensorElementType::Int32 => DType::I32,
+        TensorElementType::Int64 => DType::I64,
+        TensorElementType::Uint8 => DType::U8,
+        TensorElementType::Uint16 => DType::U16,
+        TensorElementType::Uint32 => DType::U32,
+        TensorElementType::Uint64 => DType::U64,
+        TensorElementType::Bool => DType::Bool,
+        TensorElementType::String => DType::String,
+        _ => return None,
+    })
+}
+
+/// A session input or output in the terms the signature checks use.
+fn outlet(o: &ort::value::Outlet) -> GraphTensor {
+    match o.dtype() {
+        ValueType::Tensor {
+            ty,
+            shape,
+            dimension_symbols,
+        } => GraphTensor {
+            name: o.name().to_owned(),
+            dtype: dtype_of(*ty).map(crate::graph::datum_type),
+            shape: Some(
+                shape
+                    .iter()
+                    .zip(dimension_symbols.iter())
+                    .map(|(&d, symbol)| match d {
+                        d if d >= 1 => GraphDim::Fixed(d as u64),
+                        _ if is_identifier(symbol) => GraphDim::Named(symbol.clone()),
+                        _ if symbol.is_empty() => GraphDim::Unknown("?".into()),
+                        _ => GraphDim::Unknown(symbol.clone()),
+                    })
+                    .collect(),
+            ),
+        },
+        // Sequences and maps: no dtype tiffin can name, which the comparison reports.
+        _ => GraphTensor {
+            name: o.name().to_owned(),
+            dtype: None,
+            shape: None,
+        },
+    }
+}
+
+/// Compares the declared tensors with the session's: dtype, rank and each fixed dim. A dim the
+/// signature names may be open in the graph (or named otherwise: onnxruntime gives exporters'
+/// names); a dim the signature fixes may be open in the graph (the package serves one size).
+/// A dim the graph fixes must be declared with that size.
+fn compare(
+    kind: TensorKind,
+    declared: &[TensorSpec],
+    graph: &[GraphTensor],
+    out: &mut Vec<SignatureProblem>,
+) {
+    for spec in declared {
+        let Some(g) = graph.iter().find(|g| g.name == spec.name) else {
+            continue;
+        };
+        let Some(dtype) = g.dtype else {
+            out.push(SignatureProblem::DType {
+                kind,
+                name: spec.name.clone(),
+                declared: spec.dtype,
+                graph: "a sequence or map (not a tensor)".into(),
+            });
+            continue;
+        };
+        if crate::graph::dtype_of(dtype) != Some(spec.dtype) {
+            out.push(SignatureProblem::DType {
+                kind,
+                name: spec.name.clone(),
+                declared: spec.dtype,
+                graph: crate::graph::dtype_of(dtype)
+                    .map_or_else(|| format!("{dtype:?}"), |d| d.to_string()),
+            });
+        }
+        let Some(shape) = &g.shape else { continue };
+        if shape.len() != spec.shape.len() {
+            out.push(SignatureProblem::Rank {
+                kind,
+                name: spec.name.clone(),
+                declared: spec.shape.clone(),
+                graph: format!(
+                    "[{}]",
+                    shape
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            continue;
+        }
+        for (axis, (d, g)) in spec.shape.iter().zip(shape).enumerate() {
+            let mismatch = match (d, g) {
+                (Dim::Fixed(n), GraphDim::Fixed(m)) => n != m,
+                (Dim::Named(_), GraphDim::Fixed(_)) => true,
+                _ => false,
+            };
+            if mismatch {
+                out.push(SignatureProblem::Dim {
+                    kind,
+                    name: spec.name.clone(),
+                    axis,
+                    declared: d.clone(),
+                    graph: g.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The model with every `ZipMap` (ai.onnx.ml) replaced by an identity on its probability
+/// tensor: tiffin returns a classifier's probabilities as the `[N, C]` tensor (the class labels
+/// live in the signature), where onnxruntime would return a sequence of maps. The same reading
+/// as tiffin's tract operator, so that both runtimes answer alike. Files without the word
+/// are passed through untouched (a large network is never decoded here).
+fn without_zipmap(bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
+    use prost::Message;
+    if memchr::memmem::find(&bytes, b"ZipMap").is_none() {
+        return Ok(bytes);
+    }
+    let parse_error = |reason: String| Error::Parse {
+        format: tiffin_manifest::ModelFormat::Onnx,
+        reason,
+    };
+    let mut proto = pb::ModelProto::decode(&bytes[..]).map_err(|e| parse_error(e.to_string()))?;
+    let Some(graph) = proto.graph.as_mut() else {
+        return Err(parse_error("the ONNX file holds no graph".into()));
+    };
+    let mut replaced: BTreeMap<String, ()> = BTreeMap::new();
+    for node in &mut graph.node {
+        if node.op_type == "ZipMap" && node.domain == "ai.onnx.ml" {
+            node.op_type = "Identity".into();
+            node.domain = String::new();
+            node.attribute.clear();
+            for output in &node.output {
+                replaced.insert(output.clone(), ());
+            }
+        }
+    }
+    if replaced.is_empty() {
+        return Ok(bytes);
+    }
+    for output in &mut graph.output {
+        if replaced.contains_key(&output.name) {
+            output.r#type = Some(pb::TypeProto {
+                denotation: String::new(),
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: pb::tensor_proto::DataType::Float as i32,
+                    shape: None,
+                })),
+            });
+        }
+    }
+    Ok(proto.encode_to_vec())
+}
