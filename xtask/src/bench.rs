@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use crate::process;
 
 mod hash;
+mod memory;
 mod runtime;
 mod server;
 
@@ -32,6 +33,12 @@ enum BenchCommand {
     /// Runs the criterion bench `model` of tiffin-runtime on every fixture, then the same
     /// measurements with onnxruntime (one thread) when a Python with onnxruntime is available.
     Runtime(runtime::RuntimeArgs),
+    /// Memory of a model with 1 GiB of weights: `tiffin verify` and `tiffin serve` with tract
+    /// and with ONNX Runtime, against the model file's size.
+    ///
+    /// Writes the model with numpy and onnx (a pinned virtualenv in the target folder, made
+    /// once), packs it, and reads peak and resident memory from GNU time and /proc.
+    Memory(memory::MemoryArgs),
     /// Requests per second and latency of `tiffin serve` under load from wrk.
     ///
     /// A classifier through each protocol at 1, 8 and 64 connections beside the health
@@ -39,7 +46,8 @@ enum BenchCommand {
     /// batching, start-up time and memory with every fixture loaded.
     Server(server::ServerArgs),
     /// Run every benchmark: `bench hash`, the criterion benches of tiffin-hash, `bench runtime`,
-    /// the criterion bench of one request through the server's router, `bench server`.
+    /// the criterion bench of one request through the server's router, `bench server`,
+    /// `bench memory`.
     All(AllArgs),
 }
 
@@ -56,6 +64,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     {
         BenchCommand::Hash(args) => hash::run(&args),
         BenchCommand::Runtime(args) => runtime::run(&args),
+        BenchCommand::Memory(args) => memory::run(&args),
         BenchCommand::Server(args) => server::run(&args),
         BenchCommand::All(args) => run_all(&args),
     }
@@ -72,5 +81,6 @@ fn run_all(args: &AllArgs) -> Result<()> {
     router.args(["bench", "-p", "tiffin-server", "--bench", "router"]);
     process::announce(&process::shown(&router));
     process::run(&mut router)?;
-    server::run(&server::ServerArgs::default())
+    server::run(&server::ServerArgs::default())?;
+    memory::run(&memory::MemoryArgs::default())
 }

@@ -194,6 +194,22 @@ pub(crate) fn get_status(address: &str, path: &str) -> Result<Option<u16>> {
     Ok(status_code(&answer))
 }
 
+/// The status of `POST path` with a JSON `body` at `address`.
+pub(crate) fn post_status(address: &str, path: &str, body: &str) -> Result<u16> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let answer = String::from_utf8_lossy(&answer);
+    status_code(&answer).with_context(|| format!("no HTTP status in {answer:.200}"))
+}
+
 /// The status code of an HTTP/1.x answer: the second word of its first line.
 fn status_code(answer: &str) -> Option<u16> {
     let line = answer.lines().next()?;

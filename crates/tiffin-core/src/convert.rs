@@ -71,9 +71,9 @@ pub fn convert_to_nnef(options: &ConvertOptions) -> Result<Conversion> {
         ));
     };
     let kind = package_kind(path)?;
-    let ModelSource::Bytes(onnx) = crate::run::model_source(path, kind, manifest)? else {
-        return Err(bad(path, "an ONNX model is one file"));
-    };
+    let onnx = crate::run::model_source(path, kind, manifest)?
+        .into_bytes()
+        .map_err(model_err)?;
     let onnx_load = time_load(
         &ModelSource::Bytes(onnx.clone()),
         ModelFormat::Onnx,

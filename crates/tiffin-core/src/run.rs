@@ -126,6 +126,11 @@ pub(crate) fn model_source(
         .iter()
         .any(|f| f.path == model_path && f.role == FileRole::Model);
     if is_single_file {
+        if kind == PackageKind::Folder {
+            // Read when the model loads, by the runtime: ONNX Runtime then reads the file
+            // itself and the process never holds its bytes beside the weights.
+            return Ok(ModelSource::File(path.join(model_path)));
+        }
         let mut files = read_files(path, kind, |p| p == model_path)?;
         let bytes = files
             .remove(model_path)

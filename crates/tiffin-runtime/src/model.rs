@@ -56,7 +56,8 @@ pub struct LoadOptions {
     /// size. A size gets its own plan the first time it is seen, built on a background thread
     /// while calls keep running on the general plan; [`Model::prepare`] builds one up front.
     /// Models with several dynamic dims (an image's height and width) run several times faster
-    /// on such plans.
+    /// on such plans. Models with over 256 MiB of weights get no cache whatever this says:
+    /// the cache holds one more copy of them.
     pub plan_cache: usize,
     /// Threads one run's matrix products (convolutions and dense layers) are spread over; 1,
     /// the default, runs each call on the calling thread alone. More pays only for large
@@ -193,8 +194,8 @@ impl Model {
         if let Runtime::Ort { library } = &options.runtime {
             // Copied: ONNX Runtime takes the bytes over (only pack and the doctor load from a
             // borrowed source).
-            let bytes = ort_bytes(source.clone(), format)?;
-            return Model::load_ort(library, bytes, signature, options);
+            let onnx = ort_source(source.clone(), format)?;
+            return Model::load_ort(library, onnx, signature, options);
         }
         guarded("loading", || {
             let parsed = parse(source, format)?;
@@ -212,8 +213,8 @@ impl Model {
         options: &LoadOptions,
     ) -> Result<Model, Error> {
         if let Runtime::Ort { library } = &options.runtime {
-            let bytes = ort_bytes(source, format)?;
-            return Model::load_ort(library, bytes, signature, options);
+            let onnx = ort_source(source, format)?;
+            return Model::load_ort(library, onnx, signature, options);
         }
         guarded("loading", move || {
             let parsed = parse(&source, format)?;
@@ -226,12 +227,12 @@ impl Model {
     #[cfg(feature = "ort")]
     fn load_ort(
         library: &std::path::Path,
-        bytes: Vec<u8>,
+        onnx: ModelSource,
         signature: &Signature,
         options: &LoadOptions,
     ) -> Result<Model, Error> {
         let engine = guarded("loading", || {
-            crate::onnxruntime::OrtEngine::load(library, bytes, signature, options.threads)
+            crate::onnxruntime::OrtEngine::load(library, onnx, signature, options.threads)
         })?;
         let (inputs, dims) = declared_axes(signature);
         Ok(Model {
@@ -245,7 +246,7 @@ impl Model {
     #[cfg(not(feature = "ort"))]
     fn load_ort(
         _library: &std::path::Path,
-        _bytes: Vec<u8>,
+        _onnx: ModelSource,
         _signature: &Signature,
         _options: &LoadOptions,
     ) -> Result<Model, Error> {
@@ -314,8 +315,10 @@ impl Model {
         let plan = optimized
             .into_runnable()
             .map_err(|e| Error::Optimize { reason: reason(&e) })?;
-        let plans =
-            (options.plan_cache > 0).then(|| Arc::new(PlanCache::new(model, options.plan_cache)));
+        // The cache keeps the decluttered model to concretize from: one more copy of the
+        // weights beside the plan's own (packed) copy, which a large model cannot afford.
+        let plans = (options.plan_cache > 0 && weight_bytes(&model) <= PLAN_CACHE_MAX_WEIGHTS)
+            .then(|| Arc::new(PlanCache::new(model, options.plan_cache)));
         let executor = if options.threads > 1 {
             // Built here rather than with `Executor::multithread`, which panics when the
             // threads cannot be started.
@@ -582,10 +585,10 @@ impl Model {
     }
 }
 
-/// The bytes of an ONNX model, the one thing ONNX Runtime takes.
-fn ort_bytes(source: ModelSource, format: ModelFormat) -> Result<Vec<u8>, Error> {
+/// An ONNX model as bytes or a file, the things ONNX Runtime takes.
+fn ort_source(source: ModelSource, format: ModelFormat) -> Result<ModelSource, Error> {
     match (format, source) {
-        (ModelFormat::Onnx, ModelSource::Bytes(bytes)) => Ok(bytes),
+        (ModelFormat::Onnx, onnx @ (ModelSource::Bytes(_) | ModelSource::File(_))) => Ok(onnx),
         (ModelFormat::Onnx, ModelSource::Dir(path)) => Err(Error::Source(format!(
             "an ONNX model is one file, but {} was given as a folder; give the bytes of the .onnx file",
             path.display()
@@ -645,6 +648,22 @@ fn empty(dtype: DType) -> TensorData {
         DType::Bool => TensorData::Bool(vec![]),
         DType::String => TensorData::String(vec![]),
     }
+}
+
+/// Models with more weights than this get no plan cache: serving a model of 1 GiB of weights
+/// held 2.08x its size resident with the cache and ~1.05x without (`cargo xtask bench memory`),
+/// while what the cache buys (a plan per size, up to 18x faster for text_direction's 1.5 MB)
+/// matters for small models with several dynamic dims.
+const PLAN_CACHE_MAX_WEIGHTS: usize = 256 << 20;
+
+/// The bytes of the constants of a model: its weights, as tract holds them.
+fn weight_bytes(model: &TypedModel) -> usize {
+    model
+        .nodes
+        .iter()
+        .filter_map(|node| node.op_as::<tract_onnx::tract_core::ops::konst::Const>())
+        .map(|c| c.val().len() * c.val().datum_type().size_of())
+        .sum()
 }
 
 /// Each dim's tract symbol with its size, for concretizing.

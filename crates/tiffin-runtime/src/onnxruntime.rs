@@ -19,6 +19,7 @@ use tiffin_manifest::{DType, Dim, Signature, TensorSpec};
 use tract_onnx::pb;
 
 use crate::error::{Error, SignatureProblem, TensorKind};
+use crate::graph::ModelSource;
 use crate::graph::{GraphDim, GraphTensor, is_identifier, names_problems};
 use crate::tensor::{Tensor, TensorData};
 
@@ -101,12 +102,17 @@ impl OrtEngine {
     /// it against `signature`, reporting every problem at once.
     pub(crate) fn load(
         library: &Path,
-        bytes: Vec<u8>,
+        onnx: ModelSource,
         signature: &Signature,
         threads: usize,
     ) -> Result<OrtEngine, Error> {
         let env = environment(library)?;
-        let bytes = without_zipmap(bytes)?;
+        // A file is given to ONNX Runtime by its path unless it needs rewriting: read that way,
+        // the process never holds the file's bytes beside the session's weights.
+        let onnx = match onnx {
+            ModelSource::File(path) if !file_mentions(&path, ZIPMAP)? => ModelSource::File(path),
+            other => ModelSource::Bytes(without_zipmap(other.into_bytes()?)?),
+        };
         let session_error = |e: String| Error::Parse {
             format: tiffin_manifest::ModelFormat::Onnx,
             reason: format!("ONNX Runtime: {e}"),
@@ -124,11 +130,19 @@ impl OrtEngine {
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(builder_error)?;
         let mut builder = builder;
-        let session = builder
-            .commit_from_memory(&bytes)
-            .map_err(|e| session_error(e.to_string()))?;
+        let session = match &onnx {
+            ModelSource::File(path) => builder.commit_from_file(path),
+            ModelSource::Bytes(bytes) => builder.commit_from_memory(bytes),
+            ModelSource::Dir(path) => {
+                return Err(Error::Source(format!(
+                    "an ONNX model is one file, but {} is a folder",
+                    path.display()
+                )));
+            }
+        }
+        .map_err(|e| session_error(e.to_string()))?;
         // onnxruntime holds its own copy of the weights now.
-        drop(bytes);
+        drop(onnx);
 
         let graph_inputs: Vec<GraphTensor> = session.inputs().iter().map(outlet).collect();
         let graph_outputs: Vec<GraphTensor> = session.outputs().iter().map(outlet).collect();
@@ -406,6 +420,36 @@ fn compare(
     }
 }
 
+/// The operator rewritten for ONNX Runtime, as its name appears in a file.
+const ZIPMAP: &[u8] = b"ZipMap";
+
+/// Whether the file holds `needle`, read in blocks (never whole): a large network is only
+/// scanned.
+fn file_mentions(path: &Path, needle: &[u8]) -> Result<bool, Error> {
+    use std::io::Read;
+    let failed = |e: std::io::Error| Error::Source(format!("cannot read {}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let finder = memchr::memmem::Finder::new(needle);
+    let keep = needle.len().saturating_sub(1);
+    let mut buf = vec![0u8; 1 << 20];
+    // The last bytes of a block are kept at the start of the next, so that a match across
+    // two blocks is found.
+    let mut carried = 0;
+    loop {
+        let n = file.read(&mut buf[carried..]).map_err(failed)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let end = carried + n;
+        if finder.find(&buf[..end]).is_some() {
+            return Ok(true);
+        }
+        let tail = keep.min(end);
+        buf.copy_within(end - tail..end, 0);
+        carried = tail;
+    }
+}
+
 /// The model with every `ZipMap` (ai.onnx.ml) replaced by an identity on its probability
 /// tensor: tiffin returns a classifier's probabilities as the `[N, C]` tensor (the class labels
 /// live in the signature), where onnxruntime would return a sequence of maps. The same reading
@@ -413,7 +457,7 @@ fn compare(
 /// are passed through untouched (a large network is never decoded here).
 fn without_zipmap(bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
     use prost::Message;
-    if memchr::memmem::find(&bytes, b"ZipMap").is_none() {
+    if memchr::memmem::find(&bytes, ZIPMAP).is_none() {
         return Ok(bytes);
     }
     let parse_error = |reason: String| Error::Parse {
@@ -450,4 +494,25 @@ fn without_zipmap(bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
         }
     }
     Ok(proto.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word is found wherever it lies, across two blocks too, and not where it is not.
+    #[test]
+    fn a_file_is_searched_in_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        for at in [0, (1 << 20) - 3, (1 << 20) + 5, 3 << 20] {
+            let mut bytes = vec![7u8; (3 << 20) + 100];
+            bytes[at..at + ZIPMAP.len()].copy_from_slice(ZIPMAP);
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(file_mentions(&path, ZIPMAP).unwrap(), "at {at}");
+        }
+        std::fs::write(&path, b"ZipMa").unwrap();
+        assert!(!file_mentions(&path, ZIPMAP).unwrap());
+        assert!(file_mentions(&dir.path().join("missing"), ZIPMAP).is_err());
+    }
 }
