@@ -30,11 +30,14 @@ pub fn authoring_for(model: &Path, name: Option<&str>, version: &str) -> Result<
     } else {
         ModelSource::Bytes(std::fs::read(model).map_err(Error::read(model))?)
     };
-    let signature =
-        tiffin_runtime::graph_signature(&source, format).map_err(|source| Error::Model {
-            path: model.to_owned(),
-            source: Box::new(source),
-        })?;
+    let model_err = |source| Error::Model {
+        path: model.to_owned(),
+        source: Box::new(source),
+    };
+    let signature = tiffin_runtime::graph_signature(&source, format).map_err(model_err)?;
+    // Typed once more with the signature read: it says which dims tract types per shape.
+    let per_shape_dims =
+        tiffin_runtime::check_signature(&signature, &source, format).map_err(model_err)?;
     let name = name
         .map(str::to_owned)
         .unwrap_or_else(|| package_name(&file_name));
@@ -57,7 +60,10 @@ pub fn authoring_for(model: &Path, name: Option<&str>, version: &str) -> Result<
         },
         framework: None,
         training: None,
-        runtime: Runtime::default(),
+        runtime: Runtime {
+            per_shape_dims,
+            ..Runtime::default()
+        },
         device: Device::default(),
         serving: Default::default(),
         signature,

@@ -76,7 +76,7 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
         path: toml_path.clone(),
         source,
     };
-    let authoring = Authoring::from_toml_str(&text).map_err(manifest_err)?;
+    let mut authoring = Authoring::from_toml_str(&text).map_err(manifest_err)?;
     authoring.validate().map_err(|e| manifest_err(e.into()))?;
     let version: semver::Version = authoring.package.version.parse().expect("validated semver");
 
@@ -115,12 +115,13 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
             ),
         });
     }
-    let examples = check_model(
+    let (examples, per_shape_dims) = check_model(
         &dir,
         &authoring,
         examples_file.as_deref(),
         expected_file.as_deref(),
     )?;
+    authoring.runtime.per_shape_dims = per_shape_dims;
     if let Some(golden) = &examples {
         // The card tiffin writes shows the agreement with the original model, known only now.
         if let (None, Some(parity)) = (&authoring.package.model_card, &golden.parity) {
@@ -269,7 +270,7 @@ fn check_model(
     a: &Authoring,
     examples_file: Option<&Path>,
     expected_file: Option<&Path>,
-) -> Result<Option<Golden>> {
+) -> Result<(Option<Golden>, Vec<String>)> {
     let model_path = dir.join(a.model.path.trim_end_matches('/'));
     let format = a.model.resolved_format().expect("validated model format");
     let source = if model_path.is_dir() {
@@ -282,8 +283,9 @@ fn check_model(
         source: Box::new(source),
     };
     let Some(examples_file) = examples_file else {
-        tiffin_runtime::check_signature(&a.signature, &source, format).map_err(model_err)?;
-        return Ok(None);
+        let per_shape =
+            tiffin_runtime::check_signature(&a.signature, &source, format).map_err(model_err)?;
+        return Ok((None, per_shape));
     };
     let options = tiffin_runtime::LoadOptions::default().with_plan_cache(0);
     let model = Model::load(&source, format, &a.signature, &options).map_err(model_err)?;
@@ -302,11 +304,17 @@ fn check_model(
         None => None,
         Some(file) => Some(check_parity(a, file, &outputs)?),
     };
-    Ok(Some(Golden {
+    let per_shape = model
+        .per_shape_dims()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let golden = Golden {
         inputs: examples::write_tensors(&examples::tensor_names(&a.signature.inputs), &inputs),
         outputs: examples::write_tensors(&examples::tensor_names(&a.signature.outputs), &outputs),
         parity,
-    }))
+    };
+    Ok((Some(golden), per_shape))
 }
 
 /// Reads the original model's outputs from `file`, compares the packaged model's `outputs` with

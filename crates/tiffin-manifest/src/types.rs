@@ -381,6 +381,12 @@ pub struct Runtime {
     /// `["scikit-learn==1.5.2"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub python: Vec<String>,
+    /// The named dims tract cannot type the graph with as symbols, so it types and optimizes
+    /// the model for each combination of their sizes on its first call (cached, least recently
+    /// used out), e.g. `["batch", "seq"]` for a legacy torch export of a transformer. Found and
+    /// written by `tiffin init` and `tiffin pack`, which replace what tiffin.toml says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_shape_dims: Vec<String>,
 }
 
 /// How `tiffin serve` runs the model: dynamic batching and input checks. Each setting may be

@@ -421,6 +421,71 @@ pub(crate) struct Typed {
 /// Types `parsed` with `declared` and checks every declared name, dtype and dim against the
 /// graph. Returns the typed model, or every problem found at once as [`Error::Signature`].
 pub(crate) fn confront(parsed: &Parsed, declared: &Signature) -> Result<Typed, Error> {
+    confront_as(parsed, declared, false)
+}
+
+/// [`confront`] for a signature whose input dims were concretized to one size each (see
+/// [`concretized`]): an output dim declared by a name then comes out as a number, which is
+/// not a disagreement.
+pub(crate) fn confront_concrete(parsed: &Parsed, declared: &Signature) -> Result<Typed, Error> {
+    confront_as(parsed, declared, true)
+}
+
+/// The signature with each named dim of `sizes` fixed at its size, on inputs and outputs.
+pub(crate) fn concretized(declared: &Signature, sizes: &[(&str, usize)]) -> Signature {
+    let fix = |specs: &[TensorSpec]| -> Vec<TensorSpec> {
+        specs
+            .iter()
+            .map(|spec| TensorSpec {
+                shape: spec
+                    .shape
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Named(name) => sizes
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map_or_else(|| d.clone(), |(_, size)| Dim::Fixed(*size as u64)),
+                        fixed => fixed.clone(),
+                    })
+                    .collect(),
+                ..spec.clone()
+            })
+            .collect()
+    };
+    Signature {
+        inputs: fix(&declared.inputs),
+        outputs: fix(&declared.outputs),
+    }
+}
+
+/// Whether tract failed to type `parsed` with symbols where it may succeed with sizes: an ONNX
+/// graph, a typing error, and some named dim on the inputs. Legacy torch exports of
+/// transformers (a `Flatten` of a `[batch, seq, ...]` tensor) are the common case.
+pub(crate) fn may_type_per_shape(parsed: &Parsed, declared: &Signature, e: &Error) -> bool {
+    matches!(parsed, Parsed::Onnx(_))
+        && matches!(e, Error::Typing { .. })
+        && declared
+            .inputs
+            .iter()
+            .any(|i| i.shape.iter().any(|d| matches!(d, Dim::Named(_))))
+}
+
+/// The sizes the per-shape check at load types a model with: every named input dim at 1.
+pub(crate) fn probe_sizes(declared: &Signature) -> Vec<(&str, usize)> {
+    let mut sizes: Vec<(&str, usize)> = Vec::new();
+    for spec in &declared.inputs {
+        for d in &spec.shape {
+            if let Dim::Named(name) = d
+                && !sizes.iter().any(|(n, _)| n == name)
+            {
+                sizes.push((name.as_str(), 1));
+            }
+        }
+    }
+    sizes
+}
+
+fn confront_as(parsed: &Parsed, declared: &Signature, concrete: bool) -> Result<Typed, Error> {
     let (graph_inputs, graph_outputs) = graph_io(parsed)?;
     let mut problems = Vec::new();
     names_problems(
@@ -627,6 +692,7 @@ pub(crate) fn confront(parsed: &Parsed, declared: &Signature) -> Result<Typed, E
                         problems.push(dim_problem());
                     }
                 }
+                Dim::Named(_) if concrete && g.as_i64().is_some() => {}
                 Dim::Named(_) if g.as_i64().is_some() => problems.push(dim_problem()),
                 Dim::Named(dim) => {
                     if let Some((symbol, first)) = bound.get(dim) {
@@ -1057,7 +1123,39 @@ fn graph_signature_unguarded(
         })
         .collect();
     let output_names: Vec<String> = graph_outputs.iter().map(|g| g.name.clone()).collect();
-    let model = type_model(&parsed, &facts, &output_names)?;
+    let (model, per_shape) = match type_model(&parsed, &facts, &output_names) {
+        Ok(model) => (model, false),
+        Err(e)
+            if may_type_per_shape(
+                &parsed,
+                &Signature {
+                    inputs: inputs.clone(),
+                    outputs: Vec::new(),
+                },
+                &e,
+            ) =>
+        {
+            // tract cannot type the graph with symbols: it must type at a size (every named
+            // dim at 1), and the outputs' shapes are then the ones the graph declares.
+            let concrete: Vec<InputFact> = facts
+                .iter()
+                .map(|f| InputFact {
+                    dims: f.dims.as_ref().map(|dims| {
+                        dims.iter()
+                            .map(|d| match d {
+                                FactDim::Symbol(_) => FactDim::Fixed(1),
+                                other => other.clone(),
+                            })
+                            .collect()
+                    }),
+                    ..f.clone()
+                })
+                .collect();
+            let model = type_model(&parsed, &concrete, &output_names).map_err(|_| e)?;
+            (model, true)
+        }
+        Err(e) => return Err(e),
+    };
     let labels = match &parsed {
         Parsed::Onnx(proto) => onnx_class_labels(proto),
         Parsed::Nnef(_) => HashMap::new(),
@@ -1073,19 +1171,35 @@ fn graph_signature_unguarded(
                 g.name, fact.datum_type
             ),
         })?;
-        let shape = fact
-            .shape
-            .iter()
-            .enumerate()
-            .map(|(axis, d)| match typed_dim(&d.clone().simplify()) {
-                GraphDim::Fixed(n) => Dim::Fixed(n),
-                GraphDim::Named(s) => Dim::Named(s),
-                GraphDim::Unknown(_) => match g.shape.as_ref().and_then(|s| s.get(axis)) {
-                    Some(GraphDim::Named(s)) => Dim::Named(s.clone()),
-                    _ => Dim::Named(invented(&g.name, axis)),
-                },
-            })
-            .collect();
+        let shape = match (&g.shape, per_shape) {
+            // Typed at a size, the model's output dims are numbers: the graph's declarations
+            // say which of them vary.
+            (Some(declared), true) if declared.len() == fact.rank() => declared
+                .iter()
+                .enumerate()
+                .map(|(axis, d)| match d {
+                    GraphDim::Fixed(n) => Dim::Fixed(*n),
+                    GraphDim::Named(s) => Dim::Named(s.clone()),
+                    GraphDim::Unknown(_) => Dim::Named(invented(&g.name, axis)),
+                })
+                .collect(),
+            (_, true) => (0..fact.rank())
+                .map(|axis| Dim::Named(invented(&g.name, axis)))
+                .collect(),
+            (_, false) => fact
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(axis, d)| match typed_dim(&d.clone().simplify()) {
+                    GraphDim::Fixed(n) => Dim::Fixed(n),
+                    GraphDim::Named(s) => Dim::Named(s),
+                    GraphDim::Unknown(_) => match g.shape.as_ref().and_then(|s| s.get(axis)) {
+                        Some(GraphDim::Named(s)) => Dim::Named(s.clone()),
+                        _ => Dim::Named(invented(&g.name, axis)),
+                    },
+                })
+                .collect(),
+        };
         outputs.push(TensorSpec {
             name: g.name.clone(),
             dtype,
@@ -1113,14 +1227,28 @@ fn invented(tensor: &str, axis: usize) -> String {
 
 /// Checks the declared signature against the graph and reports every problem at once, as
 /// [`Error::Signature`]; other errors say why the graph could not be read or typed at all.
+/// Returns the named dims tract must type the model for one size at a time (see
+/// [`Model::per_shape_dims`](crate::Model::per_shape_dims)); empty when it types the graph with
+/// them as symbols.
 pub fn check_signature(
     declared: &Signature,
     source: &ModelSource,
     format: ModelFormat,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
     crate::model::guarded("checking", || {
         let parsed = parse(source, format)?;
-        confront(&parsed, declared).map(|_| ())
+        match confront(&parsed, declared) {
+            Err(e) if may_type_per_shape(&parsed, declared, &e) => {
+                let sizes = probe_sizes(declared);
+                let probe = concretized(declared, &sizes);
+                match confront_concrete(&parsed, &probe) {
+                    Ok(_) => Ok(sizes.iter().map(|(n, _)| (*n).to_owned()).collect()),
+                    Err(problems @ Error::Signature(_)) => Err(problems),
+                    Err(_) => Err(e),
+                }
+            }
+            other => other.map(|_| Vec::new()),
+        }
     })
 }
 

@@ -11,7 +11,10 @@ use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::*;
 
 use crate::error::Error;
-use crate::graph::{ModelSource, Parsed, Typed, confront, parse, reason};
+use crate::graph::{
+    ModelSource, Parsed, Typed, concretized, confront, confront_concrete, may_type_per_shape,
+    parse, reason,
+};
 use crate::tensor::{Tensor, TensorData};
 
 /// The engine that runs a model.
@@ -125,6 +128,8 @@ pub struct Model {
 /// What runs the checked inputs.
 enum Engine {
     Tract(TractPlans),
+    /// tract, for a graph it cannot type with symbolic dims: typed and optimized per shape.
+    PerShape(PerShape),
     #[cfg(feature = "ort")]
     Ort(crate::onnxruntime::OrtEngine),
 }
@@ -136,6 +141,11 @@ impl fmt::Debug for Engine {
                 .debug_struct("Tract")
                 .field("plan_cache", &t.plans.as_ref().map(|c| c.capacity))
                 .field("multithreaded", &t.executor.is_some())
+                .finish_non_exhaustive(),
+            Engine::PerShape(p) => f
+                .debug_struct("PerShape")
+                .field("capacity", &p.capacity)
+                .field("multithreaded", &p.executor.is_some())
                 .finish_non_exhaustive(),
             #[cfg(feature = "ort")]
             Engine::Ort(engine) => engine.fmt(f),
@@ -258,9 +268,19 @@ impl Model {
     /// The runtime running this model.
     pub fn runtime(&self) -> &'static str {
         match &self.engine {
-            Engine::Tract(_) => "tract",
+            Engine::Tract(_) | Engine::PerShape(_) => "tract",
             #[cfg(feature = "ort")]
             Engine::Ort(_) => "ort",
+        }
+    }
+
+    /// The named dims tract types and optimizes the model for one size at a time, because it
+    /// cannot type the graph with them as symbols (the first call of each new combination of
+    /// sizes builds its plan); empty when the model runs on one plan for every size.
+    pub fn per_shape_dims(&self) -> Vec<&str> {
+        match &self.engine {
+            Engine::PerShape(_) => self.dims.iter().map(|d| d.name.as_str()).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -269,7 +289,13 @@ impl Model {
         signature: &Signature,
         options: &LoadOptions,
     ) -> Result<Model, Error> {
-        let Typed { model, symbols } = confront(&parsed, signature)?;
+        let Typed { model, symbols } = match confront(&parsed, signature) {
+            Ok(typed) => typed,
+            Err(e) if may_type_per_shape(&parsed, signature, &e) => {
+                return Model::load_per_shape(parsed, signature, options, e);
+            }
+            Err(e) => return Err(e),
+        };
         let model = parsed.declutter(model)?;
         drop(parsed);
         let dims: Vec<NamedDim> = symbols
@@ -319,20 +345,7 @@ impl Model {
         // weights beside the plan's own (packed) copy, which a large model cannot afford.
         let plans = (options.plan_cache > 0 && weight_bytes(&model) <= PLAN_CACHE_MAX_WEIGHTS)
             .then(|| Arc::new(PlanCache::new(model, options.plan_cache)));
-        let executor = if options.threads > 1 {
-            // Built here rather than with `Executor::multithread`, which panics when the
-            // threads cannot be started.
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(options.threads)
-                .thread_name(|n| format!("tiffin-mm-{n}"))
-                .build()
-                .map_err(|e| Error::Optimize {
-                    reason: format!("cannot start {} threads: {e}", options.threads),
-                })?;
-            Some(Executor::MultiThread(Arc::new(pool)))
-        } else {
-            None
-        };
+        let executor = executor(options)?;
         Ok(Model {
             signature: signature.clone(),
             inputs,
@@ -343,6 +356,41 @@ impl Model {
                 plans,
                 executor,
             }),
+        })
+    }
+
+    /// A model tract types per shape (see [`Model::per_shape_dims`]). It must type with every
+    /// named dim at 1, which builds the first plan; otherwise the symbolic typing's error
+    /// stands (or the signature's problems, when those are what failed).
+    fn load_per_shape(
+        parsed: Parsed,
+        signature: &Signature,
+        options: &LoadOptions,
+        symbolic: Error,
+    ) -> Result<Model, Error> {
+        let (inputs, dims) = declared_axes(signature);
+        let mut engine = PerShape {
+            parsed,
+            signature: signature.clone(),
+            capacity: options.plan_cache.max(1),
+            state: Mutex::new(CacheState::default()),
+            executor: executor(options)?,
+        };
+        let probe = vec![1; dims.len()];
+        match engine.plan(&dims, &probe) {
+            Ok(_) => {}
+            Err(e @ Error::Signature(_)) => return Err(e),
+            Err(_) => return Err(symbolic),
+        }
+        if initializer_bytes(&engine.parsed) > PLAN_CACHE_MAX_WEIGHTS {
+            // Every plan holds its own copy of the weights.
+            engine.capacity = 1;
+        }
+        Ok(Model {
+            signature: signature.clone(),
+            inputs,
+            dims,
+            engine: Engine::PerShape(engine),
         })
     }
 
@@ -400,22 +448,34 @@ impl Model {
     /// for it, and is refused otherwise.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
         let sizes = self.check_inputs(inputs)?;
-        #[cfg_attr(not(feature = "ort"), allow(clippy::infallible_destructuring_match))]
-        let tract = match &self.engine {
-            Engine::Tract(tract) => tract,
+        let (plan, executor) = match &self.engine {
+            Engine::Tract(tract) => {
+                if let Some(empty) = self.empty_outputs(tract, inputs, &sizes)? {
+                    return Ok(empty);
+                }
+                let plan = match &tract.plans {
+                    Some(cache) => cache
+                        .plan_for(&sizes, &self.dims)
+                        .unwrap_or_else(|| tract.plan.clone()),
+                    None => tract.plan.clone(),
+                };
+                (plan, &tract.executor)
+            }
+            Engine::PerShape(engine) => {
+                if let Some((position, axis)) = first_empty_axis(inputs) {
+                    let spec = &self.signature.inputs[position];
+                    return Err(Error::EmptyInput {
+                        name: spec.name.clone(),
+                        axis,
+                        dim: spec.shape[axis].clone(),
+                    });
+                }
+                (engine.plan(&self.dims, &sizes)?, &engine.executor)
+            }
             #[cfg(feature = "ort")]
             Engine::Ort(engine) => {
                 return guarded("running", || engine.run(inputs, &self.signature));
             }
-        };
-        if let Some(empty) = self.empty_outputs(tract, inputs, &sizes)? {
-            return Ok(empty);
-        }
-        let plan = match &tract.plans {
-            Some(cache) => cache
-                .plan_for(&sizes, &self.dims)
-                .unwrap_or_else(|| tract.plan.clone()),
-            None => tract.plan.clone(),
         };
         let values = inputs
             .iter()
@@ -428,7 +488,7 @@ impl Model {
                     .map_err(|e| Error::Run { reason: reason(&e) })
             })
         };
-        let outputs = match &tract.executor {
+        let outputs = match executor {
             // The executor is set for this call only, on this thread: other models and other
             // callers keep theirs. The panic is caught inside the scope, because tract puts the
             // thread's previous executor back only when the closure returns.
@@ -541,12 +601,7 @@ impl Model {
         inputs: &[Tensor],
         sizes: &[usize],
     ) -> Result<Option<Vec<Tensor>>, Error> {
-        let Some((position, axis)) = inputs.iter().enumerate().find_map(|(ix, t)| {
-            t.shape()
-                .iter()
-                .position(|&s| s == 0)
-                .map(|axis| (ix, axis))
-        }) else {
+        let Some((position, axis)) = first_empty_axis(inputs) else {
             return Ok(None);
         };
         let spec = &self.signature.inputs[position];
@@ -582,6 +637,102 @@ impl Model {
             outputs.push(t);
         }
         Ok(Some(outputs))
+    }
+}
+
+/// The bytes of an ONNX graph's initializers (its weights); 0 for NNEF.
+fn initializer_bytes(parsed: &Parsed) -> usize {
+    let Parsed::Onnx(proto) = parsed else {
+        return 0;
+    };
+    proto.graph.as_ref().map_or(0, |g| {
+        g.initializer
+            .iter()
+            .map(|t| {
+                t.raw_data.len()
+                    + 4 * (t.float_data.len() + t.int32_data.len())
+                    + 8 * (t.double_data.len() + t.int64_data.len() + t.uint64_data.len())
+            })
+            .sum()
+    })
+}
+
+/// The first input with a zero-sized axis, and that axis.
+fn first_empty_axis(inputs: &[Tensor]) -> Option<(usize, usize)> {
+    inputs.iter().enumerate().find_map(|(ix, t)| {
+        t.shape()
+            .iter()
+            .position(|&s| s == 0)
+            .map(|axis| (ix, axis))
+    })
+}
+
+/// The thread pool runs spread their matrix products over, when `threads` > 1.
+fn executor(options: &LoadOptions) -> Result<Option<Executor>, Error> {
+    if options.threads <= 1 {
+        return Ok(None);
+    }
+    // Built here rather than with `Executor::multithread`, which panics when the threads
+    // cannot be started.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .thread_name(|n| format!("tiffin-mm-{n}"))
+        .build()
+        .map_err(|e| Error::Optimize {
+            reason: format!("cannot start {} threads: {e}", options.threads),
+        })?;
+    Ok(Some(Executor::MultiThread(Arc::new(pool))))
+}
+
+/// A model tract cannot type with its named dims as symbols, typed, optimized and kept per
+/// combination of sizes (least recently used out), from the parsed graph it keeps.
+struct PerShape {
+    parsed: Parsed,
+    signature: Signature,
+    capacity: usize,
+    state: Mutex<CacheState>,
+    executor: Option<Executor>,
+}
+
+impl PerShape {
+    /// The plan for these sizes of the named dims: kept, or built now on the calling thread
+    /// (calls of a new shape wait for it: there is no general plan to run meanwhile).
+    fn plan(&self, dims: &[NamedDim], sizes: &[usize]) -> Result<Plan, Error> {
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.tick += 1;
+            let tick = state.tick;
+            if let Some(entry) = state.plans.iter_mut().find(|(k, _, _)| k == sizes) {
+                entry.2 = tick;
+                return Ok(entry.1.clone());
+            }
+        }
+        let named: Vec<(&str, usize)> = dims
+            .iter()
+            .zip(sizes)
+            .map(|(d, &size)| (d.name.as_str(), size))
+            .collect();
+        let concrete = concretized(&self.signature, &named);
+        let plan = guarded("optimizing", || {
+            let Typed { model, .. } = confront_concrete(&self.parsed, &concrete)?;
+            let model = self.parsed.declutter(model)?;
+            optimize(model)
+        })?;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.plans.retain(|(k, _, _)| k != sizes);
+        if state.plans.len() >= self.capacity
+            && let Some(oldest) = state
+                .plans
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.2)
+                .map(|(ix, _)| ix)
+        {
+            state.plans.remove(oldest);
+        }
+        let tick = state.tick;
+        state.plans.push((sizes.to_vec(), plan.clone(), tick));
+        Ok(plan)
     }
 }
 
@@ -835,8 +986,7 @@ mod tests {
     fn cache(model: &Model) -> &Arc<PlanCache> {
         match &model.engine {
             Engine::Tract(t) => t.plans.as_ref().unwrap(),
-            #[cfg(feature = "ort")]
-            Engine::Ort(_) => panic!("not a tract model"),
+            _ => panic!("not a symbolic tract model"),
         }
     }
 
@@ -903,6 +1053,38 @@ mod tests {
         let cut = ModelSource::Bytes(bytes[..bytes.len() / 2].to_vec());
         let refused = Model::load_owned(cut, ModelFormat::Onnx, &signature, &options).unwrap_err();
         assert!(matches!(refused, Error::Parse { .. }), "{refused}");
+    }
+
+    /// A model tract types per shape keeps at most `plan_cache` plans, least recently used
+    /// out, and answers a shape again after its plan was dropped.
+    #[test]
+    fn plans_per_shape_are_bounded() {
+        let text = std::fs::read_to_string(fixture("bert_tiny").join("tiffin.toml")).unwrap();
+        let signature = tiffin_manifest::Authoring::from_toml_str(&text)
+            .unwrap()
+            .signature;
+        let source = ModelSource::File(fixture("bert_tiny").join("model.onnx"));
+        let options = LoadOptions::default().with_plan_cache(2);
+        let model = Model::load(&source, ModelFormat::Onnx, &signature, &options).unwrap();
+        let Engine::PerShape(engine) = &model.engine else {
+            panic!("bert_tiny types with symbols now: {model:?}");
+        };
+        let kept = || {
+            let state = engine.state.lock().unwrap();
+            let mut keys: Vec<Vec<usize>> = state.plans.iter().map(|(k, _, _)| k.clone()).collect();
+            keys.sort();
+            keys
+        };
+        // The load built the plan for every dim at 1.
+        assert_eq!(kept(), vec![vec![1, 1]]);
+        let tokens = |len: usize| {
+            let ids = Tensor::new(vec![1, len], TensorData::I64(vec![1; len])).unwrap();
+            vec![ids.clone(), ids.clone(), ids]
+        };
+        let first = model.run(&tokens(4)).unwrap();
+        model.run(&tokens(5)).unwrap();
+        assert_eq!(kept(), vec![vec![1, 4], vec![1, 5]]);
+        assert_eq!(model.run(&tokens(4)).unwrap(), first);
     }
 
     /// The cache keeps `plan_cache` plans, dropping the least recently used.

@@ -23,7 +23,19 @@ pub fn to_nnef(source: &ModelSource, signature: &Signature) -> Result<Vec<u8>, E
 
 fn to_nnef_unguarded(source: &ModelSource, signature: &Signature) -> Result<Vec<u8>, Error> {
     let parsed = parse(source, ModelFormat::Onnx)?;
-    let Typed { model, .. } = confront(&parsed, signature)?;
+    let Typed { model, .. } = match confront(&parsed, signature) {
+        Ok(typed) => typed,
+        Err(e) if crate::graph::may_type_per_shape(&parsed, signature, &e) => {
+            return Err(Error::Nnef {
+                reason: format!(
+                    "tract cannot type this graph with its named dims as symbols (it runs the \
+                     model per shape) and an NNEF graph is typed once for every size; keep this \
+                     model as ONNX ({e})"
+                ),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let mut model = parsed.declutter(model)?;
     model.properties.insert(
         STAGE_PROPERTY.into(),

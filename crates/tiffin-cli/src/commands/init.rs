@@ -34,5 +34,18 @@ pub(crate) fn run(args: &InitArgs) -> anyhow::Result<Outcome> {
         sig.outputs.len(),
         dir.display()
     );
+    let per_shape = &authoring.runtime.per_shape_dims;
+    if !per_shape.is_empty() {
+        outln!(
+            "tract cannot type this graph with {} as symbols: it types and optimizes the model \
+             for each combination of their sizes on its first call (kept, least recently used \
+             out); recorded as [runtime] per_shape_dims",
+            per_shape
+                .iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(Outcome::Success)
 }

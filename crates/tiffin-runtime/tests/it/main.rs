@@ -9,4 +9,5 @@ mod nnef;
 #[cfg(feature = "ort")]
 mod ort;
 mod parity;
+mod per_shape;
 mod signature;

@@ -16,6 +16,14 @@ fn round_trip(name: &str) {
     let declared = signature(name);
     let tar = match to_nnef(&source(name), &declared) {
         Ok(tar) => tar,
+        Err(Error::Nnef { reason }) if reason.contains("runs the model per shape") => {
+            // A graph tract types only per shape has no one NNEF form.
+            assert!(
+                !onnx.per_shape_dims().is_empty(),
+                "{name}: refused as typed per shape: {reason}"
+            );
+            return;
+        }
         Err(Error::Nnef { reason }) if !MUST_CONVERT.contains(&name) => {
             // Operators without an NNEF form are refused by name.
             assert!(
@@ -83,6 +91,7 @@ macro_rules! round_trips {
 }
 
 round_trips!(
+    bert_tiny,
     breast_cancer,
     breast_cancer_gbt,
     breast_cancer_mlp,

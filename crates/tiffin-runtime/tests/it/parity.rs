@@ -105,6 +105,7 @@ macro_rules! parity {
 }
 
 parity!(
+    bert_tiny,
     breast_cancer,
     breast_cancer_gbt,
     breast_cancer_mlp,

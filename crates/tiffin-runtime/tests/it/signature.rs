@@ -65,6 +65,7 @@ macro_rules! agreement {
 }
 
 agreement!(
+    bert_tiny,
     breast_cancer,
     breast_cancer_gbt,
     breast_cancer_mlp,

@@ -287,3 +287,72 @@ async fn a_package_without_examples_batches_as_set() {
         }
     );
 }
+
+/// A model tract types per shape (bert_tiny) serves requests of several sequence lengths at
+/// once, batched: only requests of one length are merged, and each gets its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_of_several_lengths_are_served_and_batched_by_length() {
+    let tokens = |len: usize, seed: usize| -> Value {
+        let ids: Vec<i64> = (0..len)
+            .map(|i| ((i * 7 + seed * 13) % 100) as i64)
+            .collect();
+        json!({"input_ids": [ids], "attention_mask": [vec![1; len]], "token_type_ids": [vec![0; len]]})
+    };
+    let payloads: Vec<Value> = [3, 5, 5, 7, 3, 9, 5, 7]
+        .iter()
+        .enumerate()
+        .map(|(seed, &len)| tokens(len, seed))
+        .collect();
+    let plain = loaded(&["bert_tiny"], Config::default()).await;
+    let mut expected = Vec::new();
+    for p in &payloads {
+        let answer = post(&plain, "/models/bert_tiny/predict", p).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.message());
+        expected.push(answer.json());
+    }
+    let batched = loaded(
+        &["bert_tiny"],
+        Config {
+            force_batch_size: Some(8),
+            batch_probe: false,
+            force_delay: Some(Duration::from_millis(30)),
+            ..Config::default()
+        },
+    )
+    .await;
+    let tasks: Vec<_> = payloads
+        .iter()
+        .cloned()
+        .map(|p| {
+            let state = batched.clone();
+            tokio::spawn(async move { post(&state, "/models/bert_tiny/predict", &p).await })
+        })
+        .collect();
+    for ((task, want), p) in tasks.into_iter().zip(&expected).zip(&payloads) {
+        let answer = task.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.message());
+        let got = answer.json();
+        let len = p["input_ids"][0].as_array().unwrap().len();
+        assert_eq!(got["last_hidden_state"][0].as_array().unwrap().len(), len);
+        let flat = |v: &Value| -> Vec<f64> {
+            fn walk(v: &Value, out: &mut Vec<f64>) {
+                match v {
+                    Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                    Value::Number(n) => out.push(n.as_f64().unwrap()),
+                    _ => {}
+                }
+            }
+            let mut out = Vec::new();
+            walk(v, &mut out);
+            out
+        };
+        let (g, w) = (flat(&got), flat(want));
+        assert_eq!(g.len(), w.len());
+        assert!(
+            g.iter()
+                .zip(&w)
+                .all(|(a, b)| Tolerance::within(1e-5, 1e-5).allows(*b, *a)),
+            "length {len}: batched answers differ"
+        );
+    }
+}
