@@ -138,7 +138,9 @@ pub(crate) fn read_files(
         PackageKind::Archive => {
             let file = File::open(path).map_err(Error::read(path))?;
             let mut archive = tar::Archive::new(BufReader::new(file));
-            for entry in archive.entries().map_err(Error::read(path))? {
+            // With seeks, the members not wanted are passed over rather than read: loading a
+            // model beside 1 GiB of other files read that gigabyte again.
+            for entry in archive.entries_with_seek().map_err(Error::read(path))? {
                 let mut entry = entry.map_err(Error::read(path))?;
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                 if entry.header().entry_type() == tar::EntryType::Regular && wanted(&name) {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -552,23 +552,8 @@ fn ends_cleanly(path: &Path, data_end: u64) -> Result<bool> {
     }
 }
 
-/// Keeps the first bytes written to it and drops the rest: lets one pass over an archive entry
-/// both hash it and look at its head.
-struct HeadSink(Vec<u8>);
-
-impl Write for HeadSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let room = safety::HEAD_LEN.saturating_sub(self.0.len());
-        self.0.extend_from_slice(&buf[..room.min(buf.len())]);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Verifies an archive in one pass over the stream, never writing anything to disk: the manifest
-/// comes first, so each later entry is checked against it as it goes by.
+/// Verifies an archive in one pass over it, never writing anything to disk: the manifest comes
+/// first, so each later entry is checked against it as it goes by.
 fn verify_archive(
     path: &Path,
     options: &VerifyOptions,
@@ -577,8 +562,13 @@ fn verify_archive(
 ) -> Result<(Vec<u8>, Option<Manifest>)> {
     let file = File::open(path).map_err(Error::read(path))?;
     progress.grow(file.metadata().map_err(Error::read(path))?.len());
-    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
-    let mut entries = archive.entries().map_err(Error::read(path))?;
+    // A plain tar holds each member's data as one span of the file: the members are hashed
+    // where they lie in a read-only map of it (as blake3 hashes a folder's files), and the tar
+    // reader only reads headers, seeking past the data. Streamed through a read buffer, a
+    // 1 GiB archive took 2.2x as long as the same package as a folder.
+    let map = filebuffer::FileBuffer::open(path).map_err(Error::read(path))?;
+    let mut archive = tar::Archive::new(BufReader::with_capacity(64 << 10, file));
+    let mut entries = archive.entries_with_seek().map_err(Error::read(path))?;
     let manifest_bytes = first_entry_manifest(path, &mut entries)?;
     let Some(manifest) = check_manifest(&manifest_bytes, findings) else {
         return Ok((manifest_bytes, None));
@@ -676,31 +666,23 @@ fn verify_archive(
             );
             continue;
         }
-        let mut head = HeadSink(Vec::with_capacity(safety::HEAD_LEN));
-        match tiffin_hash::copy_hashing(&mut entry, &mut head, options.algorithms, progress) {
-            Ok(digests) if digests.size == declared => {
-                compare(
-                    file,
-                    &Observed {
-                        digests,
-                        head: head.0,
-                    },
-                    findings,
-                );
-            }
-            Ok(digests) => {
-                findings.push(
-                    at,
-                    ProblemKind::Truncated,
-                    truncated(&format!("{} of {declared} bytes", digests.size)),
-                );
-                break;
-            }
-            Err(e) => {
-                findings.push(at, ProblemKind::Truncated, truncated(&e));
-                break;
-            }
-        }
+        let start = entry.raw_file_position();
+        let span = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(declared).ok())
+            .and_then(|(start, len)| map.get(start..start.checked_add(len)?));
+        let Some(data) = span else {
+            let available = (map.len() as u64).saturating_sub(start).min(declared);
+            findings.push(
+                at,
+                ProblemKind::Truncated,
+                truncated(&format!("{available} of {declared} bytes")),
+            );
+            break;
+        };
+        let digests = tiffin_hash::hash_slice(data, options.algorithms, progress);
+        let head = data[..safety::HEAD_LEN.min(data.len())].to_vec();
+        compare(file, &Observed { digests, head }, findings);
     }
     if !findings
         .problems
@@ -718,18 +700,4 @@ fn verify_archive(
     missing(&expected, &seen, findings);
     check_derived(&manifest, &manifest_bytes, checksums.as_deref(), findings);
     Ok((manifest_bytes, Some(manifest)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn head_sink_keeps_only_the_head() {
-        let mut sink = HeadSink(Vec::new());
-        sink.write_all(&vec![7u8; safety::HEAD_LEN - 1]).unwrap();
-        sink.write_all(&[1, 2, 3]).unwrap();
-        assert_eq!(sink.0.len(), safety::HEAD_LEN);
-        assert_eq!(sink.0[safety::HEAD_LEN - 1], 1);
-    }
 }

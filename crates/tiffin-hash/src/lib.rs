@@ -14,7 +14,9 @@ mod hasher;
 
 pub use checksum::{ChecksumLine, parse_checksums, render_checksums};
 pub use digest::{Algorithms, Digest, Digests};
-pub use hasher::{Hasher, HashingReader, copy_hashing, hash_file, hash_files, hash_reader, sha256};
+pub use hasher::{
+    Hasher, HashingReader, copy_hashing, hash_file, hash_files, hash_reader, hash_slice, sha256,
+};
 
 use std::path::PathBuf;
 

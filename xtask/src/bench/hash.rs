@@ -76,7 +76,7 @@ pub(crate) fn run(args: &HashArgs) -> Result<()> {
     };
     let tiffin_seconds = verify(&[], &packed.folder, "folder, blake3 (default)")?;
     verify(&["--sha256"], &packed.folder, "folder, sha256+blake3")?;
-    verify(&[], &packed.archive, "archive, streamed, blake3")?;
+    let archive_seconds = verify(&[], &packed.archive, "archive, mapped, blake3")?;
     let mut rivals = Vec::new();
     let mut skipped = Vec::new();
     for (tool, what, install) in [
@@ -122,6 +122,23 @@ pub(crate) fn run(args: &HashArgs) -> Result<()> {
         println!("{line}");
     }
     println!("{}", verdict(tiffin_seconds, &rivals, ceiling));
+    // The archive against b3sum of the same archive file (issue #16: at most 1.1x).
+    if process::which("b3sum").is_some() {
+        let mut command = Command::new("b3sum");
+        command.arg(&packed.archive);
+        let b3sum = time(
+            &mut Vec::new(),
+            work,
+            process::shown(&command),
+            "blake3 of the archive",
+            command,
+        )?;
+        println!(
+            "archive: `tiffin verify` {archive_seconds:.3} s against `b3sum` of the same archive \
+             {b3sum:.3} s: {:.2}x",
+            archive_seconds / b3sum
+        );
+    }
     Ok(())
 }
 
