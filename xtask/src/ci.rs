@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::{
-    dist, e2e, interop, interop_signing, kserve, onnxruntime, process, python, registry, schema,
-    test_build, ui,
+    dist, e2e, interop, interop_signing, kserve, onnx_backend, onnxruntime, process, python,
+    registry, schema, test_build, ui,
 };
 
 /// One check of `cargo xtask ci`.
@@ -98,6 +98,15 @@ const STEPS: &[Step] = &[
         action: Action::Task {
             shown: "TRACT_CPU_ISA=<no AVX, no FMA> tiffin-runtime's tests",
             run: || runtime_tests(GENERIC_KERNELS),
+        },
+    },
+    // Every ONNX backend node case Python's onnxruntime passes must pass through tiffin with
+    // ONNX Runtime; tract's count is printed.
+    Step {
+        name: "onnx-backend",
+        action: Action::Task {
+            shown: "cargo xtask onnx-backend (the onnx 1.22.0 node tests, both runtimes, against Python's onnxruntime)",
+            run: onnx_backend::run,
         },
     },
     Step {

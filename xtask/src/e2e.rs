@@ -13,8 +13,6 @@
 //! when the step ends, pass or fail. podman runs with runc, cgroupfs and lowered limits, which is
 //! what works on this kind of machine (`CONTAINERS_CONF`, see docs/deploy.md).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -22,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::registry::{self, Registry, check, json, tiffin_cmd};
-use crate::served::{Server, get_status};
+use crate::served::{Server, get_status, post_json};
 use crate::{dist, interop, process};
 
 /// The Debian packages the step needs beyond the registry step's, and the programs they provide.
@@ -484,31 +482,6 @@ fn predict(address: &str, package: &Path) -> Result<()> {
     );
     eprintln!("    /predict answered {answer}");
     Ok(())
-}
-
-/// The body of a 200 answer to `POST path` with a JSON body, over a plain HTTP/1.1 connection
-/// (xtask has no HTTP client dependency; the answer is read to the connection's close).
-fn post_json(address: &str, path: &str, body: &str) -> Result<String> {
-    let mut stream =
-        TcpStream::connect(address).with_context(|| format!("cannot connect to {address}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("{path} answered no HTTP: {answer}"))?;
-    ensure!(
-        head.starts_with("HTTP/1.1 200"),
-        "{path} answered {}",
-        head.lines().next().unwrap_or(head)
-    );
-    Ok(body.to_owned())
 }
 
 /// Waits for `/v2/health/ready` of a container's published port to answer 200.

@@ -11,6 +11,7 @@ mod e2e;
 mod interop;
 mod interop_signing;
 mod kserve;
+mod onnx_backend;
 mod onnxruntime;
 mod process;
 mod python;
@@ -31,8 +32,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every check CI runs: fmt, clippy, tests (the runtime's on two more kernel sets),
-    /// schemas up to date, docs, the release build, OCI registry, V2 client interop, signing
+    /// Run every check CI runs: fmt, clippy, tests (every fixture through tract and ONNX
+    /// Runtime; the runtime's on two more kernel sets), the ONNX backend node tests, schemas up
+    /// to date, docs, the release build, OCI registry, V2 client interop, signing
     /// interop, the Python wheel and module, the KServe YAML, the web page in a browser, and the end-to-end
     /// journey.
     ///
@@ -72,6 +74,12 @@ enum Command {
     ///
     /// Builds the static binary as `cargo xtask dist` does; needs Python 3 for PyPA's `wheel`.
     Wheel,
+    /// The ONNX backend node tests (the onnx 1.22.0 wheel's 1765 cases) through tiffin-runtime
+    /// with tract and with ONNX Runtime, against Python's onnxruntime on the same cases; fails
+    /// when a case onnxruntime passes fails through tiffin with ONNX Runtime.
+    ///
+    /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
+    OnnxBackend,
     /// Regenerate the JSON Schemas in docs/schema/ from the types of tiffin-manifest.
     Schema(SchemaArgs),
     /// Build the release: a static tiffin for x86_64 Linux in a reproducible tar.gz (with
@@ -117,6 +125,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Dist(args) => dist::run(&args),
         Command::E2e => e2e::run(),
+        Command::OnnxBackend => onnx_backend::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::process;
 
@@ -194,20 +194,44 @@ pub(crate) fn get_status(address: &str, path: &str) -> Result<Option<u16>> {
     Ok(status_code(&answer))
 }
 
-/// The status of `POST path` with a JSON `body` at `address`.
-pub(crate) fn post_status(address: &str, path: &str, body: &str) -> Result<u16> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+/// The body of a 200 answer to `POST path` with a JSON body, over a plain HTTP/1.1 connection
+/// (xtask has no HTTP client dependency; the answer is read to the connection's close).
+pub(crate) fn post_json(address: &str, path: &str, body: &str) -> Result<String> {
+    let mut stream =
+        TcpStream::connect(address).with_context(|| format!("cannot connect to {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
         "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
-    let answer = String::from_utf8_lossy(&answer);
-    status_code(&answer).with_context(|| format!("no HTTP status in {answer:.200}"))
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("{path} answered no HTTP: {answer}"))?;
+    ensure!(
+        head.starts_with("HTTP/1.1 200"),
+        "{path} answered {}",
+        head.lines().next().unwrap_or(head)
+    );
+    Ok(body.to_owned())
+}
+
+/// A figure of /proc/PID/status in KiB (`VmRSS:`, `VmHWM:`, `RssAnon:`...), for the memory
+/// benchmarks.
+pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("no {field} in /proc status"))?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("a number")?
+        .parse()?)
 }
 
 /// The status code of an HTTP/1.x answer: the second word of its first line.

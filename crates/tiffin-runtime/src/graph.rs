@@ -1151,10 +1151,12 @@ fn graph_signature_unguarded(
                     ..f.clone()
                 })
                 .collect();
-            let model = type_model(&parsed, &concrete, &output_names).map_err(|_| e)?;
-            (model, true)
+            match type_model(&parsed, &concrete, &output_names) {
+                Ok(model) => (model, true),
+                Err(_) => return declared_outputs(&parsed, inputs, &graph_outputs).ok_or(e),
+            }
         }
-        Err(e) => return Err(e),
+        Err(e) => return declared_outputs(&parsed, inputs, &graph_outputs).ok_or(e),
     };
     let labels = match &parsed {
         Parsed::Onnx(proto) => onnx_class_labels(proto),
@@ -1223,6 +1225,47 @@ fn invented(tensor: &str, axis: usize) -> String {
         name.insert(0, '_');
     }
     format!("{name}_dim{axis}")
+}
+
+/// The signature with the outputs as the graph declares them, for a graph tract cannot type at
+/// all (an operator it lacks, say) but whose outputs are fully declared: another runtime (ONNX
+/// Runtime) may run it. `None` when an output's dtype or shape is not declared, or not one
+/// tiffin has.
+fn declared_outputs(
+    parsed: &Parsed,
+    inputs: Vec<TensorSpec>,
+    graph_outputs: &[GraphTensor],
+) -> Option<Signature> {
+    let labels = match parsed {
+        Parsed::Onnx(proto) => onnx_class_labels(proto),
+        Parsed::Nnef(_) => return None,
+    };
+    let outputs = graph_outputs
+        .iter()
+        .map(|g| {
+            let dtype = g.dtype.and_then(dtype_of)?;
+            let shape = g
+                .shape
+                .as_ref()?
+                .iter()
+                .enumerate()
+                .map(|(axis, d)| match d {
+                    GraphDim::Fixed(n) => Dim::Fixed(*n),
+                    GraphDim::Named(s) => Dim::Named(s.clone()),
+                    GraphDim::Unknown(_) => Dim::Named(invented(&g.name, axis)),
+                })
+                .collect();
+            Some(TensorSpec {
+                name: g.name.clone(),
+                dtype,
+                shape,
+                feature_names: None,
+                class_labels: labels.get(&g.name).cloned(),
+                description: None,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Signature { inputs, outputs })
 }
 
 /// Checks the declared signature against the graph and reports every problem at once, as

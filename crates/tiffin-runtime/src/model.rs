@@ -302,29 +302,7 @@ impl Model {
             .into_iter()
             .map(|(name, symbol)| NamedDim { name, symbol })
             .collect();
-        let inputs = signature
-            .inputs
-            .iter()
-            .map(|spec| {
-                spec.shape
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => Ok(Axis::Fixed(*n as usize)),
-                        // `confront` binds every dim name an input declares, or fails.
-                        Dim::Named(name) => dims
-                            .iter()
-                            .position(|d| &d.name == name)
-                            .map(Axis::Named)
-                            .ok_or_else(|| Error::Typing {
-                                reason: format!(
-                                    "dim `{name}` of input `{}` is not bound",
-                                    spec.name
-                                ),
-                            }),
-                    })
-                    .collect()
-            })
-            .collect::<Result<_, Error>>()?;
+        let inputs = input_axes(signature, &dims)?;
         let output_shapes = (0..signature.outputs.len())
             .map(|ix| {
                 let fact = model
@@ -718,20 +696,10 @@ impl PerShape {
             let model = self.parsed.declutter(model)?;
             optimize(model)
         })?;
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.plans.retain(|(k, _, _)| k != sizes);
-        if state.plans.len() >= self.capacity
-            && let Some(oldest) = state
-                .plans
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, e)| e.2)
-                .map(|(ix, _)| ix)
-        {
-            state.plans.remove(oldest);
-        }
-        let tick = state.tick;
-        state.plans.push((sizes.to_vec(), plan.clone(), tick));
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keep(sizes.to_vec(), plan.clone(), self.capacity);
         Ok(plan)
     }
 }
@@ -752,35 +720,45 @@ fn ort_source(source: ModelSource, format: ModelFormat) -> Result<ModelSource, E
 
 /// Each input's axes and the named dims they share, from the signature alone (for engines
 /// that take dims by size, with no symbols to bind).
-#[cfg_attr(not(feature = "ort"), allow(dead_code))]
 fn declared_axes(signature: &Signature) -> (Vec<Vec<Axis>>, Vec<NamedDim>) {
     let mut dims: Vec<NamedDim> = Vec::new();
-    let inputs = signature
+    for d in signature.inputs.iter().flat_map(|spec| &spec.shape) {
+        if let Dim::Named(name) = d
+            && !dims.iter().any(|d| &d.name == name)
+        {
+            dims.push(NamedDim {
+                name: name.clone(),
+                symbol: None,
+            });
+        }
+    }
+    // Every name an input declares is in `dims` now, so this cannot fail.
+    let inputs = input_axes(signature, &dims).unwrap_or_default();
+    (inputs, dims)
+}
+
+/// Each input's axes: fixed sizes, and named dims as their places in `dims`, which binds every
+/// name an input declares.
+fn input_axes(signature: &Signature, dims: &[NamedDim]) -> Result<Vec<Vec<Axis>>, Error> {
+    signature
         .inputs
         .iter()
         .map(|spec| {
             spec.shape
                 .iter()
                 .map(|d| match d {
-                    Dim::Fixed(n) => Axis::Fixed(*n as usize),
-                    Dim::Named(name) => {
-                        let slot = dims
-                            .iter()
-                            .position(|d| &d.name == name)
-                            .unwrap_or_else(|| {
-                                dims.push(NamedDim {
-                                    name: name.clone(),
-                                    symbol: None,
-                                });
-                                dims.len() - 1
-                            });
-                        Axis::Named(slot)
-                    }
+                    Dim::Fixed(n) => Ok(Axis::Fixed(*n as usize)),
+                    Dim::Named(name) => dims
+                        .iter()
+                        .position(|d| &d.name == name)
+                        .map(Axis::Named)
+                        .ok_or_else(|| Error::Typing {
+                            reason: format!("dim `{name}` of input `{}` is not bound", spec.name),
+                        }),
                 })
                 .collect()
         })
-        .collect();
-    (inputs, dims)
+        .collect()
 }
 
 fn empty(dtype: DType) -> TensorData {
@@ -873,6 +851,25 @@ struct CacheState {
     tick: u64,
 }
 
+impl CacheState {
+    /// Keeps `plan` for `key`, dropping the least recently used plan when `capacity` are kept.
+    fn keep(&mut self, key: Vec<usize>, plan: Plan, capacity: usize) {
+        self.plans.retain(|(k, _, _)| *k != key);
+        if self.plans.len() >= capacity
+            && let Some(oldest) = self
+                .plans
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.2)
+                .map(|(ix, _)| ix)
+        {
+            self.plans.remove(oldest);
+        }
+        let tick = self.tick;
+        self.plans.push((key, plan, tick));
+    }
+}
+
 impl PlanCache {
     fn new(model: TypedModel, capacity: usize) -> PlanCache {
         PlanCache {
@@ -934,19 +931,7 @@ impl PlanCache {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match plan {
             Ok(plan) => {
-                state.plans.retain(|(k, _, _)| *k != key);
-                if state.plans.len() >= self.capacity
-                    && let Some(oldest) = state
-                        .plans
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, e)| e.2)
-                        .map(|(ix, _)| ix)
-                {
-                    state.plans.remove(oldest);
-                }
-                let tick = state.tick;
-                state.plans.push((key, plan, tick));
+                state.keep(key, plan, self.capacity);
                 Ok(())
             }
             Err(e) => {

@@ -128,6 +128,10 @@ impl OrtEngine {
             .with_intra_op_spinning(false)
             .map_err(builder_error)?
             .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(builder_error)?
+            // onnxruntime's own log goes to standard error, beside tiffin's: what fails is
+            // returned as an error and reported by tiffin, once.
+            .with_log_level(ort::logging::LogLevel::Fatal)
             .map_err(builder_error)?;
         let mut builder = builder;
         let session = match &onnx {
@@ -355,7 +359,7 @@ fn outlet(o: &ort::value::Outlet) -> GraphTensor {
 /// Compares the declared tensors with the session's: dtype, rank and each fixed dim. A dim the
 /// signature names may be open in the graph (or named otherwise: onnxruntime gives exporters'
 /// names); a dim the signature fixes may be open in the graph (the package serves one size).
-/// A dim the graph fixes must be declared with that size.
+/// An input dim the graph fixes must be declared with that size.
 fn compare(
     kind: TensorKind,
     declared: &[TensorSpec],
@@ -404,7 +408,10 @@ fn compare(
         for (axis, (d, g)) in spec.shape.iter().zip(shape).enumerate() {
             let mismatch = match (d, g) {
                 (Dim::Fixed(n), GraphDim::Fixed(m)) => n != m,
-                (Dim::Named(_), GraphDim::Fixed(_)) => true,
+                // An output's dim the graph declares open may come out of onnxruntime's shape
+                // inference as a number (`Range`, `TopK`, `NonMaxSuppression` with constant
+                // arguments); an input's must stay open, or a request of another size fails.
+                (Dim::Named(_), GraphDim::Fixed(_)) => kind == TensorKind::Input,
                 _ => false,
             };
             if mismatch {

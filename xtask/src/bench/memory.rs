@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 
-use crate::served::{Server, post_status};
+use crate::served::{Server, post_json, proc_status_kib};
 use crate::{interop, process};
 
 #[derive(Debug, Args)]
@@ -179,21 +179,8 @@ fn serve(tiffin: &Path, package: &Path, extra: &[&str], width: usize) -> Result<
     let body = format!(
         r#"{{"inputs": [{{"name": "x", "shape": [1, {width}], "datatype": "FP32", "data": [{row}]}}]}}"#
     );
-    let status = post_status(&address, "/v2/models/dense/infer", &body)?;
-    ensure!(status == 200, "the request got {status}");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.id()))?;
-    let field = |name: &str| -> Result<f64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .with_context(|| format!("no {name} in /proc status"))?;
-        let kib: f64 = line
-            .split_whitespace()
-            .nth(1)
-            .context("a number")?
-            .parse()?;
-        Ok(kib * 1024.0)
-    };
+    post_json(&address, "/v2/models/dense/infer", &body)?;
+    let field = |name: &str| -> Result<f64> { Ok(proc_status_kib(server.id(), name)? * 1024.0) };
     Ok(Measured {
         peak: field("VmHWM:")?,
         resident: Some(field("VmRSS:")?),

@@ -72,18 +72,8 @@ impl Bench {
     /// Resident memory, its peak, and the resident memory that is not file pages (the heap
     /// and stacks, without the binary's own code), from /proc, in MiB.
     fn memory(&self) -> Result<Memory> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.id()))?;
         let field = |name: &str| -> Result<f64> {
-            let line = status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .with_context(|| format!("no {name} in /proc status"))?;
-            let kb: f64 = line
-                .split_whitespace()
-                .nth(1)
-                .context("a number")?
-                .parse()?;
-            Ok(kb / 1024.0)
+            Ok(crate::served::proc_status_kib(self.server.id(), name)? / 1024.0)
         };
         Ok(Memory {
             rss: field("VmRSS:")?,

@@ -233,3 +233,82 @@ fn dim_names_must_match_the_graphs_dims_one_to_one() {
         ]
     );
 }
+
+/// An ONNX graph of one `CumProd` (an operator tract 0.23 lacks), input and output declared
+/// f32 `[batch, 3]`.
+fn cumprod_onnx() -> Vec<u8> {
+    use prost::Message;
+    use tract_onnx::pb;
+    let tensor = |name: &str| pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: vec![
+                        pb::tensor_shape_proto::Dimension {
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimParam(
+                                "batch".into(),
+                            )),
+                            ..Default::default()
+                        },
+                        pb::tensor_shape_proto::Dimension {
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(3)),
+                            ..Default::default()
+                        },
+                    ],
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let axis = pb::TensorProto {
+        name: "axis".into(),
+        data_type: pb::tensor_proto::DataType::Int64 as i32,
+        int64_data: vec![1],
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 26,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "cumprod".into(),
+            node: vec![pb::NodeProto {
+                input: vec!["x".into(), "axis".into()],
+                output: vec!["y".into()],
+                op_type: "CumProd".into(),
+                ..Default::default()
+            }],
+            initializer: vec![axis],
+            input: vec![tensor("x")],
+            output: vec![tensor("y")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// A graph tract cannot type at all still gives its declared signature (for another runtime to
+/// run it), while checking it against tract names the operator tract lacks.
+#[test]
+fn a_graph_tract_cannot_type_gives_its_declared_signature() {
+    let source = ModelSource::Bytes(cumprod_onnx());
+    let signature = graph_signature(&source, ModelFormat::Onnx).unwrap();
+    let shape = vec![
+        tiffin_manifest::Dim::Named("batch".into()),
+        tiffin_manifest::Dim::Fixed(3),
+    ];
+    assert_eq!(signature.inputs[0].shape, shape);
+    assert_eq!(signature.outputs[0].name, "y");
+    assert_eq!(signature.outputs[0].shape, shape);
+    let err = check_signature(&signature, &source, ModelFormat::Onnx).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsupportedOperators { ops } if ops[0].starts_with("CumProd")),
+        "{err}"
+    );
+}

@@ -9,7 +9,7 @@ use tiffin_core::manifest::Tolerance;
 use tiffin_core::runtime::{Tensor, TensorData};
 use tiffin_server::Config;
 
-use crate::common::{get, loaded, post};
+use crate::common::{assert_numbers_close, get, loaded, post};
 
 /// `n` distinct mnist images of `rows` rows each, as `{"image": [...]}` payloads.
 fn images(n: usize, rows: usize) -> Vec<Value> {
@@ -34,6 +34,27 @@ fn images(n: usize, rows: usize) -> Vec<Value> {
         .collect()
 }
 
+/// Posts every payload to `uri` at once, from as many tasks, and returns the answers in order.
+async fn post_at_once(
+    state: &tiffin_server::AppState,
+    uri: &'static str,
+    payloads: &[Value],
+) -> Vec<crate::common::Answer> {
+    let tasks: Vec<_> = payloads
+        .iter()
+        .cloned()
+        .map(|p| {
+            let state = state.clone();
+            tokio::spawn(async move { post(&state, uri, &p).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_answers_equal_unbatched_ones_row_for_row() {
     let payloads = images(24, 2);
@@ -55,16 +76,8 @@ async fn batched_answers_equal_unbatched_ones_row_for_row() {
         },
     )
     .await;
-    let tasks: Vec<_> = payloads
-        .iter()
-        .cloned()
-        .map(|p| {
-            let state = batched.clone();
-            tokio::spawn(async move { post(&state, "/models/mnist_cnn/predict", &p).await })
-        })
-        .collect();
-    for (task, want) in tasks.into_iter().zip(&expected) {
-        let answer = task.await.unwrap();
+    let answers = post_at_once(&batched, "/models/mnist_cnn/predict", &payloads).await;
+    for (answer, want) in answers.into_iter().zip(&expected) {
         assert_eq!(answer.status, StatusCode::OK);
         let got = answer.json();
         // Convolutions over a larger batch may sum in another order: equal within 1e-5 plus 1e-5 of the value.
@@ -320,39 +333,12 @@ async fn requests_of_several_lengths_are_served_and_batched_by_length() {
         },
     )
     .await;
-    let tasks: Vec<_> = payloads
-        .iter()
-        .cloned()
-        .map(|p| {
-            let state = batched.clone();
-            tokio::spawn(async move { post(&state, "/models/bert_tiny/predict", &p).await })
-        })
-        .collect();
-    for ((task, want), p) in tasks.into_iter().zip(&expected).zip(&payloads) {
-        let answer = task.await.unwrap();
+    let answers = post_at_once(&batched, "/models/bert_tiny/predict", &payloads).await;
+    for ((answer, want), p) in answers.into_iter().zip(&expected).zip(&payloads) {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.message());
         let got = answer.json();
         let len = p["input_ids"][0].as_array().unwrap().len();
         assert_eq!(got["last_hidden_state"][0].as_array().unwrap().len(), len);
-        let flat = |v: &Value| -> Vec<f64> {
-            fn walk(v: &Value, out: &mut Vec<f64>) {
-                match v {
-                    Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-                    Value::Number(n) => out.push(n.as_f64().unwrap()),
-                    _ => {}
-                }
-            }
-            let mut out = Vec::new();
-            walk(v, &mut out);
-            out
-        };
-        let (g, w) = (flat(&got), flat(want));
-        assert_eq!(g.len(), w.len());
-        assert!(
-            g.iter()
-                .zip(&w)
-                .all(|(a, b)| Tolerance::within(1e-5, 1e-5).allows(*b, *a)),
-            "length {len}: batched answers differ"
-        );
+        assert_numbers_close(&got, want);
     }
 }

@@ -252,3 +252,30 @@ pub(crate) const IRIS_ROWS: [[f32; 4]; 3] = [
     [6.7, 3.0, 5.2, 2.3],
     [5.9, 3.0, 4.2, 1.5],
 ];
+
+/// Every number of a JSON value, in document order.
+pub(crate) fn numbers(v: &Value) -> Vec<f64> {
+    fn walk(v: &Value, out: &mut Vec<f64>) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            Value::Number(n) => out.push(n.as_f64().unwrap()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
+}
+
+/// Two answers hold the same numbers, in order, within 1e-5 plus 1e-5 of the value (another
+/// batch size or another engine may sum in another order).
+pub(crate) fn assert_numbers_close(got: &Value, want: &Value) {
+    let (g, w) = (numbers(got), numbers(want));
+    assert_eq!(g.len(), w.len(), "{got} vs {want}");
+    let tolerance = tiffin_core::manifest::Tolerance::within(1e-5, 1e-5);
+    assert!(
+        g.iter().zip(&w).all(|(a, b)| tolerance.allows(*b, *a)),
+        "{got} vs {want}"
+    );
+}

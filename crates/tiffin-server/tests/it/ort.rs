@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tiffin_core::manifest::Tolerance;
 use tiffin_core::runtime::Runtime;
 use tiffin_server::Config;
 
-use crate::common::{loaded, post};
+use crate::common::{assert_numbers_close, loaded, post};
 
 fn ort() -> Runtime {
     let library = std::env::var_os("TIFFIN_ORT_LIB")
@@ -17,28 +16,6 @@ fn ort() -> Runtime {
     Runtime::Ort {
         library: library.into(),
     }
-}
-
-/// Every number of two JSON values, in order.
-fn numbers(v: &Value, out: &mut Vec<f64>) {
-    match v {
-        Value::Array(items) => items.iter().for_each(|i| numbers(i, out)),
-        Value::Object(map) => map.values().for_each(|i| numbers(i, out)),
-        Value::Number(n) => out.push(n.as_f64().unwrap()),
-        _ => {}
-    }
-}
-
-fn assert_close(got: &Value, want: &Value) {
-    let (mut g, mut w) = (Vec::new(), Vec::new());
-    numbers(got, &mut g);
-    numbers(want, &mut w);
-    assert_eq!(g.len(), w.len(), "{got} vs {want}");
-    let tolerance = Tolerance::within(1e-5, 1e-5);
-    assert!(
-        g.iter().zip(&w).all(|(a, b)| tolerance.allows(*b, *a)),
-        "{got} vs {want}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +41,7 @@ async fn onnx_runtime_serves_what_tract_serves() {
         // String labels equal, probabilities within a few ulps.
         let (a, b) = (a.json(), b.json());
         assert_eq!(a.get("label"), b.get("label"));
-        assert_close(&a, &b);
+        assert_numbers_close(&a, &b);
     }
 
     // Batched through ONNX Runtime: each caller gets its own rows.
@@ -99,6 +76,6 @@ async fn onnx_runtime_serves_what_tract_serves() {
         let got = task.await.unwrap();
         assert_eq!(got.status, StatusCode::OK, "{}", got.message());
         let want = post(&tract, "/models/mnist_cnn/predict", &image(i)).await;
-        assert_close(&got.json(), &want.json());
+        assert_numbers_close(&got.json(), &want.json());
     }
 }
