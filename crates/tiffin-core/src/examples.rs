@@ -57,11 +57,49 @@ pub fn decode_expected(
         .iter()
         .filter_map(|spec| map.get(&spec.name).map(|value| (spec, value)))
         .map(|(spec, value)| {
-            crate::payload::decode_tensor(&expected_spec(spec), value)
-                .map(|t| (spec.name.clone(), t))
-                .map_err(|e| e.to_string())
+            let output = |message: &str| {
+                // The payload decoder speaks of inputs; these are the original model's outputs.
+                let message = message
+                    .strip_prefix(&format!("input `{}`: ", spec.name))
+                    .unwrap_or(message);
+                format!("output `{}`: {message}", spec.name)
+            };
+            let decoded = match explicit_float(spec, value) {
+                // The explicit form of a float output in its own float dtype (f32, say),
+                // widened exactly to the f64 the comparison reads.
+                Some(tensor) => tensor.map_err(|e| output(&e)),
+                None => crate::payload::decode_tensor(&expected_spec(spec), value)
+                    .map_err(|e| output(&e.message)),
+            };
+            decoded.map(|t| (spec.name.clone(), t))
         })
         .collect()
+}
+
+/// A float output's value given in the explicit `{"dtype", "shape", "data"}` form with a float
+/// dtype, as f64; `None` for any other value (decoded as the declared dtype).
+fn explicit_float(spec: &TensorSpec, value: &serde_json::Value) -> Option<Result<Tensor, String>> {
+    let serde_json::Value::Object(fields) = value else {
+        return None;
+    };
+    let float = |d: Option<&str>| matches!(d, Some("f16" | "f32" | "f64"));
+    if !matches!(spec.dtype, DType::F16 | DType::F32 | DType::F64)
+        || !fields.contains_key("shape")
+        || !float(fields.get("dtype").and_then(|d| d.as_str()))
+    {
+        return None;
+    }
+    let decoded = serde_json::from_value::<Tensor>(value.clone()).map_err(|e| e.to_string());
+    Some(decoded.and_then(|t| {
+        let (shape, data) = t.into_parts();
+        let wide = match data {
+            TensorData::F16(v) => v.iter().map(|x| f64::from(x.to_f32())).collect(),
+            TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            TensorData::F64(v) => v,
+            other => return Err(format!("{} is not a float dtype", other.dtype())),
+        };
+        Tensor::new(shape, TensorData::F64(wide)).map_err(|e| e.to_string())
+    }))
 }
 
 /// Compares the packaged model's outputs (`actual`, in signature order) with the original
@@ -558,6 +596,25 @@ mod tests {
             !results.contains_key("label"),
             "only the outputs given are compared"
         );
+    }
+
+    /// The explicit tensor form in a float output's own dtype is widened to f64 exactly; a
+    /// wrong one is refused naming the output, as an output.
+    #[test]
+    fn explicit_float_outputs_are_taken_in_any_float_dtype() {
+        let sig = sig();
+        let f32_form = serde_json::json!({"y": {"dtype": "f32", "shape": [4], "data": [153.25, -0.5, 1e-7, 0.0]}});
+        let expected = decode_expected(&sig, &f32_form).unwrap();
+        let TensorData::F64(values) = expected[0].1.data() else {
+            panic!("widened to f64")
+        };
+        assert_eq!(values[..2], [153.25, -0.5]);
+        assert_eq!(values[2], f64::from(1e-7f32));
+        let results = parity(&sig, &BTreeMap::new(), &expected, &actual()).unwrap();
+        assert!(results["y"].passed(), "{:?}", results["y"]);
+        let ints = serde_json::json!({"y": {"dtype": "i64", "shape": [1], "data": [1]}});
+        let error = decode_expected(&sig, &ints).unwrap_err();
+        assert!(error.starts_with("output `y`: "), "{error}");
     }
 
     #[test]

@@ -100,6 +100,23 @@ fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// A core error as the reason of a load failure, which names the package already: the
+/// runtime's own message for a model it refused (the error's text is the model's path), the
+/// error with its causes otherwise.
+fn core_reason(e: &tiffin_core::Error) -> String {
+    if let tiffin_core::Error::Model { source, .. } = e {
+        return source.to_string();
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// An I/O error as an operator reads it, led by `missing` or `permission denied` where it is
 /// one of those, the two a server waiting for its packages tells apart (KServe's storage
 /// initializer may not have written the folder yet, or may have written it as another user).
@@ -170,7 +187,7 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
                 &options,
                 &tiffin_core::hash::NoProgress,
             )
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(core_reason(&e)))?;
             if !report.is_ok() {
                 let problems = report
                     .problems
@@ -189,7 +206,7 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
                 verified: true,
             }
         }
-        None => match tiffin_core::signature_claim(path).map_err(|e| fail(e.to_string()))? {
+        None => match tiffin_core::signature_claim(path).map_err(|e| fail(core_reason(&e)))? {
             Some(claim) => SignatureStatus {
                 signed: true,
                 key_hint: claim.key_hint,
@@ -207,7 +224,7 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
         Some(report) => tiffin_core::load_verified(path, report, &options),
         None => tiffin_core::load(path, &options),
     }
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| fail(core_reason(&e)))?;
     let drifts = loaded
         .check_examples()
         .map_err(|e| fail(format!("running the golden examples: {e}")))?;

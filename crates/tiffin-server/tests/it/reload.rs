@@ -410,3 +410,22 @@ fn discover_says_missing_for_an_absent_or_empty_folder() {
         "{failure}"
     );
 }
+
+/// A model the runtime refuses is reported with the runtime's reason, not only its path.
+#[tokio::test]
+async fn a_model_the_runtime_refuses_is_reported_with_the_reason() {
+    let state = AppState::new(
+        Config {
+            runtime: tiffin_core::runtime::Runtime::Ort {
+                library: "/no/such/libonnxruntime.so".into(),
+            },
+            ..Config::default()
+        },
+        vec![crate::common::package("iris")],
+    );
+    let failures = state.load().await.unwrap_err();
+    let reason = &failures[0].reason;
+    // Either this build has no ONNX Runtime, or the library is missing: both say so.
+    assert!(reason.contains("ONNX Runtime"), "{}", failures[0]);
+    assert!(!reason.ends_with(".tiffin"), "{}", failures[0]);
+}

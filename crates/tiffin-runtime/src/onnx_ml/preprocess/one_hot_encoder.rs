@@ -126,8 +126,13 @@ impl OneHotEncoder {
     fn check_input(&self, dt: DatumType) -> Result<(), MlOpError> {
         let ok = match self.categories {
             Categories::Strings { .. } => dt == DatumType::String,
+            // tract reads ONNX's `Cast(to=INT64)`, which skl2onnx puts before a numeric
+            // category column, as a cast to its symbolic integers (TDim).
             Categories::Ints { .. } => {
-                matches!(dt, DatumType::I64 | DatumType::F32 | DatumType::F64)
+                matches!(
+                    dt,
+                    DatumType::I64 | DatumType::TDim | DatumType::F32 | DatumType::F64
+                )
             }
         };
         if ok {
@@ -168,6 +173,13 @@ impl OneHotEncoder {
                     .collect())
             }
             DatumType::I64 => ints(&mut values::<i64>(input)?.iter().copied()),
+            DatumType::TDim => {
+                let keys = values::<TDim>(input)?
+                    .iter()
+                    .map(|d| d.to_i64().map_err(|e| self.site.value(e.to_string())))
+                    .collect::<Result<Vec<i64>, MlOpError>>()?;
+                ints(&mut keys.into_iter())
+            }
             DatumType::F32 => ints(&mut values::<f32>(input)?.iter().map(|&x| to_i64(x as f64))),
             DatumType::F64 => ints(&mut values::<f64>(input)?.iter().map(|&x| to_i64(x))),
             other => Err(self
@@ -188,6 +200,11 @@ impl OneHotEncoder {
             ),
             DatumType::I64 => text(
                 values::<i64>(input)
+                    .ok()
+                    .and_then(|v| v.get(index).map(|x| x.to_string())),
+            ),
+            DatumType::TDim => text(
+                values::<TDim>(input)
                     .ok()
                     .and_then(|v| v.get(index).map(|x| x.to_string())),
             ),

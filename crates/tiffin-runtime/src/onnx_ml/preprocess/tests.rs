@@ -895,3 +895,36 @@ fn one_hot_encoder_takes_any_rank() {
         Tensor::new(vec![3], TensorData::F32(vec![0., 1., 0.])).unwrap()
     );
 }
+
+/// skl2onnx sends a numeric category column through `Cast(to=INT64)`, which tract reads as a
+/// cast to its symbolic integers (TDim): the encoder takes those as int64.
+#[test]
+fn one_hot_encoder_takes_a_cast_to_int64() {
+    let mut m = model(
+        "OneHotEncoder",
+        vec![ints("cats_int64s", &[0, 1, 2])],
+        value("X", DataType::Float, &[2, 1]),
+        &["Y"],
+        1,
+    );
+    let graph = m.graph.as_mut().unwrap();
+    graph.node[0].input = vec!["Xi".into()];
+    graph.node.insert(
+        0,
+        NodeProto {
+            name: "cast".into(),
+            op_type: "Cast".into(),
+            input: vec!["X".into()],
+            output: vec!["Xi".into()],
+            attribute: vec![int("to", DataType::Int64 as i64)],
+            ..Default::default()
+        },
+    );
+    let x = Tensor::new(vec![2, 1], TensorData::F32(vec![2.0, 7.0])).unwrap();
+    let y = run_model(&m, x).unwrap();
+    let want = vec![0., 0., 1., 0., 0., 0.];
+    assert_eq!(
+        y[0],
+        Tensor::new(vec![2, 1, 3], TensorData::F32(want)).unwrap()
+    );
+}
