@@ -167,21 +167,6 @@ pub fn copy_hashing<R: Read, W: Write + ?Sized>(
     Ok(hasher.finalize())
 }
 
-/// Hashes bytes already in memory (such as a span of a memory-mapped archive), in pieces large
-/// enough to spread over the rayon pool, advancing `progress` after each.
-pub fn hash_slice(data: &[u8], algorithms: Algorithms, progress: &dyn Progress) -> Digests {
-    let mut hasher = Hasher::new(algorithms);
-    for piece in data.chunks(SLICE_PIECE) {
-        hasher.update(piece);
-        progress.advance(piece.len() as u64);
-    }
-    hasher.finalize()
-}
-
-/// The piece of [`hash_slice`]: progress moves every 64 MiB, and each piece is large enough for
-/// blake3 to split across every core.
-const SLICE_PIECE: usize = 64 << 20;
-
 /// Reads until `buf` is full or the reader ends, so that every chunk but the last is full size
 /// and worth hashing in parallel.
 fn fill<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
@@ -430,20 +415,6 @@ mod tests {
         let only = hash_reader(&b"abc"[..], Algorithms::BLAKE3, &NoProgress).unwrap();
         assert_eq!(only.sha256, None);
         assert_eq!(only.blake3, d.blake3);
-    }
-
-    /// Bytes in memory hash as the same bytes read from a stream, across the piece size.
-    #[test]
-    fn slices_hash_as_streams_do() {
-        for len in [0, 1, 1000, SLICE_PIECE - 1, SLICE_PIECE + 7] {
-            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let streamed = hash_reader(&data[..], Algorithms::BOTH, &NoProgress).unwrap();
-            assert_eq!(
-                hash_slice(&data, Algorithms::BOTH, &NoProgress),
-                streamed,
-                "{len}"
-            );
-        }
     }
 
     #[test]

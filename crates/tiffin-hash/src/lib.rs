@@ -15,8 +15,7 @@ mod hasher;
 pub use checksum::{ChecksumLine, parse_checksums, render_checksums};
 pub use digest::{Algorithms, Digest, Digests};
 pub use hasher::{
-    Hasher, HashingReader, copy_hashing, hash_file, hash_files, hash_reader, hash_slice, hash_span,
-    sha256,
+    Hasher, HashingReader, copy_hashing, hash_file, hash_files, hash_reader, hash_span, sha256,
 };
 
 use std::path::PathBuf;
