@@ -34,7 +34,7 @@ pub(crate) enum Command {
     /// Check a package folder or archive: every digest, the exact file list, the manifest.
     ///
     /// Exits 0 when the package is intact and 1, listing each problem with the file concerned,
-    /// when it is not. An archive is checked as it streams, without unpacking it. A signed
+    /// when it is not. An archive is checked in place, without unpacking it. A signed
     /// package is reported as signed; with --key its signature is checked first, then every
     /// file against the signed digests.
     Verify(VerifyArgs),

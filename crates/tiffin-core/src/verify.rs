@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -552,8 +552,51 @@ fn ends_cleanly(path: &Path, data_end: u64) -> Result<bool> {
     }
 }
 
-/// Verifies an archive in one pass over it, never writing anything to disk: the manifest comes
-/// first, so each later entry is checked against it as it goes by.
+/// What to do after one archive entry was looked at.
+enum Next {
+    /// Go on with the next entry.
+    Entry,
+    /// Stop: the archive cannot be read further.
+    Stop,
+}
+
+/// Where an entry's data lies in the archive: its first byte and its declared length.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u64,
+    len: u64,
+}
+
+impl Span {
+    /// Where the entry ends, tar's padding to 512-byte blocks included; `None` past `u64::MAX`,
+    /// which only a hostile header declares.
+    fn end(self) -> Option<u64> {
+        self.len
+            .div_ceil(512)
+            .checked_mul(512)
+            .and_then(|padded| self.start.checked_add(padded))
+    }
+}
+
+/// The problem of an entry whose header declares more data than the archive holds.
+fn past_the_end(span: Span, archive_len: u64) -> String {
+    format!(
+        "the archive ends early or is damaged (an entry of {} bytes at byte {} runs past the \
+         end of the archive, {archive_len} bytes)",
+        span.len, span.start
+    )
+}
+
+/// The wording of an archive that ends early or is damaged, with the reason in brackets.
+fn truncated(e: &dyn std::fmt::Display) -> String {
+    format!("the archive ends early or is damaged ({e})")
+}
+
+/// Verifies an archive, never writing anything to disk. The manifest comes first, so each later
+/// entry is checked against it as it comes. Only the headers are read in order: a tiffin archive
+/// is an uncompressed tar, so each member's data is one contiguous span of the file, which is
+/// hashed in place by positioned reads (on every core when only blake3 is wanted, as a folder's
+/// files are) while tar seeks past it to the next header.
 fn verify_archive(
     path: &Path,
     options: &VerifyOptions,
@@ -561,13 +604,10 @@ fn verify_archive(
     findings: &mut Findings,
 ) -> Result<(Vec<u8>, Option<Manifest>)> {
     let file = File::open(path).map_err(Error::read(path))?;
-    progress.grow(file.metadata().map_err(Error::read(path))?.len());
-    // A plain tar holds each member's data as one span of the file: the members are hashed
-    // where they lie in a read-only map of it (as blake3 hashes a folder's files), and the tar
-    // reader only reads headers, seeking past the data. Streamed through a read buffer, a
-    // 1 GiB archive took 2.2x as long as the same package as a folder.
-    let map = filebuffer::FileBuffer::open(path).map_err(Error::read(path))?;
-    let mut archive = tar::Archive::new(BufReader::with_capacity(64 << 10, file));
+    let archive_len = file.metadata().map_err(Error::read(path))?.len();
+    progress.grow(archive_len);
+    // Headers are 512-byte reads, one per entry; tar seeks over the data rather than reading it.
+    let mut archive = tar::Archive::new(&file);
     let mut entries = archive.entries_with_seek().map_err(Error::read(path))?;
     let manifest_bytes = first_entry_manifest(path, &mut entries)?;
     let Some(manifest) = check_manifest(&manifest_bytes, findings) else {
@@ -578,12 +618,18 @@ fn verify_archive(
         .iter()
         .map(|f| (f.path.as_str(), f))
         .collect();
-    let mut seen = BTreeSet::from([MANIFEST_FILE.to_owned()]);
-    let mut checksums = None;
+    let mut state = ArchiveState {
+        path,
+        file: &file,
+        archive_len,
+        expected: &expected,
+        seen: BTreeSet::from([MANIFEST_FILE.to_owned()]),
+        checksums: None,
+        options,
+        progress,
+    };
     // Where the data of the last entry ends (rounded up to tar's 512-byte blocks).
     let mut data_end = 0;
-    let truncated =
-        |e: &dyn std::fmt::Display| format!("the archive ends early or is damaged ({e})");
     for entry in entries {
         let mut entry = match entry {
             Ok(entry) => entry,
@@ -592,6 +638,74 @@ fn verify_archive(
                 break;
             }
         };
+        let span = Span {
+            start: entry.raw_file_position(),
+            len: entry.size(),
+        };
+        if let Next::Stop = state.check_entry(&mut entry, span, findings)? {
+            break;
+        }
+        // tar seeks over the data of an entry, and a seek past the end of the file succeeds:
+        // without this, a header declaring more than the archive holds would end the walk
+        // quietly, where reading the data would have failed.
+        match span.end() {
+            Some(end) if end <= archive_len => data_end = end,
+            _ => {
+                findings.push(
+                    None,
+                    ProblemKind::Truncated,
+                    past_the_end(span, archive_len),
+                );
+                break;
+            }
+        }
+    }
+    if !findings
+        .problems
+        .iter()
+        .any(|p| p.kind == ProblemKind::Truncated)
+        && !ends_cleanly(path, data_end)?
+    {
+        findings.push(
+            None,
+            ProblemKind::Truncated,
+            "the archive ends without tar's end-of-archive marker: it was cut short",
+        );
+    }
+    let ArchiveState {
+        mut seen,
+        checksums,
+        ..
+    } = state;
+    seen.remove(MANIFEST_FILE);
+    missing(&expected, &seen, findings);
+    check_derived(&manifest, &manifest_bytes, checksums.as_deref(), findings);
+    Ok((manifest_bytes, Some(manifest)))
+}
+
+/// What the walk over an archive's entries carries from one entry to the next.
+struct ArchiveState<'a> {
+    path: &'a Path,
+    file: &'a File,
+    archive_len: u64,
+    expected: &'a BTreeMap<&'a str, &'a FileEntry>,
+    /// The paths met so far, to refuse a second entry of the same path.
+    seen: BTreeSet<String>,
+    /// The bytes of `checksum.txt`, once met.
+    checksums: Option<Vec<u8>>,
+    options: &'a VerifyOptions,
+    progress: &'a dyn Progress,
+}
+
+impl ArchiveState<'_> {
+    /// Checks one entry after the manifest: its path and type, then its data against the
+    /// manifest. Problems go to `findings`.
+    fn check_entry(
+        &mut self,
+        entry: &mut tar::Entry<'_, &File>,
+        span: Span,
+        findings: &mut Findings,
+    ) -> Result<Next> {
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let at = Some(name.as_str());
         let entry_type = entry.header().entry_type();
@@ -603,10 +717,10 @@ fn verify_archive(
                 ProblemKind::UnsafeEntry,
                 format!("path refused: {reason}"),
             );
-            continue;
+            return Ok(Next::Entry);
         }
         if entry_type.is_dir() {
-            continue;
+            return Ok(Next::Entry);
         }
         if !matches!(
             entry_type,
@@ -624,38 +738,37 @@ fn verify_archive(
                 ProblemKind::UnsafeEntry,
                 format!("is {what}; packages hold regular files only"),
             );
-            continue;
+            return Ok(Next::Entry);
         }
-        if !seen.insert(name.clone()) {
+        if !self.seen.insert(name.clone()) {
             findings.push(at, ProblemKind::Duplicate, "appears twice in the archive");
-            continue;
+            return Ok(Next::Entry);
         }
-        let declared = entry.size();
-        data_end = entry.raw_file_position() + declared.div_ceil(512) * 512;
+        let declared = span.len;
         if name == CHECKSUM_FILE {
             let mut bytes = Vec::new();
-            if let Err(e) = (&mut entry)
+            if let Err(e) = entry
                 .take(layout::MAX_MANIFEST_SIZE)
                 .read_to_end(&mut bytes)
             {
                 findings.push(at, ProblemKind::Truncated, truncated(&e));
-                break;
+                return Ok(Next::Stop);
             }
-            checksums = Some(bytes);
-            continue;
+            self.checksums = Some(bytes);
+            return Ok(Next::Entry);
         }
         if name == SIGSTORE_FILE {
             // Read (and its signature checked) only by `verify_signature`, given a key.
             findings.signed = true;
-            continue;
+            return Ok(Next::Entry);
         }
-        let Some(file) = expected.get(name.as_str()) else {
+        let Some(file) = self.expected.get(name.as_str()) else {
             findings.push(
                 at,
                 ProblemKind::Extra,
                 "is in the package but not listed in the manifest",
             );
-            continue;
+            return Ok(Next::Entry);
         };
         if declared != file.size {
             // Not read: a hostile size must not make us hash gigabytes, and the answer is known.
@@ -664,40 +777,91 @@ fn verify_archive(
                 ProblemKind::Changed,
                 format!("is {declared} bytes, the manifest says {}", file.size),
             );
-            continue;
+            return Ok(Next::Entry);
         }
-        let start = entry.raw_file_position();
-        let span = usize::try_from(start)
-            .ok()
-            .zip(usize::try_from(declared).ok())
-            .and_then(|(start, len)| map.get(start..start.checked_add(len)?));
-        let Some(data) = span else {
-            let available = (map.len() as u64).saturating_sub(start).min(declared);
+        if span.end().is_none_or(|end| end > self.archive_len) {
             findings.push(
                 at,
                 ProblemKind::Truncated,
-                truncated(&format!("{available} of {declared} bytes")),
+                past_the_end(span, self.archive_len),
             );
-            break;
-        };
-        let digests = tiffin_hash::hash_slice(data, options.algorithms, progress);
-        let head = data[..safety::HEAD_LEN.min(data.len())].to_vec();
-        compare(file, &Observed { digests, head }, findings);
+            return Ok(Next::Stop);
+        }
+        match self.hash(span)? {
+            Ok(observed) => {
+                compare(file, &observed, findings);
+                Ok(Next::Entry)
+            }
+            Err(reason) => {
+                findings.push(at, ProblemKind::Truncated, reason);
+                Ok(Next::Stop)
+            }
+        }
     }
-    if !findings
-        .problems
-        .iter()
-        .any(|p| p.kind == ProblemKind::Truncated)
-        && !ends_cleanly(path, data_end)?
-    {
-        findings.push(
-            None,
-            ProblemKind::Truncated,
-            "the archive ends without tar's end-of-archive marker: it was cut short",
+
+    /// Hashes an entry's data where it lies in the archive and reads its head for the content
+    /// check. The inner `Err` is the problem of an archive that turned out shorter than its
+    /// length said (it shrank while it was read).
+    fn hash(&self, span: Span) -> Result<std::result::Result<Observed, String>> {
+        use std::io::ErrorKind::UnexpectedEof;
+        use std::os::unix::fs::FileExt;
+        let read = |source| Error::Read {
+            path: self.path.to_owned(),
+            source,
+        };
+        let digests = match tiffin_hash::hash_span(
+            self.file,
+            span.start,
+            span.len,
+            self.options.algorithms,
+            self.progress,
+        ) {
+            Ok(digests) => digests,
+            Err(e @ tiffin_hash::Error::SpanPastEnd { .. }) => return Ok(Err(truncated(&e))),
+            Err(tiffin_hash::Error::Io(e)) if e.kind() == UnexpectedEof => {
+                return Ok(Err(truncated(&e)));
+            }
+            Err(tiffin_hash::Error::Io(e)) => return Err(read(e)),
+            Err(e) => return Err(e.into()),
+        };
+        // The span is within the archive, so this is at most HEAD_LEN bytes.
+        let mut head = vec![0; span.len.min(safety::HEAD_LEN as u64) as usize];
+        match self.file.read_exact_at(&mut head, span.start) {
+            Ok(()) => Ok(Ok(Observed { digests, head })),
+            Err(e) if e.kind() == UnexpectedEof => Ok(Err(truncated(&e))),
+            Err(e) => Err(read(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_ends_after_its_padding_or_nowhere() {
+        let end = |start, len| Span { start, len }.end();
+        assert_eq!(end(512, 0), Some(512));
+        assert_eq!(end(512, 1), Some(1024));
+        assert_eq!(end(512, 512), Some(1024));
+        assert_eq!(end(512, 513), Some(1536));
+        // Sizes only a hostile header declares: the padding or the end does not fit in a u64.
+        assert_eq!(end(512, u64::MAX), None);
+        assert_eq!(end(u64::MAX - 511, 512), None);
+    }
+
+    #[test]
+    fn an_entry_past_the_end_is_named_by_its_numbers() {
+        assert_eq!(
+            past_the_end(
+                Span {
+                    start: 2048,
+                    len: 1 << 40
+                },
+                10240
+            ),
+            "the archive ends early or is damaged (an entry of 1099511627776 bytes at byte 2048 \
+             runs past the end of the archive, 10240 bytes)"
         );
     }
-    seen.remove(MANIFEST_FILE);
-    missing(&expected, &seen, findings);
-    check_derived(&manifest, &manifest_bytes, checksums.as_deref(), findings);
-    Ok((manifest_bytes, Some(manifest)))
 }

@@ -1,8 +1,12 @@
 //! Streaming hashers: one read pass feeds sha256 and blake3, large inputs use every core.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len};
 
 use rayon::prelude::*;
 use sha2::Digest as _;
@@ -19,6 +23,17 @@ const PARALLEL_MIN: usize = 256 << 10;
 /// Files at least this large are hashed through blake3's memory-mapped, multi-threaded reader when
 /// only blake3 is wanted; smaller ones are cheaper to read plainly.
 const MMAP_MIN: u64 = 16 << 20;
+
+/// The largest piece of a span one task reads and hashes on its own, a power of two (a valid blake3
+/// subtree size, see [`hash_span`]). Large enough that blake3's SIMD has many chunks to hash at
+/// once and that a span of a few hundred MiB splits into hundreds of tasks to balance over the
+/// cores; small enough that there are that many.
+const SUBTREE: u64 = 1 << 20;
+
+/// Bytes of a subtree read per positioned read: small enough that the buffer stays in the core's
+/// L2 cache between the copy out of the page cache and the hashing, which is what makes reading
+/// (instead of mapping) the file as fast as `b3sum`.
+const SPAN_READ: usize = 256 << 10;
 
 /// An incremental hasher computing the chosen [`Algorithms`] over the bytes fed to it.
 #[derive(Debug, Clone)]
@@ -152,21 +167,6 @@ pub fn copy_hashing<R: Read, W: Write + ?Sized>(
     Ok(hasher.finalize())
 }
 
-/// Hashes bytes already in memory (such as a span of a memory-mapped archive), in pieces large
-/// enough to spread over the rayon pool, advancing `progress` after each.
-pub fn hash_slice(data: &[u8], algorithms: Algorithms, progress: &dyn Progress) -> Digests {
-    let mut hasher = Hasher::new(algorithms);
-    for piece in data.chunks(SLICE_PIECE) {
-        hasher.update(piece);
-        progress.advance(piece.len() as u64);
-    }
-    hasher.finalize()
-}
-
-/// The piece of [`hash_slice`]: progress moves every 64 MiB, and each piece is large enough for
-/// blake3 to split across every core.
-const SLICE_PIECE: usize = 64 << 20;
-
 /// Reads until `buf` is full or the reader ends, so that every chunk but the last is full size
 /// and worth hashing in parallel.
 fn fill<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
@@ -215,6 +215,175 @@ pub fn hash_file(
     hash_reader(file, algorithms, progress).map_err(read_err)
 }
 
+/// Hashes the `len` bytes of `file` that start at byte `offset`, in place: a member of an
+/// uncompressed archive, say, without reading the archive as a stream.
+///
+/// blake3 alone is hashed as [`hash_file`] hashes a large file, on every core, but by positioned
+/// reads instead of a memory map (mapping a range of a file takes `unsafe`): the span is split
+/// along blake3's own tree into subtrees of at most [`SUBTREE`] bytes, rayon's tasks each read one
+/// into a small buffer and hash it while it is still in cache, and the subtrees' chaining values
+/// are merged up to the root. With sha256 the span is read once, in order, like any reader.
+///
+/// Progress advances by the span's bytes as they are hashed; like [`hash_reader`], this does not
+/// [`grow`](Progress::grow) it, since the caller knows best what the whole is (an archive). A span
+/// that runs past the end of the file is refused before anything is read
+/// ([`Error::SpanPastEnd`]); a file that shrinks while it is read gives an [`Error::Io`] of kind
+/// [`io::ErrorKind::UnexpectedEof`].
+pub fn hash_span(
+    file: &File,
+    offset: u64,
+    len: u64,
+    algorithms: Algorithms,
+    progress: &dyn Progress,
+) -> Result<Digests, Error> {
+    let file_len = file.metadata()?.len();
+    if offset.checked_add(len).is_none_or(|end| end > file_len) {
+        return Err(Error::SpanPastEnd {
+            offset,
+            len,
+            file_len,
+        });
+    }
+    if algorithms == Algorithms::BLAKE3 {
+        let hash = blake3_span(file, offset, len, progress)?;
+        return Ok(Digests {
+            size: len,
+            sha256: None,
+            blake3: Some(Digest(*hash.as_bytes())),
+        });
+    }
+    let span = SpanReader {
+        file,
+        at: offset,
+        end: offset + len,
+    };
+    let digests = hash_reader(span, algorithms, progress)?;
+    if digests.size != len {
+        return Err(Error::Io(ended_early(offset + digests.size)));
+    }
+    Ok(digests)
+}
+
+/// The error of a file that ended at byte `at`, inside a span checked against its length before.
+fn ended_early(at: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the file ended at byte {at}, inside the span being hashed (it shrank)"),
+    )
+}
+
+/// Reads a span of a file in order by positioned reads, so that it needs no cursor of its own.
+struct SpanReader<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for SpanReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = usize::try_from(self.end - self.at).unwrap_or(usize::MAX);
+        let n = buf.len().min(room);
+        if n == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..n], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// The blake3 hash of a span, as the root of blake3's tree over it: the two subtrees below the
+/// root hashed side by side, each split again until it is at most [`SUBTREE`] bytes.
+fn blake3_span(
+    file: &File,
+    offset: u64,
+    len: u64,
+    progress: &dyn Progress,
+) -> io::Result<blake3::Hash> {
+    if len <= SUBTREE {
+        // A span this short is one task anyway, and a root of a single chunk has no subtrees.
+        let mut hasher = blake3::Hasher::new();
+        feed(file, offset, len, &mut hasher, progress)?;
+        return Ok(hasher.finalize());
+    }
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(
+        || subtree(file, offset, 0, left, progress),
+        || subtree(file, offset, left, len - left, progress),
+    );
+    Ok(blake3::hazmat::merge_subtrees_root(&l?, &r?, Mode::Hash))
+}
+
+/// The chaining value of the subtree of `len` bytes at byte `at` of a span starting at byte
+/// `base` of the file. The callers keep blake3's rules for subtrees (`at` a multiple of the
+/// subtree's size, rounded up to a power of two) by splitting only where
+/// [`left_subtree_len`] says.
+fn subtree(
+    file: &File,
+    base: u64,
+    at: u64,
+    len: u64,
+    progress: &dyn Progress,
+) -> io::Result<ChainingValue> {
+    if len <= SUBTREE {
+        let mut hasher = blake3::Hasher::new();
+        hasher.set_input_offset(at);
+        feed(file, base + at, len, &mut hasher, progress)?;
+        return Ok(hasher.finalize_non_root());
+    }
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(
+        || subtree(file, base, at, left, progress),
+        || subtree(file, base, at + left, len - left, progress),
+    );
+    Ok(blake3::hazmat::merge_subtrees_non_root(
+        &l?,
+        &r?,
+        Mode::Hash,
+    ))
+}
+
+thread_local! {
+    /// Each thread's read buffer for [`feed`], kept so that a span of a thousand subtrees does
+    /// not allocate (and fault in) a thousand buffers.
+    static SPAN_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads `len` bytes of `file` from `offset` and feeds them to `hasher`, a cache-sized piece at a
+/// time.
+fn feed(
+    file: &File,
+    offset: u64,
+    len: u64,
+    hasher: &mut blake3::Hasher,
+    progress: &dyn Progress,
+) -> io::Result<()> {
+    SPAN_BUFFER.with(|cell| {
+        // The buffer is only ever borrowed here, and nothing here yields to rayon, so it is free;
+        // a fresh buffer is still the answer should that ever change, rather than a panic.
+        let mut own = Vec::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let buffer = match &mut borrowed {
+            Ok(buffer) => &mut **buffer,
+            Err(_) => &mut own,
+        };
+        buffer.resize(SPAN_READ, 0);
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(SPAN_READ as u64) as usize;
+            file.read_exact_at(&mut buffer[..n], offset + done)
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => ended_early(offset + done),
+                    _ => e,
+                })?;
+            hasher.update(&buffer[..n]);
+            progress.advance(n as u64);
+            done += n as u64;
+        }
+        Ok(())
+    })
+}
+
 /// Hashes many files in parallel; the results are in the order of `paths`.
 pub fn hash_files<P: AsRef<Path> + Sync>(
     paths: &[P],
@@ -246,20 +415,6 @@ mod tests {
         let only = hash_reader(&b"abc"[..], Algorithms::BLAKE3, &NoProgress).unwrap();
         assert_eq!(only.sha256, None);
         assert_eq!(only.blake3, d.blake3);
-    }
-
-    /// Bytes in memory hash as the same bytes read from a stream, across the piece size.
-    #[test]
-    fn slices_hash_as_streams_do() {
-        for len in [0, 1, 1000, SLICE_PIECE - 1, SLICE_PIECE + 7] {
-            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let streamed = hash_reader(&data[..], Algorithms::BOTH, &NoProgress).unwrap();
-            assert_eq!(
-                hash_slice(&data, Algorithms::BOTH, &NoProgress),
-                streamed,
-                "{len}"
-            );
-        }
     }
 
     #[test]
@@ -340,5 +495,131 @@ mod tests {
         hash_file(&dir.path().join("a"), Algorithms::BOTH, &count).unwrap();
         assert_eq!(count.0.load(Ordering::Relaxed), (CHUNK + 5) as u64);
         assert_eq!(count.1.load(Ordering::Relaxed), (CHUNK + 5) as u64);
+    }
+
+    /// Deterministic bytes that differ from chunk to chunk, so that a subtree hashed at the
+    /// wrong place or merged in the wrong order gives a wrong hash.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i * 131 % 251) as u8 ^ (i >> 10) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn spans_hash_like_the_bytes_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let span = SUBTREE as usize;
+        // Empty, inside one chunk, at the chunk and subtree boundaries, and spans of many
+        // subtrees that are not powers of two, so that the tree is split unevenly.
+        let lengths = [
+            0,
+            1,
+            1023,
+            1024,
+            1025,
+            3 * 1024 + 5,
+            span - 1,
+            span,
+            span + 1,
+            2 * span + 1024,
+            5 * span + 777,
+        ];
+        let prefix = 7;
+        let longest = lengths.iter().max().unwrap();
+        let bytes = pattern(prefix + longest + 3);
+        let path = dir.path().join("archive");
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        for len in lengths {
+            for offset in [0, prefix] {
+                let data = &bytes[offset..offset + len];
+                let (at, n) = (offset as u64, len as u64);
+                let b3 = hash_span(&file, at, n, Algorithms::BLAKE3, &NoProgress).unwrap();
+                assert_eq!(b3.size, n);
+                assert_eq!(b3.sha256, None);
+                assert_eq!(
+                    b3.blake3.unwrap().0,
+                    *blake3::hash(data).as_bytes(),
+                    "{len} bytes at {offset}"
+                );
+                let both = hash_span(&file, at, n, Algorithms::BOTH, &NoProgress).unwrap();
+                assert_eq!(
+                    both,
+                    hash_reader(data, Algorithms::BOTH, &NoProgress).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_span_past_the_end_is_refused_by_its_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short");
+        std::fs::write(&path, pattern(3000)).unwrap();
+        let file = File::open(&path).unwrap();
+        for algorithms in [Algorithms::BLAKE3, Algorithms::BOTH] {
+            let err = hash_span(&file, 2048, 1000, algorithms, &NoProgress).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the span of 1000 bytes at byte 2048 runs past the end of the file (3000 bytes)"
+            );
+            // A length whose end does not fit in a u64, as a hostile header may declare.
+            let err = hash_span(&file, 512, u64::MAX, algorithms, &NoProgress).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::SpanPastEnd {
+                        offset: 512,
+                        len: u64::MAX,
+                        file_len: 3000
+                    }
+                ),
+                "{err}"
+            );
+        }
+        // A file that shrank after the check: the reads end early and say where.
+        let err = blake3_span(&file, 0, 3 * SUBTREE, &NoProgress).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("ended at byte"), "{err}");
+        let short = SpanReader {
+            file: &file,
+            at: 2000,
+            end: 5000,
+        };
+        assert_eq!(
+            hash_reader(short, Algorithms::BOTH, &NoProgress)
+                .unwrap()
+                .size,
+            1000
+        );
+        // The span that ends exactly at the end of the file is whole.
+        let last = hash_span(&file, 2000, 1000, Algorithms::BLAKE3, &NoProgress).unwrap();
+        assert_eq!(last.size, 1000);
+    }
+
+    #[test]
+    fn a_span_advances_progress_by_its_bytes() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        #[derive(Default)]
+        struct Count(AtomicU64, AtomicU64);
+        impl Progress for Count {
+            fn grow(&self, b: u64) {
+                self.0.fetch_add(b, Ordering::Relaxed);
+            }
+            fn advance(&self, b: u64) {
+                self.1.fetch_add(b, Ordering::Relaxed);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let len = 3 * SUBTREE + 5;
+        std::fs::write(&path, pattern(len as usize + 100)).unwrap();
+        let file = File::open(&path).unwrap();
+        for algorithms in [Algorithms::BLAKE3, Algorithms::BOTH] {
+            let count = Count::default();
+            hash_span(&file, 100, len, algorithms, &count).unwrap();
+            assert_eq!(count.0.load(Ordering::Relaxed), 0);
+            assert_eq!(count.1.load(Ordering::Relaxed), len);
+        }
     }
 }

@@ -15,7 +15,7 @@ mod hasher;
 pub use checksum::{ChecksumLine, parse_checksums, render_checksums};
 pub use digest::{Algorithms, Digest, Digests};
 pub use hasher::{
-    Hasher, HashingReader, copy_hashing, hash_file, hash_files, hash_reader, hash_slice, sha256,
+    Hasher, HashingReader, copy_hashing, hash_file, hash_files, hash_reader, hash_span, sha256,
 };
 
 use std::path::PathBuf;
@@ -34,6 +34,19 @@ pub enum Error {
     /// A reader failed part-way.
     #[error("read failed")]
     Io(#[from] std::io::Error),
+    /// A span of a file to hash runs past the file's end (an archive whose header declares more
+    /// bytes than the archive holds, say).
+    #[error(
+        "the span of {len} bytes at byte {offset} runs past the end of the file ({file_len} bytes)"
+    )]
+    SpanPastEnd {
+        /// Where the span starts.
+        offset: u64,
+        /// The span's length.
+        len: u64,
+        /// The file's length.
+        file_len: u64,
+    },
     /// A hex string was not a 32-byte digest.
     #[error("`{0}` is not a 64-character lowercase hex digest")]
     BadHex(String),

@@ -120,6 +120,78 @@ fn a_huge_declared_size_is_refused_without_reading_it() {
 }
 
 #[test]
+fn an_entry_running_past_the_end_of_the_archive_is_refused_by_name() {
+    let (out, packed) = pack_fixture("breast_cancer");
+    let listed: Vec<Vec<u8>> = entries(&packed.archive)
+        .into_iter()
+        .map(|(name, data)| raw_entry(&name, EntryType::Regular, &data, data.len() as u64))
+        .collect();
+    let runs_past = "runs past the end of the archive";
+
+    // A listed file whose header is whole but whose data the archive cuts off: its data lies
+    // past the end, and is not read.
+    let mut bytes = listed.concat();
+    let last = listed.last().unwrap();
+    bytes.truncate(bytes.len() - last.len() + 512 + 10);
+    let path = out.path().join("cut-in-data.tiffin");
+    std::fs::write(&path, &bytes).unwrap();
+    let report = verify(&path);
+    assert_eq!(report.problems.len(), 1, "{:?}", problems(&report));
+    let cut = &report.problems[0];
+    assert_eq!(
+        (cut.file.as_deref(), cut.kind),
+        (Some("signature.json"), ProblemKind::Truncated)
+    );
+    assert!(cut.message.contains(runs_past), "{}", cut.message);
+
+    // An unlisted entry at the end declaring a terabyte, then the end marker: refused as an
+    // extra file, and as an archive shorter than its headers say.
+    let mut raw = listed.clone();
+    raw.push(raw_entry("notes.txt", EntryType::Regular, b"abc", 1 << 40));
+    let path = out.path().join("huge-at-the-end.tiffin");
+    write_raw_archive(&path, &raw);
+    let report = verify(&path);
+    let kinds: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.file.as_deref(), p.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some("notes.txt"), ProblemKind::Extra),
+            (None, ProblemKind::Truncated)
+        ],
+        "{:?}",
+        problems(&report)
+    );
+    assert!(
+        report.problems[1].message.contains(runs_past),
+        "{}",
+        report.problems[1].message
+    );
+
+    // A size whose end does not fit in a u64 (tar's base-256 size field holds one).
+    let mut raw = listed.clone();
+    raw.push(raw_entry(
+        "notes.txt",
+        EntryType::Regular,
+        b"abc",
+        u64::MAX - 100,
+    ));
+    write_raw_archive(&path, &raw);
+    let report = verify(&path);
+    let last = report.problems.last().unwrap();
+    assert_eq!(last.kind, ProblemKind::Truncated, "{:?}", problems(&report));
+    assert!(
+        last.message
+            .starts_with("the archive ends early or is damaged"),
+        "{}",
+        last.message
+    );
+}
+
+#[test]
 fn an_archive_whose_first_entry_is_not_the_manifest_is_not_a_package() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.tiffin");

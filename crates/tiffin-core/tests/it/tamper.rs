@@ -174,6 +174,68 @@ fn a_flipped_byte_in_any_archive_entry_is_named() {
 }
 
 #[test]
+fn a_large_file_is_hashed_in_place_in_an_archive_with_every_algorithm() {
+    use tiffin_core::hash::Algorithms;
+    // A file of several blake3 subtrees of 1 MiB and a ragged end, so that the archive's span
+    // hashing splits it across threads, next to the fixture's small files.
+    let source = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("breast_cancer"), source.path());
+    let weights: Vec<u8> = (0..(3 << 20) + 4321)
+        .map(|i: usize| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(source.path().join("weights.bin"), &weights).unwrap();
+    let toml = source.path().join("tiffin.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        format!("{text}\n[[files]]\npath = \"weights.bin\"\nrole = \"extra\"\n"),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let packed = pack_into(source.path(), out.path());
+    let (start, size) = {
+        let mut tar = tar::Archive::new(std::fs::File::open(&packed.archive).unwrap());
+        let entries = tar.entries().unwrap();
+        let found = entries
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("weights.bin"))
+            .unwrap();
+        (found.raw_file_position() as usize, found.size() as usize)
+    };
+    assert_eq!(size, weights.len());
+    let bytes = std::fs::read(&packed.archive).unwrap();
+    let check = |path: &std::path::Path, algorithms: Algorithms| {
+        let options = tiffin_core::VerifyOptions {
+            algorithms,
+            run_model: false,
+            ..Default::default()
+        };
+        tiffin_core::verify(path, &options, &tiffin_core::hash::NoProgress).unwrap()
+    };
+    for algorithms in [Algorithms::BLAKE3, Algorithms::SHA256, Algorithms::BOTH] {
+        let folder = check(&packed.folder, algorithms);
+        let archive = check(&packed.archive, algorithms);
+        assert!(archive.is_ok(), "{:?}", problems(&archive));
+        assert_eq!(
+            (archive.files_checked, archive.bytes_checked),
+            (folder.files_checked, folder.bytes_checked)
+        );
+        // The first byte, one in the middle of a subtree and the very last byte.
+        for at in [0, size / 2 + 3, size - 1] {
+            let mut tampered = bytes.clone();
+            tampered[start + at] ^= 0x10;
+            let path = out.path().join("tampered.tiffin");
+            std::fs::write(&path, &tampered).unwrap();
+            assert_eq!(
+                kinds(&check(&path, algorithms)),
+                vec![(Some("weights.bin".into()), ProblemKind::Changed)],
+                "{algorithms:?}, byte {at}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_truncated_archive_never_verifies() {
     let (out, packed) = pack_fixture("breast_cancer");
     let bytes = std::fs::read(&packed.archive).unwrap();
