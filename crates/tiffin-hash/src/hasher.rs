@@ -220,7 +220,7 @@ pub fn hash_file(
 ///
 /// blake3 alone is hashed as [`hash_file`] hashes a large file, on every core, but by positioned
 /// reads instead of a memory map (mapping a range of a file takes `unsafe`): the span is split
-/// along blake3's own tree into subtrees of at most [`SUBTREE`] bytes, rayon's tasks each read one
+/// along blake3's own tree into subtrees of at most 1 MiB, rayon's tasks each read one
 /// into a small buffer and hash it while it is still in cache, and the subtrees' chaining values
 /// are merged up to the root. With sha256 the span is read once, in order, like any reader.
 ///
