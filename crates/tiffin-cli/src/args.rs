@@ -568,6 +568,12 @@ pub(crate) struct ServeArgs {
     /// `serving.max_delay_us`, else 500].
     #[arg(long, value_name = "[MODEL=]US", value_parser = scoped::<u64>)]
     pub(crate) max_delay_us: Vec<Scoped<u64>>,
+    /// How many plans tract keeps per model, each typed and optimized for one batch size or,
+    /// for a model typed per shape, one input shape (least recently used out; 0 runs every
+    /// call on the plan that takes any size), for every model or as `MODEL=N` for one; repeat
+    /// for several [default: each package's `serving.plan_cache`, else 8].
+    #[arg(long, value_name = "[MODEL=]N", value_parser = scoped::<usize>)]
+    pub(crate) plan_cache: Vec<Scoped<usize>>,
     /// Threads each model run spreads its matrix products over. The server already runs
     /// requests in parallel, so 1 (off) suits most loads; more can pay for a large convolution
     /// model with few requests on many cores.

@@ -402,6 +402,13 @@ pub struct Serving {
     /// How long a request may wait for others to join its batch, in microseconds, e.g. `500`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay_us: Option<u64>,
+    /// How many plans tract keeps, each typed and optimized for one combination of dynamic dim
+    /// sizes (a batch size, or a batch and sequence length for the dims in
+    /// `runtime.per_shape_dims`), least recently used out, e.g. `16` for a text model that sees
+    /// many lengths. Absent: 8. 0 runs every call on the plan that takes any size, where there
+    /// is one; a model typed per shape always keeps at least one plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_cache: Option<u32>,
     /// Accept NaN and infinite values in float inputs (models that treat NaN as a missing
     /// value, such as tree ensembles); by default a request holding one is refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -21,7 +21,7 @@ mod testutil;
 
 pub use error::{Error, SignatureProblem, TensorKind};
 pub use graph::{GraphOps, ModelSource, check_signature, graph_ops, graph_signature};
-pub use model::{LoadOptions, Model, Runtime};
+pub use model::{LoadOptions, Model, PlanStats, Runtime};
 pub use nnef::to_nnef;
 pub use tensor::{
     FlatJson, JsonValue, JsonValues, ShapeMismatch, Tensor, TensorData, ValueError, f16,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tiffin_manifest::{DType, Dim, ModelFormat, Signature};
 use tract_linalg::multithread::{Executor, multithread_tract_scope};
@@ -379,7 +380,8 @@ impl Model {
 
     /// Builds now, on this thread, the plan concretized for these sizes of the named dims (every
     /// one of them, e.g. `[("batch", 64)]`), so that the first calls of that size need not wait
-    /// for it to be built in the background. Returns false when the plan cache is off.
+    /// for it to be built in the background. Returns false when the model has no plan cache (it
+    /// is off, or ONNX Runtime runs the model).
     pub fn prepare(&self, sizes: &[(&str, usize)]) -> Result<bool, Error> {
         let key = self
             .dims
@@ -415,8 +417,41 @@ impl Model {
                 cache.build(key, subs)?;
                 Ok(true)
             }
+            Engine::PerShape(engine) => engine.plan(&self.dims, &key).map(|_| true),
             _ => Ok(false),
         }
+    }
+
+    /// What the cache of concretized plans holds and has done since load; `None` when the
+    /// model has none (the cache is off, or ONNX Runtime runs it).
+    pub fn plan_stats(&self) -> Option<PlanStats> {
+        let (state, capacity) = match &self.engine {
+            Engine::Tract(TractPlans {
+                plans: Some(cache), ..
+            }) => (&cache.state, cache.capacity),
+            Engine::PerShape(engine) => (&engine.state, engine.capacity),
+            _ => return None,
+        };
+        Some(
+            state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .stats(capacity),
+        )
+    }
+
+    /// How long each plan built since the last call took to type and optimize, oldest first
+    /// (at most the last 256), for a server to report the cost of new shapes; empty when the
+    /// model has no plan cache.
+    pub fn take_plan_builds(&self) -> Vec<Duration> {
+        let state = match &self.engine {
+            Engine::Tract(TractPlans {
+                plans: Some(cache), ..
+            }) => &cache.state,
+            Engine::PerShape(engine) => &engine.state,
+            _ => return Vec::new(),
+        };
+        std::mem::take(&mut state.lock().unwrap_or_else(PoisonError::into_inner).builds)
     }
 
     /// Runs the model. `inputs` come in the order of the signature's inputs; the outputs are
@@ -691,6 +726,7 @@ impl PerShape {
             .map(|(d, &size)| (d.name.as_str(), size))
             .collect();
         let concrete = concretized(&self.signature, &named);
+        let started = Instant::now();
         let plan = guarded("optimizing", || {
             let Typed { model, .. } = confront_concrete(&self.parsed, &concrete)?;
             let model = self.parsed.declutter(model)?;
@@ -699,7 +735,12 @@ impl PerShape {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .keep(sizes.to_vec(), plan.clone(), self.capacity);
+            .keep(
+                sizes.to_vec(),
+                plan.clone(),
+                self.capacity,
+                started.elapsed(),
+            );
         Ok(plan)
     }
 }
@@ -849,11 +890,20 @@ struct CacheState {
     failed: Vec<Vec<usize>>,
     building: bool,
     tick: u64,
+    /// Plans built since load, and dropped to make room.
+    built: u64,
+    evicted: u64,
+    /// How long the builds not yet taken by [`Model::take_plan_builds`] took, oldest first.
+    builds: Vec<Duration>,
 }
 
+/// Build times kept for [`Model::take_plan_builds`] when nobody takes them; older ones go.
+const PENDING_BUILDS: usize = 256;
+
 impl CacheState {
-    /// Keeps `plan` for `key`, dropping the least recently used plan when `capacity` are kept.
-    fn keep(&mut self, key: Vec<usize>, plan: Plan, capacity: usize) {
+    /// Keeps `plan` for `key`, built in `took`, dropping the least recently used plan when
+    /// `capacity` are kept.
+    fn keep(&mut self, key: Vec<usize>, plan: Plan, capacity: usize, took: Duration) {
         self.plans.retain(|(k, _, _)| *k != key);
         if self.plans.len() >= capacity
             && let Some(oldest) = self
@@ -864,10 +914,40 @@ impl CacheState {
                 .map(|(ix, _)| ix)
         {
             self.plans.remove(oldest);
+            self.evicted += 1;
         }
         let tick = self.tick;
         self.plans.push((key, plan, tick));
+        self.built += 1;
+        if self.builds.len() >= PENDING_BUILDS {
+            self.builds.remove(0);
+        }
+        self.builds.push(took);
     }
+
+    fn stats(&self, capacity: usize) -> PlanStats {
+        PlanStats {
+            kept: self.plans.len(),
+            capacity,
+            built: self.built,
+            evicted: self.evicted,
+        }
+    }
+}
+
+/// What a model's cache of concretized plans holds and has done since load (see
+/// [`LoadOptions::plan_cache`] and [`Model::per_shape_dims`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PlanStats {
+    /// Plans kept now, one per combination of dim sizes.
+    pub kept: usize,
+    /// The most plans kept at once.
+    pub capacity: usize,
+    /// Plans built since load.
+    pub built: u64,
+    /// Plans dropped, least recently used first, to make room for a new one.
+    pub evicted: u64,
 }
 
 impl PlanCache {
@@ -922,6 +1002,7 @@ impl PlanCache {
     /// Concretizes and optimizes the plan for `key` and keeps it, evicting the least recently
     /// used plan when full.
     fn build(&self, key: Vec<usize>, subs: HashMap<Symbol, TDim>) -> Result<(), Error> {
+        let started = Instant::now();
         let plan = guarded("optimizing", || {
             self.model
                 .set_symbols(&subs)
@@ -931,7 +1012,7 @@ impl PlanCache {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match plan {
             Ok(plan) => {
-                state.keep(key, plan, self.capacity);
+                state.keep(key, plan, self.capacity, started.elapsed());
                 Ok(())
             }
             Err(e) => {
@@ -1070,6 +1151,18 @@ mod tests {
         model.run(&tokens(5)).unwrap();
         assert_eq!(kept(), vec![vec![1, 4], vec![1, 5]]);
         assert_eq!(model.run(&tokens(4)).unwrap(), first);
+        let stats = model.plan_stats().unwrap();
+        assert_eq!(
+            (stats.kept, stats.capacity, stats.built, stats.evicted),
+            (2, 2, 3, 1)
+        );
+        // Each build's time is taken once.
+        assert_eq!(model.take_plan_builds().len(), 3);
+        assert!(model.take_plan_builds().is_empty());
+        // A shape can be built before its first request, as for a batch size.
+        assert!(model.prepare(&[("batch", 2), ("seq", 7)]).unwrap());
+        assert_eq!(kept(), vec![vec![1, 4], vec![2, 7]]);
+        assert_eq!(model.take_plan_builds().len(), 1);
     }
 
     /// The cache keeps `plan_cache` plans, dropping the least recently used.
@@ -1084,6 +1177,12 @@ mod tests {
         let mut kept = ready(&model);
         kept.sort();
         assert_eq!(kept, vec![vec![1], vec![4]]);
+        let stats = model.plan_stats().unwrap();
+        assert_eq!(
+            (stats.kept, stats.capacity, stats.built, stats.evicted),
+            (2, 2, 3, 1)
+        );
+        assert!(mnist(0).plan_stats().is_none());
         let err = model.prepare(&[("n", 4)]).unwrap_err();
         assert_eq!(
             err.to_string(),

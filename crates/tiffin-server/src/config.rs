@@ -55,8 +55,13 @@ pub struct Config {
     pub model_threads: usize,
     /// The engine that runs every model (tract unless asked otherwise).
     pub runtime: tiffin_core::runtime::Runtime,
-    /// Concretized plans kept per model, one per batch size seen (see tiffin-runtime).
+    /// Concretized plans kept per model (one per batch size, or per shape for a model typed
+    /// per shape; see tiffin-runtime) for packages that do not set `serving.plan_cache`.
     pub plan_cache: usize,
+    /// Override every package's plan cache.
+    pub force_plan_cache: Option<usize>,
+    /// Plan caches for single models by name, over `force_plan_cache` and the package's own.
+    pub model_plan_cache: BTreeMap<String, usize>,
     /// Serve the web page: the served models for a browser at `/`, a page per model under
     /// `/ui/`. API clients get the same answers either way.
     pub ui: bool,
@@ -90,6 +95,8 @@ impl Default for Config {
             model_threads: 1,
             runtime: tiffin_core::runtime::Runtime::Tract,
             plan_cache: 8,
+            force_plan_cache: None,
+            model_plan_cache: BTreeMap::new(),
             ui: true,
             verifier: None,
         }

@@ -44,6 +44,11 @@ fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 17))
 }
 
+fn build_seconds() -> Histogram {
+    // 1 ms to about 33 s: typing and optimizing a plan for a new shape.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
 fn rows() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 13))
 }
@@ -61,6 +66,8 @@ pub(crate) struct Metrics {
     batch_rows: Family<ModelLabels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
     load: Family<ModelLabels, Gauge<f64, AtomicU64>>,
+    plans: Family<ModelLabels, Gauge>,
+    plan_builds: Seconds,
 }
 
 impl Metrics {
@@ -108,7 +115,22 @@ impl Metrics {
             "Time to verify, load and check the golden examples of each served model",
             load.clone(),
         );
+        let plans = Family::<ModelLabels, Gauge>::default();
+        let plan_builds = Family::new_with_constructor(build_seconds as fn() -> Histogram);
+        registry.register(
+            "model_plans",
+            "Plans kept per model, each typed and optimized for one batch size or input shape",
+            plans.clone(),
+        );
+        registry.register(
+            "plan_build_duration_seconds",
+            "Time to type and optimize a plan for a batch size or input shape seen for the first \
+             time (the cost of a new shape)",
+            plan_builds.clone(),
+        );
         Metrics {
+            plans,
+            plan_builds,
             registry,
             requests,
             total,
@@ -138,6 +160,20 @@ impl Metrics {
 
     pub(crate) fn loaded(&self, model: &ModelLabels, seconds: f64) {
         self.load.get_or_create(model).set(seconds);
+    }
+
+    /// Brings one model's plan series up to date: the plans it keeps now, and the time of
+    /// each plan it built since the last scrape.
+    pub(crate) fn plans(&self, model: &ModelLabels, kept: usize, builds: &[Duration]) {
+        self.plans
+            .get_or_create(model)
+            .set(i64::try_from(kept).unwrap_or(i64::MAX));
+        if !builds.is_empty() {
+            let histogram = self.plan_builds.get_or_create(model);
+            for took in builds {
+                histogram.observe(took.as_secs_f64());
+            }
+        }
     }
 
     /// The latency histogram of `protocol`'s requests to one model (or to none, under empty

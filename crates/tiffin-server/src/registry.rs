@@ -216,15 +216,25 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
             None => SignatureStatus::default(),
         },
     };
+    // Verified here when the signature check did not, as `tiffin_core::load` would, so that the
+    // manifest's plan cache is known before the model is loaded.
+    let report = match verified {
+        Some(report) => report,
+        None => {
+            let options = VerifyOptions {
+                run_model: false,
+                ..VerifyOptions::default()
+            };
+            tiffin_core::verify(path, &options, &tiffin_core::hash::NoProgress)
+                .map_err(|e| fail(core_reason(&e)))?
+        }
+    };
     let options = LoadOptions::default()
-        .with_plan_cache(config.plan_cache)
+        .with_plan_cache(plan_cache(config, report.manifest.as_ref()))
         .with_threads(config.model_threads)
         .with_runtime(config.runtime.clone());
-    let loaded = match verified {
-        Some(report) => tiffin_core::load_verified(path, report, &options),
-        None => tiffin_core::load(path, &options),
-    }
-    .map_err(|e| fail(core_reason(&e)))?;
+    let loaded =
+        tiffin_core::load_verified(path, report, &options).map_err(|e| fail(core_reason(&e)))?;
     let drifts = loaded
         .check_examples()
         .map_err(|e| fail(format!("running the golden examples: {e}")))?;
@@ -260,6 +270,16 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
         policy,
         batching,
     })
+}
+
+/// The plans a model keeps: the operator's setting for it, then for every model, then the
+/// package's own, then the server's default.
+fn plan_cache(config: &Config, manifest: Option<&tiffin_core::manifest::Manifest>) -> usize {
+    let own = manifest.and_then(|m| m.serving.plan_cache);
+    manifest
+        .and_then(|m| config.model_plan_cache.get(&m.name).copied())
+        .or(config.force_plan_cache)
+        .unwrap_or_else(|| own.map_or(config.plan_cache, |n| n as usize))
 }
 
 /// The batching a model gets: the operator's setting for it, then for every model, then the

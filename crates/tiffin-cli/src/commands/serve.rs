@@ -58,6 +58,8 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
             .into_iter()
             .map(|(model, us)| (model, Duration::from_micros(us)))
             .collect(),
+        force_plan_cache: for_all(&args.plan_cache),
+        model_plan_cache: by_model(&args.plan_cache),
         batch_probe: !args.no_batch_probe,
         allow_partial: args.allow_partial,
         inline_below: Duration::from_micros(args.inline_below_us),

@@ -468,6 +468,17 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // Plan caches live in the runtime; their series are brought up to date when read.
+    for served in state.registry().iter() {
+        let model = &served.loaded.model;
+        if let Some(stats) = model.plan_stats() {
+            state.metrics().plans(
+                &served.metrics.labels,
+                stats.kept,
+                &model.take_plan_builds(),
+            );
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -342,3 +342,77 @@ async fn requests_of_several_lengths_are_served_and_batched_by_length() {
         assert_numbers_close(&got, want);
     }
 }
+
+/// The plans of a model typed per shape, kept as the package's `serving.plan_cache` says
+/// unless the operator says otherwise, and reported by `/metrics` with the time each took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_typed_per_shape_keeps_the_plans_its_package_or_the_operator_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("bert_tiny");
+    std::fs::create_dir(&source).unwrap();
+    for entry in std::fs::read_dir(crate::common::fixture("bert_tiny")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), source.join(entry.file_name())).unwrap();
+    }
+    let toml = source.join("tiffin.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}\n[serving]\nplan_cache = 2\n")).unwrap();
+    let packed = tiffin_core::pack(
+        &tiffin_core::PackOptions {
+            source: source.clone(),
+            out: Some(dir.path().to_owned()),
+            force: false,
+            examples: None,
+            skip_checks: Vec::new(),
+        },
+        &tiffin_core::hash::NoProgress,
+    )
+    .unwrap();
+    let series = |text: &str, name: &str| -> f64 {
+        let prefix = format!("{name}{{model=\"bert_tiny\",version=\"1.0.0\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let lengths = [3, 5, 7, 9];
+    let cases = [
+        (Config::default(), 2.0),
+        (
+            Config {
+                force_plan_cache: Some(3),
+                ..Config::default()
+            },
+            3.0,
+        ),
+        (
+            Config {
+                force_plan_cache: Some(3),
+                model_plan_cache: [("bert_tiny".to_owned(), 1)].into(),
+                ..Config::default()
+            },
+            1.0,
+        ),
+    ];
+    for (config, kept) in cases {
+        let state = tiffin_server::AppState::new(config, vec![packed.archive.clone()]);
+        state.load().await.unwrap();
+        let before = String::from_utf8(get(&state, "/metrics").await.body.to_vec()).unwrap();
+        let built = series(&before, "tiffin_plan_build_duration_seconds_count");
+        for len in lengths {
+            let ids = vec![vec![1; len]];
+            let body = json!({"input_ids": ids, "attention_mask": ids, "token_type_ids": ids});
+            let answer = post(&state, "/models/bert_tiny/predict", &body).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.message());
+        }
+        let after = String::from_utf8(get(&state, "/metrics").await.body.to_vec()).unwrap();
+        assert_eq!(series(&after, "tiffin_model_plans"), kept, "{after}");
+        // Each new length built its plan once, and each build was timed.
+        assert_eq!(
+            series(&after, "tiffin_plan_build_duration_seconds_count") - built,
+            lengths.len() as f64,
+            "{after}"
+        );
+    }
+}
