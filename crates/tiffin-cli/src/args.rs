@@ -310,6 +310,10 @@ pub(crate) struct PackArgs {
     /// Pack refuses an authoring folder on which any other rule fails.
     #[arg(long = "skip-check", value_name = "RULE")]
     pub(crate) skip_check: Vec<Rule>,
+    // Check the model and make the golden examples' outputs with this engine (recorded in the
+    // manifest as `runtime.checked_on`), e.g. `--runtime ort` for a model tract mis-runs.
+    #[command(flatten)]
+    pub(crate) runtime: RuntimeArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -468,7 +472,7 @@ pub(crate) struct ConvertArgs {
     pub(crate) json: bool,
 }
 
-/// The engine that runs a model, for `predict`, `serve` and `verify`.
+/// The engine that runs a model, for `predict`, `serve`, `verify` and `pack`.
 #[derive(Debug, Args)]
 pub(crate) struct RuntimeArgs {
     /// The engine that runs the model: tract (built in, pure Rust, ONNX and NNEF) or ort (ONNX

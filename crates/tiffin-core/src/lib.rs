@@ -34,7 +34,7 @@ pub use error::{Error, Result};
 pub use init::{authoring_for, render_toml};
 pub use pack::{PackOptions, Packed, pack};
 pub use package::{Inspection, PackageKind, inspect, package_kind, read_file};
-pub use run::{Loaded, load, load_verified};
+pub use run::{Loaded, load, load_verified, unchecked_runtime_note};
 pub use sign::{
     CertificateChain, PublicKey, SignOptions, SignatureClaim, SignatureOptions, SignatureReport,
     Signed, SigningKey, TrustRoots, Verifier, sign, signature_claim, verify_signature,

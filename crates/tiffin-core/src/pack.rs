@@ -33,6 +33,10 @@ pub struct PackOptions {
     /// other rule fails (a creation time in the future, a device requirement this machine cannot
     /// meet, ...); skipping a rule is an explicit opt-out, never a default.
     pub skip_checks: Vec<crate::doctor::Rule>,
+    /// The engine the model is checked on and the golden examples' outputs made with: tract
+    /// unless asked otherwise. A model only ONNX Runtime runs (a graph tract mis-runs) packs
+    /// with its examples this way; the manifest records it in `runtime.checked_on`.
+    pub runtime: tiffin_runtime::Runtime,
 }
 
 /// A package that `pack` wrote.
@@ -120,8 +124,10 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
         &authoring,
         examples_file.as_deref(),
         expected_file.as_deref(),
+        &options.runtime,
     )?;
     authoring.runtime.per_shape_dims = per_shape_dims;
+    authoring.runtime.checked_on = vec![options.runtime.name().to_owned()];
     if let Some(golden) = &examples {
         // The card tiffin writes shows the agreement with the original model, known only now.
         if let (None, Some(parity)) = (&authoring.package.model_card, &golden.parity) {
@@ -270,6 +276,7 @@ fn check_model(
     a: &Authoring,
     examples_file: Option<&Path>,
     expected_file: Option<&Path>,
+    runtime: &tiffin_runtime::Runtime,
 ) -> Result<(Option<Golden>, Vec<String>)> {
     let model_path = dir.join(a.model.path.trim_end_matches('/'));
     let format = a.model.resolved_format().expect("validated model format");
@@ -282,12 +289,20 @@ fn check_model(
         path: model_path.clone(),
         source: Box::new(source),
     };
+    let options = tiffin_runtime::LoadOptions::default()
+        .with_plan_cache(0)
+        .with_runtime(runtime.clone());
     let Some(examples_file) = examples_file else {
-        let per_shape =
-            tiffin_runtime::check_signature(&a.signature, &source, format).map_err(model_err)?;
-        return Ok((None, per_shape));
+        // tract's check types the graph without building a plan; ONNX Runtime checks the
+        // signature against the session it opens.
+        if *runtime == tiffin_runtime::Runtime::Tract {
+            let per_shape = tiffin_runtime::check_signature(&a.signature, &source, format)
+                .map_err(model_err)?;
+            return Ok((None, per_shape));
+        }
+        Model::load(&source, format, &a.signature, &options).map_err(model_err)?;
+        return Ok((None, Vec::new()));
     };
-    let options = tiffin_runtime::LoadOptions::default().with_plan_cache(0);
     let model = Model::load(&source, format, &a.signature, &options).map_err(model_err)?;
     let text = fs::read(examples_file).map_err(Error::read(examples_file))?;
     let payload: serde_json::Value =

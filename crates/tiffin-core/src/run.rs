@@ -198,6 +198,24 @@ pub(crate) fn rerun_examples(
     Ok(rerun(path, kind, manifest, model)?.map(|r| r.drifts))
 }
 
+/// A note for a failure of the model under `runtime` when the package was packed and checked on
+/// other engines only (`runtime.checked_on`), e.g. "the package was checked on ort, not tract;
+/// run it with --runtime ort"; `None` when it was checked on `runtime`, or nothing is recorded.
+pub fn unchecked_runtime_note(
+    manifest: &Manifest,
+    runtime: &tiffin_runtime::Runtime,
+) -> Option<String> {
+    let checked = &manifest.runtime.checked_on;
+    let name = runtime.name();
+    let first = checked.first()?;
+    (!checked.iter().any(|c| c == name)).then(|| {
+        format!(
+            "the package was checked on {}, not {name}; run it with --runtime {first}",
+            checked.join(", ")
+        )
+    })
+}
+
 /// What a rerun of the golden examples found.
 pub(crate) struct Rerun {
     /// Each output against its golden value.

@@ -229,6 +229,9 @@ fn check_model(
     findings: &mut Findings,
 ) -> Result<ModelCheck> {
     let model_file = Some(manifest.model.path.as_str());
+    let note = crate::run::unchecked_runtime_note(manifest, runtime)
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
     let source = crate::run::model_source(path, kind, manifest)?;
     let options = tiffin_runtime::LoadOptions::default()
         .with_plan_cache(0)
@@ -242,12 +245,16 @@ fn check_model(
         Ok(model) => model,
         Err(tiffin_runtime::Error::Signature(problems)) => {
             for p in problems {
-                findings.push(model_file, ProblemKind::Model, format!("signature: {p}"));
+                findings.push(
+                    model_file,
+                    ProblemKind::Model,
+                    format!("signature: {p}{note}"),
+                );
             }
             return Ok((false, None, None));
         }
         Err(e) => {
-            findings.push(model_file, ProblemKind::Model, e.to_string());
+            findings.push(model_file, ProblemKind::Model, format!("{e}{note}"));
             return Ok((false, None, None));
         }
     };
@@ -258,7 +265,7 @@ fn check_model(
             findings.push(
                 manifest.examples.as_ref().map(|e| e.inputs.as_str()),
                 ProblemKind::Drift,
-                chain(&e),
+                format!("{}{note}", chain(&e)),
             );
             return Ok((true, None, None));
         }
@@ -274,7 +281,7 @@ fn check_model(
         findings.push(
             manifest.examples.as_ref().map(|e| e.outputs.as_str()),
             ProblemKind::Drift,
-            message,
+            format!("{message}{note}"),
         );
     }
     if let Some(results) = &parity

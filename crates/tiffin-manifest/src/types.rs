@@ -387,6 +387,12 @@ pub struct Runtime {
     /// written by `tiffin init` and `tiffin pack`, which replace what tiffin.toml says.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_shape_dims: Vec<String>,
+    /// The engines the model was checked on when packed, its golden examples' outputs made
+    /// with the first: `"tract"` or `"ort"` (ONNX Runtime), e.g. `["ort"]` for a model tract
+    /// mis-runs. Written by `tiffin pack` (`--runtime`), which replaces what tiffin.toml says;
+    /// empty in packages made before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checked_on: Vec<String>,
 }
 
 /// How `tiffin serve` runs the model: dynamic batching and input checks. Each setting may be

@@ -32,6 +32,7 @@ fn router(c: &mut Criterion) {
             force: false,
             examples: None,
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,
     )

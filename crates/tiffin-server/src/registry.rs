@@ -233,15 +233,22 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
         .with_plan_cache(plan_cache(config, report.manifest.as_ref()))
         .with_threads(config.model_threads)
         .with_runtime(config.runtime.clone());
-    let loaded =
-        tiffin_core::load_verified(path, report, &options).map_err(|e| fail(core_reason(&e)))?;
+    // A model packed and checked on another engine fails with the way to run it.
+    let note = report
+        .manifest
+        .as_ref()
+        .and_then(|m| tiffin_core::unchecked_runtime_note(m, &config.runtime))
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let loaded = tiffin_core::load_verified(path, report, &options)
+        .map_err(|e| fail(format!("{}{note}", core_reason(&e))))?;
     let drifts = loaded
         .check_examples()
-        .map_err(|e| fail(format!("running the golden examples: {e}")))?;
+        .map_err(|e| fail(format!("running the golden examples: {e}{note}")))?;
     if let Some(failed) = drifts.iter().flatten().find(|d| !d.passed()) {
         return Err(fail(format!(
             "golden example output `{}` drifted beyond its tolerance ({} of {} values; max abs \
-             {:.3e}, max rel {:.3e}){}",
+             {:.3e}, max rel {:.3e}){}{note}",
             failed.output,
             failed.mismatches,
             failed.compared,

@@ -14,6 +14,7 @@ pub(crate) fn run(args: &PackArgs, quiet: bool) -> anyhow::Result<Outcome> {
         force: args.force,
         examples: args.examples.clone(),
         skip_checks: args.skip_check.clone(),
+        runtime: args.runtime.runtime(),
     };
     let bar = Bar::new(quiet, "packing");
     let packed = pack(&options, &bar)?;

@@ -30,7 +30,13 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<Outcome> {
         .with_threads(args.threads)
         .with_runtime(args.runtime.runtime());
     let loaded = tiffin_core::load(&package, &options)?;
-    let outputs = loaded.predict_json(&payload, !args.raw)?;
+    let outputs = loaded.predict_json(&payload, !args.raw).map_err(|e| {
+        // A model packed and checked on another engine fails with the way to run it.
+        match tiffin_core::unchecked_runtime_note(&loaded.manifest, &options.runtime) {
+            Some(note) => anyhow::Error::new(e).context(note),
+            None => e.into(),
+        }
+    })?;
     outln!("{}", serde_json::to_string(&outputs)?);
     Ok(Outcome::Success)
 }

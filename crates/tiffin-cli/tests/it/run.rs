@@ -240,6 +240,64 @@ fn onnx_runtime_verifies_and_predicts_as_tract_does() {
     );
 }
 
+/// `pack --runtime ort` checks the model and makes the golden outputs with ONNX Runtime and
+/// records it; the package verifies on both engines (tract runs this model too), and a failure
+/// on an engine the package was not checked on would name the one it was.
+#[cfg(feature = "ort")]
+#[test]
+fn a_package_packed_on_onnx_runtime_records_it() {
+    let library = std::env::var("TIFFIN_ORT_LIB")
+        .expect("TIFFIN_ORT_LIB names no library: the `ort` tests need libonnxruntime.so");
+    let temp = tempfile::tempdir().unwrap();
+    let t = Some(temp.path());
+    let rows = reference_rows("breast_cancer", "X", 3);
+    std::fs::write(
+        temp.path().join("examples.json"),
+        serde_json::json!({ "X": rows }).to_string(),
+    )
+    .unwrap();
+    let source = fixtures().join("breast_cancer");
+    let ort = ["--runtime", "ort", "--ort-lib", &library];
+    let pack = [
+        "pack",
+        source.to_str().unwrap(),
+        "--out",
+        ".",
+        "--examples",
+        "examples.json",
+    ];
+    let out = tiffin(&[&pack[..], &ort].concat(), temp.path(), t);
+    assert!(out.starts_with("exit_code: 0"), "{out}");
+    let folder = temp.path().join("breast_cancer/1.0.0");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("tiffin.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["runtime"]["checked_on"],
+        serde_json::json!(["ort"])
+    );
+    for engine in [&ort[..], &[][..]] {
+        let verify = ["verify", "breast_cancer-1.0.0.tiffin"];
+        let out = tiffin(&[&verify[..], engine].concat(), temp.path(), t);
+        assert!(out.starts_with("exit_code: 0"), "{out}");
+    }
+    let loaded = tiffin_core::load(&folder, &tiffin_core::runtime::LoadOptions::default()).unwrap();
+    assert_eq!(
+        tiffin_core::unchecked_runtime_note(
+            &loaded.manifest,
+            &tiffin_core::runtime::Runtime::Tract
+        )
+        .as_deref(),
+        Some("the package was checked on ort, not tract; run it with --runtime ort")
+    );
+    let ort_runtime = tiffin_core::runtime::Runtime::Ort {
+        library: library.clone().into(),
+    };
+    assert_eq!(
+        tiffin_core::unchecked_runtime_note(&loaded.manifest, &ort_runtime),
+        None
+    );
+}
+
 /// A build without ONNX Runtime says so when asked for it, rather than running tract.
 #[cfg(not(feature = "ort"))]
 #[test]

@@ -368,6 +368,7 @@ fn pack_refuses_a_failing_folder_unless_the_rule_is_skipped() {
         force: false,
         examples: None,
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let err = tiffin_core::pack(&options, &NoProgress)
         .unwrap_err()

@@ -28,6 +28,7 @@ fn pack_with_examples(fixture: &str, rows: usize) -> (tempfile::TempDir, tiffin_
         force: false,
         examples: Some(file),
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let packed = tiffin_core::pack(&options, &NoProgress).unwrap();
     (out, packed)
@@ -101,6 +102,7 @@ fn a_signature_that_disagrees_with_the_graph_fails_pack_and_verify() {
         force: false,
         examples: None,
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -147,6 +149,7 @@ fn examples_that_do_not_fit_the_signature_are_refused_at_pack() {
         force: false,
         examples: Some(file),
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(

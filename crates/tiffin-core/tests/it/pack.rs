@@ -130,6 +130,7 @@ fn an_existing_version_is_kept_unless_forced() {
         force: false,
         examples: None,
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let err = tiffin_core::pack(&options, &NoProgress).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
@@ -190,6 +191,7 @@ fn pickles_are_refused_by_content_and_nothing_is_written() {
             force: false,
             examples: None,
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         };
         let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
         assert!(
@@ -218,6 +220,7 @@ fn a_pickle_shipped_as_an_extra_file_is_refused_too() {
         force: false,
         examples: None,
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -239,6 +242,7 @@ fn links_and_missing_files_are_refused_with_the_path() {
         force: false,
         examples: None,
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -269,6 +273,7 @@ fn every_authoring_problem_is_reported_at_once() {
         force: false,
         examples: None,
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(
@@ -287,6 +292,7 @@ fn a_folder_without_tiffin_toml_says_what_to_write() {
         force: false,
         examples: None,
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
     assert!(err.starts_with("no tiffin.toml in "), "{err}");

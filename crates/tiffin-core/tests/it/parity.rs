@@ -67,6 +67,7 @@ fn pack(dir: &tempfile::TempDir) -> tiffin_core::Result<tiffin_core::Packed> {
             force: false,
             examples: None,
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         },
         &NoProgress,
     )

@@ -40,6 +40,7 @@ pub(crate) fn pack_into(source: &Path, out: &Path) -> Packed {
         force: false,
         examples: None,
         skip_checks: Vec::new(),
+        runtime: Default::default(),
     };
     tiffin_core::pack(&options, &NoProgress)
         .unwrap_or_else(|e| panic!("packing {}: {e}", source.display()))

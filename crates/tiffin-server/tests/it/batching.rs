@@ -212,6 +212,7 @@ fn mnist_with_examples(dir: &std::path::Path) -> std::path::PathBuf {
             force: false,
             examples: Some(examples),
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,
     )
@@ -364,6 +365,7 @@ async fn a_model_typed_per_shape_keeps_the_plans_its_package_or_the_operator_say
             force: false,
             examples: None,
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,
     )

@@ -27,6 +27,7 @@ pub(crate) fn pack_into(name: &str, out: &Path) -> PathBuf {
             force: false,
             examples: None,
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,
     )
@@ -146,6 +147,7 @@ shape = {out_shape}
             force: false,
             examples: None,
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,
     )

@@ -34,6 +34,7 @@ fn pack_iris_edited(out: &Path, edit: impl FnOnce(String) -> String) {
             force: false,
             examples: None,
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,
     )

@@ -144,6 +144,7 @@ fn hostile_card_package(dir: &std::path::Path) -> std::path::PathBuf {
             force: false,
             examples: None,
             skip_checks: Vec::new(),
+            runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,
     )
