@@ -227,6 +227,20 @@ pub enum Error {
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<tiffin_sign::Error> for Error {
+    fn from(e: tiffin_sign::Error) -> Error {
+        match e {
+            tiffin_sign::Error::Read { path, source } => Error::Read { path, source },
+            tiffin_sign::Error::Key { path, reason } => Error::Key { path, reason },
+            // The enum is non-exhaustive; its message is kept whole.
+            other => Error::Key {
+                path: PathBuf::new(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn read(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();

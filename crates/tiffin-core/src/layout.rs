@@ -111,3 +111,9 @@ pub(crate) fn walk(
             Ok((rel, entry))
         })
 }
+
+/// A digest written as `sha256:<hex>` (a package digest, a store tag), or `None`.
+pub fn parse_digest(text: &str) -> Option<Digest> {
+    text.strip_prefix("sha256:")
+        .and_then(|hex| Digest::from_hex(hex).ok())
+}

@@ -26,7 +26,7 @@ use serde::Serialize;
 use tiffin_hash::{Algorithms, Digest, Hasher, NoProgress};
 use tiffin_manifest::is_package_name;
 
-use crate::layout::{self, MANIFEST_FILE};
+use crate::layout::{self, MANIFEST_FILE, parse_digest};
 use crate::package::{PackageKind, package_kind, parse_manifest, read_manifest_bytes};
 use crate::{Error, Result, VerifyOptions};
 
@@ -852,12 +852,6 @@ fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 fn is_hex(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-}
-
-/// `sha256:<hex>` to a digest.
-pub(crate) fn parse_digest(text: &str) -> Option<Digest> {
-    text.strip_prefix("sha256:")
-        .and_then(|hex| Digest::from_hex(hex).ok())
 }
 
 /// The names in a folder, sorted; a missing folder has none.

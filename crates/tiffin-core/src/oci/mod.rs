@@ -22,9 +22,10 @@ use tiffin_manifest::FileRole;
 pub use client::{ClientOptions, Credentials, PASSWORD_VAR, USERNAME_VAR};
 pub use reference::{Reference, URI_SCHEME};
 
+use crate::layout::parse_digest;
 use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE};
 use crate::package::{PackageKind, read_manifest_bytes};
-use crate::store::{Store, Stored, check_package_path, parse_digest};
+use crate::store::{Store, Stored, check_package_path};
 use crate::{Error, Result, VerifyOptions};
 use client::Client;
 

@@ -10,10 +10,6 @@
 //! puts the signing certificate and its chain in the bundle instead of the key's hint, and checks
 //! the chain against given roots.
 
-mod bundle;
-mod cert;
-mod key;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -22,8 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tiffin_hash::{Algorithms, Digest, Progress};
 
-pub use cert::{CertificateChain, TrustRoots};
-pub use key::{PublicKey, SigningKey};
+pub use tiffin_sign::{CertificateChain, PublicKey, SigningKey, TrustRoots, Verifier};
 
 use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, MAX_MANIFEST_SIZE, SIGSTORE_FILE};
 use crate::package::{PackageKind, package_kind};
@@ -90,22 +85,6 @@ pub fn sign(
     progress: &dyn Progress,
 ) -> Result<Signed> {
     let kind = package_kind(path)?;
-    if let Some(chain) = &options.certificates {
-        let leaf = chain.leaf_key().map_err(|reason| Error::Sign {
-            path: path.to_owned(),
-            reason,
-        })?;
-        if leaf != key.public_key() {
-            return Err(Error::Sign {
-                path: path.to_owned(),
-                reason: format!(
-                    "the certificate `{}` is for another key than the one given; give the key \
-                     the certificate was issued for",
-                    chain.subject()
-                ),
-            });
-        }
-    }
     let report = verify(path, &options.verify, progress)?;
     if !report.is_ok() {
         return Err(Error::Sign {
@@ -141,14 +120,18 @@ pub fn sign(
         tiffin_hash::sha256(checksums.as_bytes()),
     ));
     let subject = format!("{}-{}", manifest.name, manifest.version);
-    let statement = bundle::statement(&subject, &mut files, SIGSTORE_FILE);
-    let subject_digest = format!("sha256:{}", statement.subject[0].digest.sha256);
-    let hint = key.public_key().hint();
-    let material = match &options.certificates {
-        Some(chain) => bundle::Material::Chain(chain.der().collect()),
-        None => bundle::Material::Hint(hint.clone()),
-    };
-    let bytes = bundle::bundle_bytes(&statement, material, |pae| key.sign_der(pae));
+    let signed = tiffin_sign::sign_files(
+        &subject,
+        &mut files,
+        SIGSTORE_FILE,
+        key,
+        options.certificates.as_ref(),
+    )
+    .map_err(|reason| Error::Sign {
+        path: path.to_owned(),
+        reason,
+    })?;
+    let bytes = signed.bytes;
     let (bundle_path, replaced) = match kind {
         PackageKind::Folder => {
             let target = path.join(SIGSTORE_FILE);
@@ -169,8 +152,8 @@ pub fn sign(
         bundle: bundle_path,
         replaced,
         files: files.len(),
-        subject_digest,
-        key_hint: hint,
+        subject_digest: format!("sha256:{}", signed.subject_digest),
+        key_hint: signed.key_hint,
         certificate: options
             .certificates
             .as_ref()
@@ -180,7 +163,7 @@ pub fn sign(
 
 /// The manifest digest of a report, which holds it as `sha256:<hex>`.
 fn report_digest(report: &Report) -> Digest {
-    crate::store::parse_digest(&report.digest).expect("verify reports the digest as sha256:<hex>")
+    crate::layout::parse_digest(&report.digest).expect("verify reports the digest as sha256:<hex>")
 }
 
 /// Writes `bytes` to `target` in `dir` through a temporary file renamed over it.
@@ -304,34 +287,6 @@ pub struct SignatureOptions {
     pub verify: VerifyOptions,
 }
 
-/// What checks a signature: the signer's public key (key mode), or the root certificates its
-/// certificate chain must lead to (certificate mode).
-#[derive(Debug, Clone)]
-pub enum Verifier {
-    /// The signer's public key.
-    Key(PublicKey),
-    /// Trusted root certificates.
-    Certificates(TrustRoots),
-}
-
-impl Verifier {
-    /// The verifier a user names: the public key in `key`, else the root certificates in
-    /// `roots` (the key wins when both are given), else none.
-    pub fn from_pem_files(key: Option<&Path>, roots: Option<&Path>) -> Result<Option<Verifier>> {
-        Ok(match (key, roots) {
-            (Some(key), _) => Some(Verifier::Key(PublicKey::from_pem_file(key)?)),
-            (None, Some(roots)) => Some(Verifier::Certificates(TrustRoots::from_pem_file(roots)?)),
-            (None, None) => None,
-        })
-    }
-}
-
-impl From<PublicKey> for Verifier {
-    fn from(key: PublicKey) -> Self {
-        Verifier::Key(key)
-    }
-}
-
 /// The outcome of checking a package's signature and then its files.
 #[derive(Debug, Clone, Serialize)]
 pub struct SignatureReport {
@@ -429,70 +384,20 @@ pub fn verify_signature(
         );
         return Ok(report);
     };
-    let opened = match bundle::open(&bundle_bytes) {
-        Ok(opened) => opened,
-        Err(message) => {
-            fail(&mut report, message);
-            return Ok(report);
-        }
-    };
-    report.signer_hint = opened.hint.clone();
-    let pae = bundle::pae(bundle::PAYLOAD_TYPE, &opened.payload);
-    let key = match verifier {
-        Verifier::Key(key) => key.clone(),
-        Verifier::Certificates(roots) => {
-            let Some(chain) = &opened.chain else {
-                fail(
-                    &mut report,
-                    "was signed with a key, not a certificate: check it with --key PUB.pem"
-                        .to_owned(),
-                );
-                return Ok(report);
-            };
-            match cert::verify_chain(chain, roots) {
-                Ok(leaf) => {
-                    report.certificate = Some(leaf.subject);
-                    leaf.key
-                }
-                Err(message) => {
-                    fail(&mut report, message);
-                    return Ok(report);
-                }
-            }
-        }
-    };
-    report.key_hint = key.hint();
-    if let Some(hint) = opened.hint.as_deref().filter(|h| *h != report.key_hint) {
-        let message = format!(
-            "was signed by another key (the bundle names the key {hint}; the key given is {}): \
-             check with the public key of the signer",
-            report.key_hint
-        );
-        fail(&mut report, message);
-        return Ok(report);
-    }
-    if !key.verifies(&pae, &opened.signature) {
-        let message = if opened.hint.is_some() {
-            "names the key given, but its signature does not verify: the bundle was changed \
-             after signing"
-        } else {
-            "does not verify with the key given: it was signed by another key, or changed after \
-             signing"
-        };
-        fail(&mut report, message.to_owned());
-        return Ok(report);
-    }
-    report.signature_valid = true;
-    let bundle::SignedList {
-        files: signed,
-        ignore_paths: ignored,
-    } = match bundle::signed_files(&opened.payload) {
+    let check = tiffin_sign::check_bundle(&bundle_bytes, verifier);
+    report.key_hint = check.key_hint;
+    report.certificate = check.certificate;
+    report.signer_hint = check.signer_hint;
+    report.signature_valid = check.signature_valid;
+    let signed = match check.outcome {
         Ok(signed) => signed,
         Err(message) => {
             fail(&mut report, message);
             return Ok(report);
         }
     };
+    let ignored = signed.clone();
+    let signed = signed.files;
     report.signed_files = signed.len();
 
     let package = verify(path, &options.verify, progress)?;
@@ -522,17 +427,8 @@ pub fn verify_signature(
             Some(_) => {}
         }
     }
-    let is_ignored = |name: &str| {
-        ignored.iter().any(|i| {
-            let i = i.trim_end_matches('/');
-            name == i
-                || name
-                    .strip_prefix(i)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
-    };
     for name in actual.keys() {
-        if !signed.contains_key(name) && !is_ignored(name) && name != SIGSTORE_FILE {
+        if !signed.contains_key(name) && !ignored.ignores(name) && name != SIGSTORE_FILE {
             report.problems.push(Problem {
                 file: Some(name.clone()),
                 kind: ProblemKind::Unsigned,
@@ -598,7 +494,7 @@ pub fn signature_claim(path: &Path) -> Result<Option<SignatureClaim>> {
     let Some(bytes) = read_small_files(path, kind)?.remove(SIGSTORE_FILE) else {
         return Ok(None);
     };
-    let opened = bundle::open(&bytes).map_err(|message| Error::Invalid {
+    let claim = tiffin_sign::claim(&bytes).map_err(|message| Error::Invalid {
         path: path.to_owned(),
         problems: vec![Problem {
             file: Some(SIGSTORE_FILE.to_owned()),
@@ -607,12 +503,8 @@ pub fn signature_claim(path: &Path) -> Result<Option<SignatureClaim>> {
         }],
     })?;
     Ok(Some(SignatureClaim {
-        key_hint: opened.hint,
-        certificate: opened
-            .chain
-            .as_ref()
-            .and_then(|chain| chain.first())
-            .and_then(|der| cert::subject_of(der)),
+        key_hint: claim.key_hint,
+        certificate: claim.certificate,
     }))
 }
 
