@@ -489,13 +489,22 @@ fn without_zipmap(bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
     if replaced.is_empty() {
         return Ok(bytes);
     }
+    // The probabilities are `[N, C]`, sizes left open. Declared with no shape at all, an output
+    // comes out of the session as rank 0 when onnxruntime cannot infer it (a LinearClassifier
+    // behind a Normalizer), and the signature's `[batch, C]` would be refused.
+    let open = || pb::tensor_shape_proto::Dimension {
+        denotation: String::new(),
+        value: None,
+    };
     for output in &mut graph.output {
         if replaced.contains_key(&output.name) {
             output.r#type = Some(pb::TypeProto {
                 denotation: String::new(),
                 value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
                     elem_type: pb::tensor_proto::DataType::Float as i32,
-                    shape: None,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: vec![open(), open()],
+                    }),
                 })),
             });
         }
@@ -506,6 +515,32 @@ fn without_zipmap(bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ZipMap's output becomes a tensor of rank 2 with open sizes: with no shape, onnxruntime
+    /// reports it as rank 0 when it cannot infer the probabilities' shape.
+    #[test]
+    fn a_zipmap_output_is_declared_as_a_matrix() {
+        use prost::Message;
+        let path = crate::testutil::fixture("breast_cancer_scaled").join("model.onnx");
+        let rewritten = without_zipmap(std::fs::read(path).unwrap()).unwrap();
+        let proto = pb::ModelProto::decode(&rewritten[..]).unwrap();
+        let graph = proto.graph.unwrap();
+        assert!(graph.node.iter().all(|n| n.op_type != "ZipMap"));
+        let probabilities = graph
+            .output
+            .iter()
+            .find(|o| o.name == "output_probability")
+            .unwrap();
+        let Some(pb::type_proto::Value::TensorType(tensor)) =
+            probabilities.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            panic!("not a tensor: {probabilities:?}");
+        };
+        assert_eq!(tensor.elem_type, pb::tensor_proto::DataType::Float as i32);
+        let dims = &tensor.shape.as_ref().unwrap().dim;
+        assert_eq!(dims.len(), 2);
+        assert!(dims.iter().all(|d| d.value.is_none()));
+    }
 
     /// The word is found wherever it lies, across two blocks too, and not where it is not.
     #[test]
