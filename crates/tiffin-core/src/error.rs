@@ -65,20 +65,6 @@ pub enum Error {
         /// The existing folder or archive.
         path: PathBuf,
     },
-    /// A pull into a folder found another package at the version's place.
-    #[error(
-        "{} holds another package ({existing}) than the one pulled ({pulled}): remove it, or \
-         pull into another folder",
-        path.display()
-    )]
-    OtherPackageAt {
-        /// The `NAME/VERSION` folder.
-        path: PathBuf,
-        /// The digest of the package already there.
-        existing: String,
-        /// The digest of the package pulled.
-        pulled: String,
-    },
     /// The path is neither a package folder nor a package archive.
     #[error("{} is not a tiffin package: {reason}", path.display())]
     NotAPackage {
@@ -163,64 +149,6 @@ pub enum Error {
         path: PathBuf,
         /// The comparison, one row per output (see `examples::parity_table`).
         table: String,
-    },
-    /// The local store cannot do what was asked.
-    #[error("local store: {reason}")]
-    Store {
-        /// What is wrong and how to fix it.
-        reason: String,
-    },
-    /// Neither a path nor a package of the local store.
-    #[error(
-        "no file or folder `{given}`, and no package `{given}` in the local store {}: {}",
-        root.display(),
-        if known.is_empty() {
-            "the store is empty; add a package with `tiffin add PKG` or `tiffin pull REF`".to_owned()
-        } else {
-            format!("it holds {}", known.join(", "))
-        }
-    )]
-    NotInStore {
-        /// The argument given.
-        given: String,
-        /// The store searched.
-        root: PathBuf,
-        /// The tags it holds, each with the start of its digest.
-        known: Vec<String>,
-    },
-    /// A tag or registry reference is malformed.
-    #[error("`{given}` is not a valid reference: {reason}")]
-    BadReference {
-        /// The reference given.
-        given: String,
-        /// What is wrong and an example of a good one.
-        reason: String,
-    },
-    /// Data that should have a digest has another: a damaged or altered blob.
-    #[error(
-        "blob {expected} from {source_name} does not match its digest: got {actual_size} bytes \
-         with {actual} (expected {expected_size} bytes); the copy is damaged or was altered, \
-         so nothing of it was stored: push the package again, or ask the registry's operator"
-    )]
-    BlobDigest {
-        /// The digest the blob should have.
-        expected: String,
-        /// The digest of what arrived.
-        actual: String,
-        /// The size the blob should have.
-        expected_size: u64,
-        /// The bytes that arrived (one more than expected means: more than expected).
-        actual_size: u64,
-        /// Where the data came from.
-        source_name: String,
-    },
-    /// A registry refused a request, answered something unexpected, or could not be reached.
-    #[error("registry {url}: {reason}")]
-    Registry {
-        /// The URL of the request.
-        url: String,
-        /// What happened and what to do.
-        reason: String,
     },
 }
 

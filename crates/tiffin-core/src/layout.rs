@@ -90,9 +90,7 @@ pub(crate) fn epoch_seconds(rfc3339: &str) -> u64 {
 /// Every entry below a package folder (directories too, not the folder itself), sorted by name,
 /// each with its path inside the package, `/`-separated. Verify, read, store and push all walk a
 /// folder through this one function, so they see the same entries in the same order.
-pub(crate) fn walk(
-    folder: &Path,
-) -> impl Iterator<Item = Result<(String, walkdir::DirEntry)>> + '_ {
+pub fn walk(folder: &Path) -> impl Iterator<Item = Result<(String, walkdir::DirEntry)>> + '_ {
     walkdir::WalkDir::new(folder)
         .min_depth(1)
         .sort_by_file_name()

@@ -14,7 +14,6 @@ pub mod examples;
 mod init;
 pub mod layout;
 mod model_card;
-pub mod oci;
 mod pack;
 mod package;
 pub mod payload;
@@ -22,7 +21,6 @@ mod run;
 pub mod safety;
 pub mod scan;
 pub mod sign;
-pub mod store;
 mod verify;
 
 pub use convert::{Conversion, ConvertOptions, convert_to_nnef};
@@ -33,13 +31,15 @@ pub use doctor::{
 pub use error::{Error, Result};
 pub use init::{authoring_for, render_toml};
 pub use pack::{PackOptions, Packed, pack};
-pub use package::{Inspection, PackageKind, inspect, package_kind, read_file};
+pub use package::{
+    Inspection, PackageKind, inspect, package_kind, parse_manifest, read_file, read_manifest_bytes,
+};
 pub use run::{Loaded, load, load_verified, unchecked_runtime_note};
 pub use sign::{
     CertificateChain, PublicKey, SignOptions, SignatureClaim, SignatureOptions, SignatureReport,
     Signed, SigningKey, TrustRoots, Verifier, sign, signature_claim, verify_signature,
 };
-pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
+pub use verify::{Problem, ProblemKind, Report, VerifyOptions, content_differs, verify};
 
 /// Re-exported so that users of this crate name one version of the lower crates.
 pub use tiffin_hash as hash;

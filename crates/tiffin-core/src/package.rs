@@ -51,7 +51,7 @@ pub fn package_kind(path: &Path) -> Result<PackageKind> {
 
 /// Reads the bytes of `tiffin.json`, refusing one larger than [`MAX_MANIFEST_SIZE`] before
 /// reading it.
-pub(crate) fn read_manifest_bytes(path: &Path, kind: PackageKind) -> Result<Vec<u8>> {
+pub fn read_manifest_bytes(path: &Path, kind: PackageKind) -> Result<Vec<u8>> {
     match kind {
         PackageKind::Folder => {
             let manifest = path.join(MANIFEST_FILE);
@@ -194,7 +194,7 @@ pub struct Inspection {
 }
 
 /// Parses the manifest bytes of the package at `package`, naming its `tiffin.json` in the error.
-pub(crate) fn parse_manifest(bytes: &[u8], package: &Path) -> Result<Manifest> {
+pub fn parse_manifest(bytes: &[u8], package: &Path) -> Result<Manifest> {
     Manifest::from_json_slice(bytes).map_err(|source| Error::Manifest {
         path: package.join(MANIFEST_FILE),
         source,

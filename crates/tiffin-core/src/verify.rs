@@ -400,7 +400,7 @@ fn compare(entry: &FileEntry, observed: &Observed, findings: &mut Findings) {
 
 /// The problem of a file whose `algorithm` digest is `found` where the manifest says `expected`:
 /// one wording for verify and for the store, which checks sha256 by blob name.
-pub(crate) fn content_differs(algorithm: &str, found: &Digest, expected: &str) -> String {
+pub fn content_differs(algorithm: &str, found: &Digest, expected: &str) -> String {
     format!("content differs from the manifest ({algorithm} {found}, expected {expected})")
 }
 

@@ -1,7 +1,7 @@
 //! `tiffin add`: put a package into the local store.
 
-use tiffin_core::store::Store;
 use tiffin_core::{VerifyOptions, hash::Algorithms};
+use tiffin_store::Store;
 
 use crate::Outcome;
 use crate::args::AddArgs;

@@ -7,7 +7,7 @@ use crate::args::{ConvertArgs, TargetFormat};
 
 pub(crate) fn run(args: &ConvertArgs) -> anyhow::Result<Outcome> {
     let TargetFormat::Nnef = args.to;
-    let package = tiffin_core::store::resolve(&args.package)?;
+    let package = tiffin_store::resolve(&args.package)?;
     // Beside a package of the store would be inside the store: the current folder instead.
     let from_store = package != args.package;
     let options = ConvertOptions {

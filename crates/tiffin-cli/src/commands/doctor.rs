@@ -12,7 +12,7 @@ pub(crate) fn run(args: &DoctorArgs) -> anyhow::Result<Outcome> {
         skip: args.skip_check.clone(),
         run_model: true,
     };
-    let report = doctor(&tiffin_core::store::resolve(&args.path)?, &options)?;
+    let report = doctor(&tiffin_store::resolve(&args.path)?, &options)?;
     if args.json {
         super::print_json(&report)?;
     } else {

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use indicatif::HumanBytes;
 use tiffin_core::Verifier;
-use tiffin_core::oci::Reference;
-use tiffin_core::oci::image::{self, ImageOptions, ImageTarget};
+use tiffin_store::oci::Reference;
+use tiffin_store::oci::image::{self, ImageOptions, ImageTarget};
 
 use crate::Outcome;
 use crate::args::ImageArgs;
@@ -13,7 +13,7 @@ pub(crate) fn run(args: &ImageArgs) -> anyhow::Result<Outcome> {
     let packages = args
         .packages
         .iter()
-        .map(|p| tiffin_core::store::resolve(p))
+        .map(|p| tiffin_store::resolve(p))
         .collect::<Result<Vec<_>, _>>()?;
     let binary = match &args.binary {
         Some(path) => path.clone(),

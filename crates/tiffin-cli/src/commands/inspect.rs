@@ -8,7 +8,7 @@ use crate::Outcome;
 use crate::args::InspectArgs;
 
 pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<Outcome> {
-    let info = inspect(&tiffin_core::store::resolve(&args.path)?)?;
+    let info = inspect(&tiffin_store::resolve(&args.path)?)?;
     if args.json {
         super::print_json(&info)?;
         return Ok(Outcome::Success);

@@ -23,7 +23,7 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<Outcome> {
     };
     let payload: serde_json::Value =
         serde_json::from_str(&text).context("the payload is not JSON")?;
-    let package = tiffin_core::store::resolve(&args.package)?;
+    let package = tiffin_store::resolve(&args.package)?;
     // One call: a plan concretized for its size would cost more to build than it saves.
     let options = LoadOptions::default()
         .with_plan_cache(0)

@@ -1,9 +1,9 @@
 //! `tiffin pull`: a package from an OCI registry into the local store, verified on arrival.
 
 use indicatif::HumanBytes;
-use tiffin_core::oci::{self, Reference};
-use tiffin_core::store::Store;
 use tiffin_core::{PublicKey, Verifier, VerifyOptions, hash::Algorithms};
+use tiffin_store::Store;
+use tiffin_store::oci::{self, Reference};
 
 use crate::Outcome;
 use crate::args::PullArgs;

@@ -1,7 +1,7 @@
 //! `tiffin push`: a package to an OCI registry, as a ModelPack artifact.
 
 use indicatif::HumanBytes;
-use tiffin_core::oci::{self, ClientOptions, Credentials, Reference};
+use tiffin_store::oci::{self, ClientOptions, Credentials, Reference};
 
 use crate::Outcome;
 use crate::args::{PushArgs, RegistryArgs};
@@ -9,7 +9,7 @@ use crate::args::{PushArgs, RegistryArgs};
 pub(crate) fn run(args: &PushArgs) -> anyhow::Result<Outcome> {
     let reference: Reference = args.reference.parse()?;
     let options = client_options(&args.registry, &reference)?;
-    let package = tiffin_core::store::resolve(&args.package)?;
+    let package = tiffin_store::resolve(&args.package)?;
     let report = oci::push(&package, &reference, &options)?;
     if args.json {
         super::print_json(&report)?;

@@ -77,7 +77,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     } else {
         args.packages
             .iter()
-            .map(|p| tiffin_core::store::resolve(p))
+            .map(|p| tiffin_store::resolve(p))
             .collect::<Result<Vec<_>, _>>()?
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

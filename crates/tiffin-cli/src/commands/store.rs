@@ -1,7 +1,7 @@
 //! `tiffin list`, `rm`, `tag` and `gc`: the local store.
 
 use indicatif::HumanBytes;
-use tiffin_core::store::{Store, Stored};
+use tiffin_store::{Store, Stored};
 
 use crate::Outcome;
 use crate::args::{GcArgs, ListArgs, RmArgs, TagArgs};

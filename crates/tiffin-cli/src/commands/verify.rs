@@ -22,7 +22,7 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> anyhow::Result<Outcome> {
         run_model: !args.no_run,
         runtime: args.runtime.runtime(),
     };
-    let path = tiffin_core::store::resolve(&args.path)?;
+    let path = tiffin_store::resolve(&args.path)?;
     let verifier = Verifier::from_pem_files(args.key.as_deref(), args.root.as_deref())?;
     if let Some(verifier) = verifier {
         let bar = Bar::new(quiet, "verifying");

@@ -4,11 +4,8 @@
 mod doctor;
 mod examples;
 mod hostile;
-mod image;
-mod oci;
 mod pack;
 mod parity;
 mod sign;
-mod store;
 mod support;
 mod tamper;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tiffin_core::VerifyOptions;
 use tiffin_core::hash::{Algorithms, Digest};
-use tiffin_core::store::Store;
+use tiffin_store::Store;
 
 use crate::support::{copy_tree, fixtures, pack_fixture, pack_into};
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use std::io::Read;
-use tiffin_core::oci::image::{ImageOptions, ImageTarget, build_image};
+use tiffin_store::oci::image::{ImageOptions, ImageTarget, build_image};
 
 use crate::support::{copy_tree, pack_fixture};
 

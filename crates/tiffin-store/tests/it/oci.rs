@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use tiffin_core::VerifyOptions;
 use tiffin_core::hash::Algorithms;
-use tiffin_core::oci::{self, ClientOptions, Credentials, FILEPATH_ANNOTATION, Reference};
-use tiffin_core::store::Store;
+use tiffin_store::Store;
+use tiffin_store::oci::{self, ClientOptions, Credentials, FILEPATH_ANNOTATION, Reference};
 
 use crate::support::{pack_fixture, pack_into, problems, verify};
 

@@ -20,9 +20,10 @@ use tiffin_hash::{Algorithms, NoProgress};
 
 use super::client::Client;
 use super::{ClientOptions, Descriptor, OCI_MANIFEST, Reference};
-use crate::layout::MANIFEST_FILE;
-use crate::store::Store;
-use crate::{Error, Result, VerifyOptions};
+use crate::Store;
+use crate::{Error, Result};
+use tiffin_core::VerifyOptions;
+use tiffin_core::layout::MANIFEST_FILE;
 
 /// The OCI image config media type.
 pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -52,7 +53,7 @@ pub struct ImageOptions {
     /// Layers gzipped (the default) or plain tars.
     pub gzip: bool,
     /// The signer whose signature every package must carry, if any.
-    pub signer: Option<crate::sign::Verifier>,
+    pub signer: Option<tiffin_core::sign::Verifier>,
 }
 
 /// Where an image goes.
@@ -505,7 +506,7 @@ fn package_layer<W: Write>(tar: &mut tar::Builder<W>, package: &Checked, mtime: 
     )
     .map_err(w)?;
     dir_entry(tar, &root, 0o755, 0, mtime).map_err(w)?;
-    for item in crate::layout::walk(&package.folder) {
+    for item in tiffin_core::layout::walk(&package.folder) {
         let (rel, entry) = item?;
         if entry.file_type().is_dir() {
             dir_entry(tar, &format!("{root}{rel}/"), 0o755, 0, mtime).map_err(w)?;
@@ -641,7 +642,7 @@ fn write_archive(layout: &Path, file: &Path, mtime: u64) -> Result<()> {
     let tmp = tempfile::NamedTempFile::new_in(&parent).map_err(Error::write(&parent))?;
     let mut tar = tar::Builder::new(BufWriter::new(tmp.as_file()));
     tar.mode(tar::HeaderMode::Deterministic);
-    for item in crate::layout::walk(layout) {
+    for item in tiffin_core::layout::walk(layout) {
         let (rel, entry) = item?;
         let w = Error::write(file);
         if entry.file_type().is_dir() {
@@ -666,9 +667,9 @@ fn write_archive(layout: &Path, file: &Path, mtime: u64) -> Result<()> {
 
 /// The manifest of a package folder or archive.
 fn manifest_of(package: &Path) -> Result<tiffin_manifest::Manifest> {
-    let kind = crate::package_kind(package)?;
-    let bytes = crate::package::read_manifest_bytes(package, kind)?;
-    crate::package::parse_manifest(&bytes, package)
+    let kind = tiffin_core::package_kind(package)?;
+    let bytes = tiffin_core::read_manifest_bytes(package, kind)?;
+    Ok(tiffin_core::parse_manifest(&bytes, package)?)
 }
 
 #[cfg(unix)]

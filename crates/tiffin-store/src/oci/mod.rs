@@ -22,12 +22,11 @@ use tiffin_manifest::FileRole;
 pub use client::{ClientOptions, Credentials, PASSWORD_VAR, USERNAME_VAR};
 pub use reference::{Reference, URI_SCHEME};
 
-use crate::layout::parse_digest;
-use crate::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE};
-use crate::package::{PackageKind, read_manifest_bytes};
 use crate::store::{Store, Stored, check_package_path};
-use crate::{Error, Result, VerifyOptions};
+use crate::{Error, Result};
 use client::Client;
+use tiffin_core::layout::{self, CHECKSUM_FILE, MANIFEST_FILE, SIGNATURE_FILE, parse_digest};
+use tiffin_core::{PackageKind, VerifyOptions, read_manifest_bytes};
 
 /// The OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -195,7 +194,7 @@ pub fn artifact(folder: &Path) -> Result<Artifact> {
         run_model: false,
         ..VerifyOptions::default()
     };
-    let report = crate::verify(folder, &options, &NoProgress)?;
+    let report = tiffin_core::verify(folder, &options, &NoProgress)?;
     if !report.is_ok() {
         return Err(Error::Invalid {
             path: folder.to_owned(),
@@ -208,7 +207,7 @@ pub fn artifact(folder: &Path) -> Result<Artifact> {
 /// [`artifact`] of a folder known to be intact: one the local store has just checked.
 fn artifact_of_verified(folder: &Path) -> Result<Artifact> {
     let bytes = read_manifest_bytes(folder, PackageKind::Folder)?;
-    let manifest = crate::package::parse_manifest(&bytes, folder)?;
+    let manifest = tiffin_core::parse_manifest(&bytes, folder)?;
     let package_digest = layout::package_digest(&bytes);
     let listed: BTreeMap<&str, (&str, FileRole, u64)> = manifest
         .files
@@ -337,7 +336,7 @@ pub fn push(package: &Path, reference: &Reference, options: &ClientOptions) -> R
             reason: "a push writes a tag, not a digest: give `host/repository:tag`".into(),
         });
     }
-    let artifact = match crate::package_kind(package)? {
+    let artifact = match tiffin_core::package_kind(package)? {
         PackageKind::Folder => artifact(package)?,
         PackageKind::Archive => {
             let verify = VerifyOptions {
@@ -345,7 +344,7 @@ pub fn push(package: &Path, reference: &Reference, options: &ClientOptions) -> R
                 run_model: false,
                 ..VerifyOptions::default()
             };
-            let stored = crate::store::Store::open_default()?.add(package, &verify)?;
+            let stored = crate::Store::open_default()?.add(package, &verify)?;
             artifact_of_verified(&stored.entry.path)?
         }
     };
@@ -473,7 +472,7 @@ pub fn pull(
     store: &Store,
     options: &ClientOptions,
     verify: &VerifyOptions,
-    signer: Option<&crate::sign::Verifier>,
+    signer: Option<&tiffin_core::sign::Verifier>,
 ) -> Result<PullReport> {
     let target = reference.target().ok_or_else(|| Error::BadReference {
         given: reference.to_string(),
@@ -549,7 +548,7 @@ pub fn pull_into(
     dir: &Path,
     options: &ClientOptions,
     verify: &VerifyOptions,
-    signer: Option<&crate::sign::Verifier>,
+    signer: Option<&tiffin_core::sign::Verifier>,
 ) -> Result<PulledInto> {
     std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
     let staging = tempfile::Builder::new()

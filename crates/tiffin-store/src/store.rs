@@ -26,9 +26,9 @@ use serde::Serialize;
 use tiffin_hash::{Algorithms, Digest, Hasher, NoProgress};
 use tiffin_manifest::is_package_name;
 
-use crate::layout::{self, MANIFEST_FILE, parse_digest};
-use crate::package::{PackageKind, package_kind, parse_manifest, read_manifest_bytes};
-use crate::{Error, Result, VerifyOptions};
+use crate::{Error, Result};
+use tiffin_core::layout::{self, MANIFEST_FILE, parse_digest};
+use tiffin_core::{PackageKind, VerifyOptions, package_kind, parse_manifest, read_manifest_bytes};
 
 /// The variable that moves the store.
 pub const HOME_VAR: &str = "TIFFIN_HOME";
@@ -257,7 +257,7 @@ impl Store {
         &self,
         package: &Path,
         options: &VerifyOptions,
-        signer: Option<&crate::sign::Verifier>,
+        signer: Option<&tiffin_core::sign::Verifier>,
     ) -> Result<Stored> {
         let files = match package_kind(package)? {
             PackageKind::Folder => self.blobs_of_folder(package)?,
@@ -268,7 +268,7 @@ impl Store {
 
     fn blobs_of_folder(&self, folder: &Path) -> Result<Vec<(String, Digest)>> {
         let mut files = Vec::new();
-        for walked in crate::layout::walk(folder) {
+        for walked in tiffin_core::layout::walk(folder) {
             let (rel, entry) = walked?;
             if entry.file_type().is_dir() {
                 continue;
@@ -331,7 +331,7 @@ impl Store {
         &self,
         files: &[(String, Digest)],
         options: &VerifyOptions,
-        signer: Option<&crate::sign::Verifier>,
+        signer: Option<&tiffin_core::sign::Verifier>,
     ) -> Result<Stored> {
         let tmp = self.tmp();
         let staging = tempfile::Builder::new()
@@ -355,7 +355,7 @@ impl Store {
         }
         match signer {
             None => {
-                let report = crate::verify(staging.path(), options, &NoProgress)?;
+                let report = tiffin_core::verify(staging.path(), options, &NoProgress)?;
                 if !report.is_ok() {
                     return Err(Error::Invalid {
                         path: PathBuf::from(report.name.as_deref().unwrap_or("the package")),
@@ -369,9 +369,9 @@ impl Store {
                 if !files.iter().any(|(p, _)| p == layout::SIGSTORE_FILE) {
                     return Err(Error::Invalid {
                         path: PathBuf::from("the package"),
-                        problems: vec![crate::Problem {
+                        problems: vec![tiffin_core::Problem {
                             file: Some(layout::SIGSTORE_FILE.to_owned()),
-                            kind: crate::ProblemKind::Signature,
+                            kind: tiffin_core::ProblemKind::Signature,
                             message: "is missing: the package is not signed; ask its publisher \
                                       to `tiffin sign` it and push it again, or leave out \
                                       --key/--root to take it unsigned"
@@ -379,12 +379,16 @@ impl Store {
                         }],
                     });
                 }
-                let check = crate::sign::SignatureOptions {
+                let check = tiffin_core::sign::SignatureOptions {
                     bundle: None,
                     verify: options.clone(),
                 };
-                let report =
-                    crate::sign::verify_signature(staging.path(), signer, &check, &NoProgress)?;
+                let report = tiffin_core::sign::verify_signature(
+                    staging.path(),
+                    signer,
+                    &check,
+                    &NoProgress,
+                )?;
                 if !report.is_ok() {
                     let name = report.package.as_ref().and_then(|p| p.name.clone());
                     let mut problems = report.problems;
@@ -402,15 +406,15 @@ impl Store {
         // sha256 of each file is checked here against that name, without hashing the package
         // again; verify checked the content against the manifest's blake3.
         let by_path: BTreeMap<&str, &Digest> = files.iter().map(|(p, d)| (p.as_str(), d)).collect();
-        let problems: Vec<crate::Problem> = manifest
+        let problems: Vec<tiffin_core::Problem> = manifest
             .files
             .iter()
             .filter_map(|f| {
                 let found = by_path.get(f.path.as_str())?;
-                (found.to_hex() != f.sha256).then(|| crate::Problem {
+                (found.to_hex() != f.sha256).then(|| tiffin_core::Problem {
                     file: Some(f.path.clone()),
-                    kind: crate::ProblemKind::Changed,
-                    message: crate::verify::content_differs("sha256", found, &f.sha256),
+                    kind: tiffin_core::ProblemKind::Changed,
+                    message: tiffin_core::content_differs("sha256", found, &f.sha256),
                 })
             })
             .collect();
