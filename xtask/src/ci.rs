@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::{
-    dist, e2e, interop, interop_signing, kserve, onnx_backend, onnxruntime, process, python,
-    registry, schema, test_build, ui,
+    crates, dist, e2e, interop, interop_signing, kserve, onnx_backend, onnxruntime, process,
+    python, registry, schema, test_build, ui,
 };
 
 /// One check of `cargo xtask ci`.
@@ -121,6 +121,14 @@ const STEPS: &[Step] = &[
         action: Action::Cargo {
             args: &["doc", "--workspace", "--no-deps", "--locked"],
             env: &[("RUSTDOCFLAGS", "-D warnings")],
+        },
+    },
+    // A library consumer's crates: the verify-only build's dependency list, and the examples.
+    Step {
+        name: "crates",
+        action: Action::Task {
+            shown: "cargo xtask crates (verify-only build without tract, ureq or rustls; the examples run)",
+            run: crates::run,
         },
     },
     // The release archive, built once (a static release build, about 11 minutes cold on 2 cores);

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod ci;
+mod crates;
 mod dist;
 mod e2e;
 mod interop;
@@ -48,6 +49,9 @@ enum Command {
     ///
     /// Needs Python 3; makes a pinned virtualenv in the target folder once (from PyPI).
     InteropSigning,
+    /// Check that the crates a library consumer picks stay light (verifying packages and
+    /// signatures builds no tract, HTTP client or TLS) and run their examples.
+    Crates,
     /// Push and pull against a real OCI registry (Debian's docker-registry) and check skopeo
     /// reads what tiffin pushed.
     ///
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Interop => interop::run(),
         Command::InteropSigning => interop_signing::run(),
         Command::Registry => registry::run(),
+        Command::Crates => crates::run(),
         Command::Kserve => kserve::run(),
         Command::Ui => ui::run(),
         Command::Python(args) => python::run(&args),

@@ -103,6 +103,21 @@ pub(crate) fn run() -> Result<()> {
     check(&verify, "tiffin verify churn_model:1.0.0")?;
     eprintln!("    pulled and verified churn_model:1.0.0");
 
+    // tiffin-store's example, as a library consumer would pull: into a folder, verified whole.
+    let into = work.join("example-models");
+    let example = Command::new(crate::test_build::example("tiffin-store", "pull_into")?)
+        .arg(&reference)
+        .arg(&into)
+        .env("TIFFIN_HOME", work.join("home-example"))
+        .output()?;
+    check(&example, "example pull_into of tiffin-store")?;
+    ensure!(
+        into.join("churn_model/1.0.0/tiffin.json").is_file(),
+        "example pull_into wrote no churn_model/1.0.0 into {}",
+        into.display()
+    );
+    eprintln!("    example pull_into of tiffin-store: churn_model/1.0.0 pulled into a folder");
+
     // A signed package carries its bundle as a layer of its own; a pull with the signer's key
     // checks it before the package enters the store, and refuses an unsigned package.
     let keys = root.join("fixtures").join("keys");

@@ -117,6 +117,22 @@ pub(crate) fn tiffin() -> Result<PathBuf> {
     }
 }
 
+/// The example `name` of the workspace crate in `crates/<package>`, as the test build compiled
+/// it (`cargo test` builds every example, with the test build's features).
+pub(crate) fn example(package: &str, name: &str) -> Result<PathBuf> {
+    let manifest = crate_dir(package).join("Cargo.toml");
+    match executables()?
+        .into_iter()
+        .find(|e| !e.test && e.name == name && e.manifest == manifest)
+    {
+        Some(example) => Ok(example.path),
+        None => bail!(
+            "the test build reported no example `{name}` of {}",
+            manifest.display()
+        ),
+    }
+}
+
 /// The folder of a workspace crate.
 fn crate_dir(package: &str) -> PathBuf {
     process::workspace_root().join("crates").join(package)

@@ -77,6 +77,7 @@ pub enum Error {
     #[error(transparent)]
     Hash(#[from] tiffin_hash::Error),
     /// The model could not be loaded, checked or run.
+    #[cfg(feature = "run")]
     #[error("{}", path.display())]
     Model {
         /// The package or model file concerned.
@@ -86,6 +87,7 @@ pub enum Error {
         source: Box<tiffin_runtime::Error>,
     },
     /// A payload (a request, example inputs) does not fit the signature.
+    #[cfg(feature = "run")]
     #[error(transparent)]
     Payload(#[from] crate::payload::PayloadError),
     /// A package failed verification, so it will not be loaded.
@@ -112,6 +114,17 @@ pub enum Error {
         path: PathBuf,
         /// Each failure: `[rule] message (location); fix: ...`.
         failures: Vec<String>,
+    },
+    /// The model was to be run (verify's model check), but this build of tiffin-core has no
+    /// runtime: its `run` feature is off.
+    #[error(
+        "cannot load the model of {}: this build of tiffin-core has no model runtime (its `run` \
+         feature is off); verify with `run_model: false`, or build with the feature",
+        path.display()
+    )]
+    NoRuntime {
+        /// The package.
+        path: PathBuf,
     },
     /// A key file could not be used to sign or check a signature.
     #[error("{}: {reason}", path.display())]

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use tiffin_manifest::{
-    Compare, DType, ParityResult, ParityTolerance, Signature, TensorSpec, Tolerance,
-};
+#[cfg(feature = "run")]
+use tiffin_manifest::{Compare, DType, ParityTolerance, TensorSpec};
+use tiffin_manifest::{ParityResult, Signature, Tolerance};
+#[cfg(feature = "run")]
 use tiffin_runtime::{Tensor, TensorData};
 
 /// Package path of the stored example inputs.
@@ -18,6 +19,7 @@ pub const OUTPUTS_FILE: &str = "examples/outputs.json";
 /// Package path of the original model's outputs on the example inputs.
 pub const EXPECTED_FILE: &str = "examples/expected.json";
 
+#[cfg(feature = "run")]
 /// The spec an original output is read with: floats as f64, the precision the original
 /// framework computed them in (a float64 probability is no f32 without rounding, which the
 /// payload decoder rightly refuses), everything else as declared.
@@ -29,6 +31,7 @@ fn expected_spec(spec: &TensorSpec) -> TensorSpec {
     spec
 }
 
+#[cfg(feature = "run")]
 /// Decodes the original model's outputs, `{"OUTPUT": value, ...}` (nested lists, or the explicit
 /// `{"dtype", "shape", "data"}` form this module writes), any subset of the outputs, in
 /// signature order.
@@ -76,6 +79,7 @@ pub fn decode_expected(
         .collect()
 }
 
+#[cfg(feature = "run")]
 /// A float output's value given in the explicit `{"dtype", "shape", "data"}` form with a float
 /// dtype, as f64; `None` for any other value (decoded as the declared dtype).
 fn explicit_float(spec: &TensorSpec, value: &serde_json::Value) -> Option<Result<Tensor, String>> {
@@ -102,6 +106,7 @@ fn explicit_float(spec: &TensorSpec, value: &serde_json::Value) -> Option<Result
     }))
 }
 
+#[cfg(feature = "run")]
 /// Compares the packaged model's outputs (`actual`, in signature order) with the original
 /// model's, output by output, each held to its parity tolerance (the author's, else the default
 /// for its dtype). A shape that differs is an error: nothing can be compared.
@@ -194,6 +199,7 @@ pub fn parity_table(results: &BTreeMap<String, ParityResult>) -> String {
     out
 }
 
+#[cfg(feature = "run")]
 /// The parity comparison as a Markdown table (for the model card), the same rows as
 /// [`parity_table`]. Output names are code spans, so a name cannot break out of its cell.
 pub(crate) fn parity_markdown(results: &BTreeMap<String, ParityResult>) -> String {
@@ -293,11 +299,13 @@ impl Drift {
     }
 }
 
+#[cfg(feature = "run")]
 /// The names of the tensors of a signature list, in order.
 pub(crate) fn tensor_names(specs: &[tiffin_manifest::TensorSpec]) -> Vec<&str> {
     specs.iter().map(|s| s.name.as_str()).collect()
 }
 
+#[cfg(feature = "run")]
 /// Writes tensors as the JSON object `{"NAME": {"dtype", "shape", "data"}}`, keys sorted, pretty.
 pub fn write_tensors(names: &[&str], tensors: &[Tensor]) -> Vec<u8> {
     let map: BTreeMap<&str, &Tensor> = names.iter().copied().zip(tensors).collect();
@@ -306,6 +314,7 @@ pub fn write_tensors(names: &[&str], tensors: &[Tensor]) -> Vec<u8> {
     bytes
 }
 
+#[cfg(feature = "run")]
 /// Reads tensors written by [`write_tensors`], in the order of `names`.
 pub fn read_tensors(bytes: &[u8], names: &[&str]) -> Result<Vec<Tensor>, String> {
     let mut map: BTreeMap<String, Tensor> =
@@ -337,6 +346,7 @@ pub fn tolerances(
         .collect()
 }
 
+#[cfg(feature = "run")]
 /// Compares each output with its golden value, in signature order.
 pub fn compare(
     sig: &Signature,
@@ -357,6 +367,7 @@ pub fn compare(
         .collect()
 }
 
+#[cfg(feature = "run")]
 fn floats(t: &Tensor) -> Option<Vec<f64>> {
     match t.data() {
         TensorData::F16(v) => Some(v.iter().map(|x| x.to_f64()).collect()),
@@ -366,6 +377,7 @@ fn floats(t: &Tensor) -> Option<Vec<f64>> {
     }
 }
 
+#[cfg(feature = "run")]
 fn compare_one(name: &str, tolerance: Tolerance, golden: &Tensor, actual: &Tensor) -> Drift {
     let mut drift = Drift {
         output: name.to_owned(),
@@ -422,12 +434,14 @@ fn compare_one(name: &str, tolerance: Tolerance, golden: &Tensor, actual: &Tenso
     drift
 }
 
+#[cfg(feature = "run")]
 fn count_differences(golden: &TensorData, actual: &TensorData) -> usize {
     let g = golden.to_json();
     let a = actual.to_json();
     g.iter().zip(&a).filter(|(g, a)| g != a).count()
 }
 
+#[cfg(feature = "run")]
 /// Indices of the `k` largest values, sorted, ties broken by the lower index.
 fn top_k(row: &[f64], k: usize) -> Vec<usize> {
     let mut idx = ranked(row, k);
@@ -444,7 +458,7 @@ pub fn ranked(row: &[f64], k: usize) -> Vec<usize> {
     idx
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "run"))]
 mod tests {
     use super::*;
 

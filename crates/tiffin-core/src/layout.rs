@@ -1,5 +1,6 @@
 //! The package layout: the fixed file names, where packages go, and the files derived from the manifest.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use tiffin_hash::{ChecksumLine, Digest};
@@ -114,4 +115,37 @@ pub fn walk(folder: &Path) -> impl Iterator<Item = Result<(String, walkdir::DirE
 pub fn parse_digest(text: &str) -> Option<Digest> {
     text.strip_prefix("sha256:")
         .and_then(|hex| Digest::from_hex(hex).ok())
+}
+
+/// Appends one archive entry with the fixed header every tiffin archive uses: ustar, mode 0644,
+/// owner 0:0, no user or group names, the package's creation time as mtime.
+pub(crate) fn append_entry<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    size: u64,
+    mtime: u64,
+    data: &mut dyn Read,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(size);
+    header.set_mode(ENTRY_MODE);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, path, data)
+}
+
+/// Gives a staged file or folder the permissions of an ordinary one; staging paths are created
+/// private (0600 and 0700) by `tempfile`.
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(Error::write(path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }

@@ -226,7 +226,7 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
         .map_err(Error::read(archive_tmp.path()))?
         .len();
     // Temporary files are created private (0600); an archive is as readable as any other file.
-    set_mode(archive_tmp.path(), 0o644)?;
+    layout::set_mode(archive_tmp.path(), 0o644)?;
 
     install_folder(staging, &folder, options.force)?;
     let persisted = if options.force {
@@ -631,7 +631,7 @@ fn write_archive(
     let mtime = layout::epoch_seconds(&manifest.created);
     let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
     let mut append = |path: &str, size: u64, data: &mut dyn Read| {
-        append_entry(&mut builder, path, size, mtime, data)
+        layout::append_entry(&mut builder, path, size, mtime, data)
     };
     append(MANIFEST_FILE, json.len() as u64, &mut &json[..])?;
     let mut rest: Vec<(&str, Option<u64>)> = manifest
@@ -655,31 +655,12 @@ fn write_archive(
     file.sync_all()
 }
 
-/// Appends one archive entry with the fixed header every tiffin archive uses: ustar, mode 0644,
-/// owner 0:0, no user or group names, the package's creation time as mtime.
-pub(crate) fn append_entry<W: Write>(
-    builder: &mut tar::Builder<W>,
-    path: &str,
-    size: u64,
-    mtime: u64,
-    data: &mut dyn Read,
-) -> std::io::Result<()> {
-    let mut header = tar::Header::new_ustar();
-    header.set_size(size);
-    header.set_mode(layout::ENTRY_MODE);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(mtime);
-    header.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(&mut header, path, data)
-}
-
 /// Renames the staging folder to `NAME/VERSION/`. With `force`, an existing folder is first moved
 /// aside and removed only once the new one is in place.
 fn install_folder(staging: tempfile::TempDir, folder: &Path, force: bool) -> Result<()> {
     let parent = folder.parent().expect("a package folder has a parent");
     fs::create_dir_all(parent).map_err(Error::write(parent))?;
-    set_mode(staging.path(), 0o755)?;
+    layout::set_mode(staging.path(), 0o755)?;
     let old = if force && folder.symlink_metadata().is_ok() {
         let aside = tempfile::Builder::new()
             .prefix(".tiffin-old-")
@@ -708,18 +689,5 @@ fn install_folder(staging: tempfile::TempDir, folder: &Path, force: bool) -> Res
             source,
         });
     }
-    Ok(())
-}
-
-/// Gives a staged file or folder the permissions of an ordinary one; staging paths are created
-/// private (0600 and 0700) by `tempfile`.
-pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::write(path))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
     Ok(())
 }

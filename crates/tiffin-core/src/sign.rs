@@ -38,11 +38,7 @@ pub struct SignOptions {
 impl Default for SignOptions {
     fn default() -> Self {
         SignOptions {
-            verify: VerifyOptions {
-                algorithms: Algorithms::BLAKE3,
-                run_model: false,
-                ..VerifyOptions::default()
-            },
+            verify: VerifyOptions::digests(Algorithms::BLAKE3),
             certificates: None,
         }
     }
@@ -175,7 +171,7 @@ fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(Error::write(tmp.path()))?;
-    crate::pack::set_mode(tmp.path(), 0o644)?;
+    layout::set_mode(tmp.path(), 0o644)?;
     tmp.persist(target).map_err(|e| Error::Write {
         path: target.to_owned(),
         source: e.error,
@@ -206,7 +202,7 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
         source: e,
     };
     let append_bundle = |builder: &mut tar::Builder<_>| {
-        crate::pack::append_entry(
+        layout::append_entry(
             builder,
             SIGSTORE_FILE,
             bundle.len() as u64,
@@ -234,8 +230,7 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
             inner: &mut entry,
             bytes: 0,
         };
-        crate::pack::append_entry(&mut builder, &name, size, mtime, &mut counted)
-            .map_err(write_err)?;
+        layout::append_entry(&mut builder, &name, size, mtime, &mut counted).map_err(write_err)?;
         if counted.bytes != size {
             // The archive verified a moment ago: it was changed while being signed.
             return Err(Error::Sign {
@@ -255,7 +250,7 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
     writer.flush().map_err(write_err)?;
     drop(writer);
     tmp.as_file().sync_all().map_err(write_err)?;
-    crate::pack::set_mode(tmp.path(), 0o644)?;
+    layout::set_mode(tmp.path(), 0o644)?;
     tmp.persist(path).map_err(|e| Error::Write {
         path: path.to_owned(),
         source: e.error,

@@ -27,6 +27,7 @@ pub struct VerifyOptions {
     /// rerun the golden examples against their tolerances.
     pub run_model: bool,
     /// The engine that loads the model and reruns the examples when `run_model` is set.
+    #[cfg(feature = "run")]
     pub runtime: tiffin_runtime::Runtime,
 }
 
@@ -34,8 +35,25 @@ impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
             algorithms: Algorithms::BLAKE3,
-            run_model: true,
+            // A build without a runtime checks digests only, unless asked for more.
+            run_model: cfg!(feature = "run"),
+            #[cfg(feature = "run")]
             runtime: tiffin_runtime::Runtime::Tract,
+        }
+    }
+}
+
+impl VerifyOptions {
+    /// Digests only, with these algorithms: the files against the manifest, no model loaded.
+    /// What a signature check, a store or a pull needs, and all a build without the `run`
+    /// feature can do.
+    // Without the `run` feature the options have no field beyond the two set here.
+    #[allow(clippy::needless_update)]
+    pub fn digests(algorithms: Algorithms) -> VerifyOptions {
+        VerifyOptions {
+            algorithms,
+            run_model: false,
+            ..VerifyOptions::default()
         }
     }
 }
@@ -183,8 +201,18 @@ pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
     let mut drifts = None;
     let mut parity = None;
     if let (true, true, Some(m)) = (options.run_model, findings.problems.is_empty(), &manifest) {
-        (model_checked, drifts, parity) =
-            check_model(path, kind, m, &options.runtime, &mut findings)?;
+        #[cfg(feature = "run")]
+        {
+            (model_checked, drifts, parity) =
+                check_model(path, kind, m, &options.runtime, &mut findings)?;
+        }
+        #[cfg(not(feature = "run"))]
+        {
+            let _ = (m, &mut model_checked, &mut drifts, &mut parity);
+            return Err(Error::NoRuntime {
+                path: path.to_owned(),
+            });
+        }
     }
     let mut algorithms = Vec::new();
     if options.algorithms.sha256 {
@@ -211,6 +239,7 @@ pub fn verify(path: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
     })
 }
 
+#[cfg(feature = "run")]
 /// What loading the model found: whether it loaded, the golden examples' drift, the parity.
 type ModelCheck = (
     bool,
@@ -221,6 +250,7 @@ type ModelCheck = (
 /// Loads the model of an intact package: the signature is checked against the graph as it loads,
 /// then the golden examples are rerun, and compared with the original model's outputs where the
 /// package records them. Returns whether the model loaded, the drifts and the parity.
+#[cfg(feature = "run")]
 fn check_model(
     path: &Path,
     kind: PackageKind,
@@ -313,6 +343,7 @@ fn check_model(
     Ok((true, drifts, parity))
 }
 
+#[cfg(feature = "run")]
 /// An error and its causes on one line.
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();

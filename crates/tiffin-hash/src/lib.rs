@@ -8,6 +8,8 @@
 //!
 //! It draws nothing: callers that want a progress bar pass a [`Progress`] and draw it themselves.
 
+#![deny(missing_docs)]
+
 mod checksum;
 mod digest;
 mod hasher;

@@ -6,6 +6,8 @@
 //! [`check_signature`] compare a signature with what the graph says; [`to_nnef`] converts ONNX
 //! to NNEF.
 
+#![deny(missing_docs)]
+
 mod error;
 mod graph;
 mod model;

@@ -10,6 +10,8 @@
 //! batches per model when the signature allows it. [`serve`] runs the router on a socket with
 //! header timeouts, reloads and a graceful shutdown.
 
+#![deny(missing_docs)]
+
 mod batch;
 mod config;
 mod error;

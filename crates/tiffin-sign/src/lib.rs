@@ -25,6 +25,8 @@
 //! assert_eq!(check.key_hint, key.public_key().hint());
 //! ```
 
+#![deny(missing_docs)]
+
 mod bundle;
 mod cert;
 mod key;

@@ -6,6 +6,8 @@
 //! This is the one tiffin crate with an HTTP client and TLS (ureq on rustls); a consumer that
 //! only packs, verifies or signs packages needs `tiffin-core` alone.
 
+#![deny(missing_docs)]
+
 mod error;
 pub mod oci;
 mod store;

@@ -60,12 +60,24 @@ pub struct ImageOptions {
 #[derive(Debug, Clone)]
 pub enum ImageTarget {
     /// An OCI image layout folder, which must not exist yet, tagged `tag`.
-    Layout { dir: PathBuf, tag: String },
+    Layout {
+        /// The folder to write.
+        dir: PathBuf,
+        /// The tag in its `index.json` (`org.opencontainers.image.ref.name`).
+        tag: String,
+    },
     /// The layout as one tar (`podman load -i`, `docker load -i`), tagged `tag`.
-    Archive { file: PathBuf, tag: String },
+    Archive {
+        /// The tar file to write.
+        file: PathBuf,
+        /// The tag the loading tool gives the image.
+        tag: String,
+    },
     /// A registry, sending only the blobs it lacks.
     Push {
+        /// Where the image goes.
         reference: Reference,
+        /// How to reach the registry.
         options: ClientOptions,
     },
 }
