@@ -71,7 +71,7 @@ pub fn convert_to_nnef(options: &ConvertOptions) -> Result<Conversion> {
         ));
     };
     let kind = package_kind(path)?;
-    let onnx = crate::run::model_source(path, kind, manifest)?
+    let onnx = crate::rerun::model_source(path, kind, manifest)?
         .into_bytes()
         .map_err(model_err)?;
     let onnx_load = time_load(
@@ -90,7 +90,8 @@ pub fn convert_to_nnef(options: &ConvertOptions) -> Result<Conversion> {
         &LoadOptions::default(),
     )
     .map_err(model_err)?;
-    let drifts = crate::run::rerun_examples(path, kind, manifest, &nnef_model)?.unwrap_or_default();
+    let drifts =
+        crate::rerun::rerun_examples(path, kind, manifest, &nnef_model)?.unwrap_or_default();
     let mut conversion = Conversion {
         drifts,
         onnx_load_ms: onnx_load.as_secs_f64() * 1e3,

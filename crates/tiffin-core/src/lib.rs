@@ -26,6 +26,8 @@ mod package;
 #[cfg(feature = "run")]
 pub mod payload;
 #[cfg(feature = "run")]
+mod rerun;
+#[cfg(feature = "run")]
 mod run;
 pub mod safety;
 pub mod scan;
@@ -48,7 +50,10 @@ pub use package::{
     Inspection, PackageKind, inspect, package_kind, parse_manifest, read_file, read_manifest_bytes,
 };
 #[cfg(feature = "run")]
-pub use run::{Loaded, load, load_verified, unchecked_runtime_note};
+#[cfg(feature = "run")]
+pub use rerun::unchecked_runtime_note;
+#[cfg(feature = "run")]
+pub use run::{Loaded, load, load_verified};
 pub use sign::{
     CertificateChain, PublicKey, SignOptions, SignatureClaim, SignatureOptions, SignatureReport,
     Signed, SigningKey, TrustRoots, Verifier, sign, signature_claim, verify_signature,

@@ -259,10 +259,10 @@ fn check_model(
     findings: &mut Findings,
 ) -> Result<ModelCheck> {
     let model_file = Some(manifest.model.path.as_str());
-    let note = crate::run::unchecked_runtime_note(manifest, runtime)
+    let note = crate::rerun::unchecked_runtime_note(manifest, runtime)
         .map(|n| format!(" ({n})"))
         .unwrap_or_default();
-    let source = crate::run::model_source(path, kind, manifest)?;
+    let source = crate::rerun::model_source(path, kind, manifest)?;
     let options = tiffin_runtime::LoadOptions::default()
         .with_plan_cache(0)
         .with_runtime(runtime.clone());
@@ -288,7 +288,7 @@ fn check_model(
             return Ok((false, None, None));
         }
     };
-    let (drifts, parity) = match crate::run::rerun(path, kind, manifest, &model) {
+    let (drifts, parity) = match crate::rerun::rerun(path, kind, manifest, &model) {
         Ok(Some(rerun)) => (Some(rerun.drifts), rerun.parity),
         Ok(None) => (None, None),
         Err(e) => {

@@ -164,7 +164,7 @@ fn examples(
             let kind = package_kind(subject.kind);
             let ex = manifest.examples.as_ref();
             let at = ex.map(|e| e.outputs.clone()).and_then(Location::file);
-            match crate::run::rerun_examples(&subject.root, kind, manifest, model) {
+            match crate::rerun::rerun_examples(&subject.root, kind, manifest, model) {
                 Ok(drifts) => {
                     for d in drifts.iter().flatten().filter(|d| !d.passed()) {
                         let message = match &d.problem {

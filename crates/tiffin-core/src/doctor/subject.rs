@@ -118,7 +118,7 @@ impl Subject {
                 }
             }
             (kind, Some(manifest)) => {
-                crate::run::model_source(&self.root, package_kind(kind), manifest)
+                crate::rerun::model_source(&self.root, package_kind(kind), manifest)
             }
             (_, None) => Err(Error::NotAPackage {
                 path: self.root.clone(),
