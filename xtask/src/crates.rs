@@ -6,6 +6,8 @@
 //!   and no TLS; `tiffin-sign` stands on `tiffin-hash` alone among tiffin's crates;
 //!   `tiffin-store` has the HTTP client but no tract. The counts are printed.
 //! - The verify-only build compiles without a warning (`cargo clippy --no-default-features`).
+//! - Every crate is ready to publish: `cargo publish --dry-run` packages each in the order of the
+//!   arrows, without a warning.
 //! - The examples run: `verify_signature` (built without `run`) accepts a package signed with
 //!   the fixture key and refuses another key; `predict` answers; `embed` serves tiffin's routes
 //!   beside its own. (`pull_into` of tiffin-store runs in the `registry` step, which has a
@@ -134,7 +136,69 @@ pub(crate) fn run() -> Result<()> {
     process::announce(&process::shown(&clippy));
     process::run(&mut clippy)?;
 
+    publish_dry_run()?;
     examples()
+}
+
+/// The library crates in the order their dependencies need them published, the CLI last.
+const PUBLISH_ORDER: &[&str] = &[
+    "tiffin-hash",
+    "tiffin-manifest",
+    "tiffin-runtime",
+    "tiffin-sign",
+    "tiffin-core",
+    "tiffin-doctor",
+    "tiffin-server",
+    "tiffin-store",
+    "tiffin-cli",
+];
+
+/// `cargo publish --dry-run` of the whole workspace but the xtask: cargo packages each crate
+/// against the packages of the ones below it (the arrows' order), checking metadata, files and
+/// dependency versions. `--no-verify` leaves out the build of each package, which the other
+/// steps make; a warning (a missing description, licence or readme) fails the step.
+fn publish_dry_run() -> Result<()> {
+    let mut publish = process::cargo();
+    publish.args([
+        "publish",
+        "--dry-run",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--no-verify",
+        "--allow-dirty",
+        "--locked",
+    ]);
+    process::announce(&process::shown(&publish));
+    let output = publish
+        .output()
+        .with_context(|| format!("cannot run `{}`", process::shown(&publish)))?;
+    let log = text(&output);
+    ensure!(
+        output.status.success(),
+        "`{}` failed: {log}",
+        process::shown(&publish)
+    );
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("warning:") && !l.contains("aborting upload due to dry run"))
+        .collect();
+    ensure!(
+        warnings.is_empty(),
+        "publishing would warn: {}",
+        warnings.join("; ")
+    );
+    let uploaded: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("Uploading "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    ensure!(
+        uploaded == PUBLISH_ORDER,
+        "cargo would publish {uploaded:?}, not {PUBLISH_ORDER:?}"
+    );
+    eprintln!("    publish --dry-run: {}", uploaded.join(", "));
+    Ok(())
 }
 
 /// The distinct crates of a build's dependency tree (normal and build dependencies, the root

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tiffin_core::Rule;
+use tiffin_doctor::Rule;
 
 /// Pack a trained model into a package anyone can run and trust, and check such packages.
 #[derive(Debug, Parser)]

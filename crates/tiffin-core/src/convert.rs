@@ -191,7 +191,6 @@ pub fn convert_to_nnef(options: &ConvertOptions) -> Result<Conversion> {
         out: Some(out),
         force: options.force,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     conversion.packed = Some(crate::pack(&pack_options, &tiffin_hash::NoProgress)?);

@@ -183,12 +183,14 @@ impl From<tiffin_sign::Error> for Error {
 }
 
 impl Error {
-    pub(crate) fn read(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    /// The [`Error::Read`] of `path`, for `map_err` on an I/O result.
+    pub fn read(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Read { path, source }
     }
 
-    pub(crate) fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    /// The [`Error::Write`] of `path`, for `map_err` on an I/O result.
+    pub fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Write { path, source }
     }

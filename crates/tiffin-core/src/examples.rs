@@ -301,7 +301,7 @@ impl Drift {
 
 #[cfg(feature = "run")]
 /// The names of the tensors of a signature list, in order.
-pub(crate) fn tensor_names(specs: &[tiffin_manifest::TensorSpec]) -> Vec<&str> {
+pub fn tensor_names(specs: &[tiffin_manifest::TensorSpec]) -> Vec<&str> {
     specs.iter().map(|s| s.name.as_str()).collect()
 }
 

@@ -11,7 +11,7 @@ use tiffin_manifest::{Authoring, Dim, ParityResult, TensorSpec};
 
 /// Renders the card for an authoring file; with `parity` (what pack measured against the
 /// original model's outputs), the evaluation section shows it.
-pub(crate) fn render(a: &Authoring, parity: Option<&BTreeMap<String, ParityResult>>) -> String {
+pub fn render(a: &Authoring, parity: Option<&BTreeMap<String, ParityResult>>) -> String {
     let p = &a.package;
     let mut s = String::new();
     s.push_str("---\n");

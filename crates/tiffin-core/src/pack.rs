@@ -29,10 +29,6 @@ pub struct PackOptions {
     /// Example inputs to run and store with their outputs as golden examples (any payload form
     /// `predict` takes); overrides `[examples] inputs` of `tiffin.toml`.
     pub examples: Option<PathBuf>,
-    /// `doctor` rules not to hold the authoring folder to. Pack refuses a folder on which any
-    /// other rule fails (a creation time in the future, a device requirement this machine cannot
-    /// meet, ...); skipping a rule is an explicit opt-out, never a default.
-    pub skip_checks: Vec<crate::doctor::Rule>,
     /// The engine the model is checked on and the golden examples' outputs made with: tract
     /// unless asked otherwise. A model only ONNX Runtime runs (a graph tract mis-runs) packs
     /// with its examples this way; the manifest records it in `runtime.checked_on`.
@@ -74,6 +70,17 @@ struct Input {
 /// Packs the authoring folder described by `options`. On any error nothing is left at the
 /// destination: the package is built in a hidden staging folder beside it and renamed into place.
 pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
+    pack_checked(options, progress, |_| Ok(()))
+}
+
+/// [`pack`], with `check` run on the authoring folder once tiffin.toml and the model have passed
+/// pack's own checks and before anything is written: a policy on top of them (`tiffin-doctor`'s
+/// checklist, which `tiffin pack` applies) whose error refuses the folder.
+pub fn pack_checked(
+    options: &PackOptions,
+    progress: &dyn Progress,
+    check: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Packed> {
     let (dir, toml_path) = authoring_paths(&options.source)?;
     let text = fs::read_to_string(&toml_path).map_err(Error::read(&toml_path))?;
     let manifest_err = |source| Error::Manifest {
@@ -165,7 +172,7 @@ pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
     }
 
     // After the model check, so that a model tiffin cannot load is reported as such first.
-    crate::doctor::gate(&dir, &options.skip_checks)?;
+    check(&dir)?;
 
     fs::create_dir_all(&out).map_err(Error::write(&out))?;
     let staging = tempfile::Builder::new()

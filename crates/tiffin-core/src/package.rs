@@ -117,7 +117,7 @@ pub fn read_file(path: &Path, file: &str) -> Result<Vec<u8>> {
 
 /// Reads the files of a package whose paths `wanted` accepts, into memory, by package path. Only
 /// regular files listed in the manifest should be asked for; call this on verified packages.
-pub(crate) fn read_files(
+pub fn read_files(
     path: &Path,
     kind: PackageKind,
     wanted: impl Fn(&str) -> bool,

@@ -13,11 +13,7 @@ use crate::{Error, Result, examples};
 
 /// The model of a verified package as the runtime reads it: the one file's bytes, or for an NNEF
 /// folder the folder itself (package folders) or a tar of its files (archives).
-pub(crate) fn model_source(
-    path: &Path,
-    kind: PackageKind,
-    manifest: &Manifest,
-) -> Result<ModelSource> {
+pub fn model_source(path: &Path, kind: PackageKind, manifest: &Manifest) -> Result<ModelSource> {
     let model_path = manifest.model.path.as_str();
     let prefix = format!("{model_path}/");
     let is_single_file = manifest
@@ -88,7 +84,7 @@ fn tar_of(files: &BTreeMap<String, Vec<u8>>, prefix: &str) -> Vec<u8> {
 
 /// Reruns a package's golden examples and compares them with the stored outputs; `None` when the
 /// package has none.
-pub(crate) fn rerun_examples(
+pub fn rerun_examples(
     path: &Path,
     kind: PackageKind,
     manifest: &Manifest,

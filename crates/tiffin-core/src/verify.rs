@@ -343,9 +343,8 @@ fn check_model(
     Ok((true, drifts, parity))
 }
 
-#[cfg(feature = "run")]
 /// An error and its causes on one line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

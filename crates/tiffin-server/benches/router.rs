@@ -31,7 +31,6 @@ fn router(c: &mut Criterion) {
             out: Some(dir.path().to_owned()),
             force: false,
             examples: None,
-            skip_checks: Vec::new(),
             runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,

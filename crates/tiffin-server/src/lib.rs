@@ -9,6 +9,27 @@
 //! on the async worker that holds the request, still within the pool's bound), and merged into
 //! batches per model when the signature allows it. [`serve`] runs the router on a socket with
 //! header timeouts, reloads and a graceful shutdown.
+//!
+//! The router embeds in an application's own (`examples/embed.rs` is this as a program, run by
+//! tiffin's CI):
+//!
+//! ```no_run
+//! use axum::Router;
+//! use axum::routing::get;
+//! use tiffin_server::{AppState, Config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let state = AppState::new(Config::default(), vec!["churn-1.0.0.tiffin".into()]);
+//! // Verified, loaded and checked against the golden examples, once.
+//! state.load().await.map_err(|failures| format!("{failures:?}"))?;
+//! let app = Router::new()
+//!     .route("/hello", get(|| async { "hello" }))
+//!     .merge(tiffin_server::app(state));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 

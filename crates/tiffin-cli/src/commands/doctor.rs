@@ -1,7 +1,7 @@
 //! `tiffin doctor`: the packaging checklist on an authoring folder or a package, grouped by level.
 
 use indicatif::HumanBytes;
-use tiffin_core::{DoctorOptions, DoctorReport, Level, SubjectKind, doctor};
+use tiffin_doctor::{DoctorOptions, DoctorReport, Level, SubjectKind, doctor};
 
 use crate::Outcome;
 use crate::args::DoctorArgs;

@@ -1,7 +1,7 @@
 //! `tiffin pack`: build a package folder and archive from an authoring folder.
 
 use indicatif::HumanBytes;
-use tiffin_core::{PackOptions, pack};
+use tiffin_core::PackOptions;
 
 use crate::Outcome;
 use crate::args::PackArgs;
@@ -13,11 +13,11 @@ pub(crate) fn run(args: &PackArgs, quiet: bool) -> anyhow::Result<Outcome> {
         out: args.out.clone(),
         force: args.force,
         examples: args.examples.clone(),
-        skip_checks: args.skip_check.clone(),
         runtime: args.runtime.runtime(),
     };
     let bar = Bar::new(quiet, "packing");
-    let packed = pack(&options, &bar)?;
+    // Held to the doctor's checklist first, as the command promises.
+    let packed = tiffin_doctor::pack(&options, &args.skip_check, &bar)?;
     bar.finish();
     let m = &packed.manifest;
     if args.json {

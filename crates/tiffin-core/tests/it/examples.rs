@@ -27,7 +27,6 @@ fn pack_with_examples(fixture: &str, rows: usize) -> (tempfile::TempDir, tiffin_
         out: Some(out.path().to_owned()),
         force: false,
         examples: Some(file),
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     let packed = tiffin_core::pack(&options, &NoProgress).unwrap();
@@ -101,7 +100,6 @@ fn a_signature_that_disagrees_with_the_graph_fails_pack_and_verify() {
         out: None,
         force: false,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
@@ -148,7 +146,6 @@ fn examples_that_do_not_fit_the_signature_are_refused_at_pack() {
         out: Some(out.path().to_owned()),
         force: false,
         examples: Some(file),
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());

@@ -1,7 +1,6 @@
 //! Integration tests of tiffin-core: pack, verify and inspect on the committed fixtures, tampered
 //! packages and hand-made hostile archives.
 
-mod doctor;
 mod examples;
 mod hostile;
 mod pack;

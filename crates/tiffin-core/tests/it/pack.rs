@@ -129,7 +129,6 @@ fn an_existing_version_is_kept_unless_forced() {
         out: Some(out.path().to_owned()),
         force: false,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     let err = tiffin_core::pack(&options, &NoProgress).unwrap_err();
@@ -190,7 +189,6 @@ fn pickles_are_refused_by_content_and_nothing_is_written() {
             out: Some(out.clone()),
             force: false,
             examples: None,
-            skip_checks: Vec::new(),
             runtime: Default::default(),
         };
         let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
@@ -219,7 +217,6 @@ fn a_pickle_shipped_as_an_extra_file_is_refused_too() {
         out: None,
         force: false,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
@@ -241,7 +238,6 @@ fn links_and_missing_files_are_refused_with_the_path() {
         out: None,
         force: false,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
@@ -272,7 +268,6 @@ fn every_authoring_problem_is_reported_at_once() {
         out: None,
         force: false,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());
@@ -291,7 +286,6 @@ fn a_folder_without_tiffin_toml_says_what_to_write() {
         out: None,
         force: false,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     let err = chain(&tiffin_core::pack(&options, &NoProgress).unwrap_err());

@@ -33,7 +33,6 @@ fn pack_iris_edited(out: &Path, edit: impl FnOnce(String) -> String) {
             out: Some(out.to_owned()),
             force: false,
             examples: None,
-            skip_checks: Vec::new(),
             runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,

@@ -143,7 +143,6 @@ fn hostile_card_package(dir: &std::path::Path) -> std::path::PathBuf {
             out: Some(out),
             force: false,
             examples: None,
-            skip_checks: Vec::new(),
             runtime: Default::default(),
         },
         &tiffin_core::hash::NoProgress,

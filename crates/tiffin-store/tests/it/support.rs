@@ -23,7 +23,6 @@ pub(crate) fn pack_into(source: &Path, out: &Path) -> Packed {
         out: Some(out.to_owned()),
         force: false,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
     tiffin_core::pack(&options, &NoProgress)

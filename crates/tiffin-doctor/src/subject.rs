@@ -15,10 +15,11 @@ use tiffin_manifest::{
 use tiffin_runtime::ModelSource;
 
 use super::{FileSize, Findings, Location, Rule, SubjectKind, line_of};
-use crate::layout::{AUTHORING_FILE, MANIFEST_FILE, MODEL_CARD_FILE, SIGNATURE_FILE};
-use crate::package::{PackageKind, read_files};
-use crate::verify::{ProblemKind, VerifyOptions, verify};
-use crate::{Error, Result, model_card};
+use tiffin_core::layout::{AUTHORING_FILE, MANIFEST_FILE, MODEL_CARD_FILE, SIGNATURE_FILE};
+use tiffin_core::model_card;
+use tiffin_core::{Error, Result};
+use tiffin_core::{PackageKind, read_files};
+use tiffin_core::{ProblemKind, VerifyOptions, verify};
 
 /// Environment files are recognised by these names whatever their role, besides any file with
 /// the role `environment`.
@@ -118,7 +119,7 @@ impl Subject {
                 }
             }
             (kind, Some(manifest)) => {
-                crate::rerun::model_source(&self.root, package_kind(kind), manifest)
+                tiffin_core::model_source(&self.root, package_kind(kind), manifest)
             }
             (_, None) => Err(Error::NotAPackage {
                 path: self.root.clone(),
@@ -213,7 +214,7 @@ pub(crate) fn authoring(toml_path: &Path, findings: &mut Findings) -> Result<Sub
     subject.files.push(FileSize {
         path: SIGNATURE_FILE.to_owned(),
         role: FileRole::Signature,
-        size: crate::layout::signature_json(&a.signature).len() as u64,
+        size: tiffin_core::layout::signature_json(&a.signature).len() as u64,
     });
     match &a.package.model_card {
         Some(card) => {
@@ -420,7 +421,7 @@ pub(crate) fn package(path: &Path, findings: &mut Findings) -> Result<Subject> {
         .problems
         .iter()
         .all(|p| p.kind == ProblemKind::UnsafeFormat);
-    let manifest_text = crate::package::read_manifest_bytes(path, report.kind)
+    let manifest_text = tiffin_core::read_manifest_bytes(path, report.kind)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let mut subject = Subject {

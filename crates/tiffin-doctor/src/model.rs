@@ -10,8 +10,8 @@ use tiffin_runtime::{LoadOptions, Model, Tensor, TensorData};
 
 use super::subject::{ExampleSource, Meta, Subject, package_kind};
 use super::{Findings, Location, Rule};
-use crate::verify::chain;
-use crate::{Result, payload};
+use tiffin_core::chain;
+use tiffin_core::{Result, payload};
 
 pub(crate) fn check(
     subject: &Subject,
@@ -164,7 +164,7 @@ fn examples(
             let kind = package_kind(subject.kind);
             let ex = manifest.examples.as_ref();
             let at = ex.map(|e| e.outputs.clone()).and_then(Location::file);
-            match crate::rerun::rerun_examples(&subject.root, kind, manifest, model) {
+            match tiffin_core::rerun_examples(&subject.root, kind, manifest, model) {
                 Ok(drifts) => {
                     for d in drifts.iter().flatten().filter(|d| !d.passed()) {
                         let message = match &d.problem {
@@ -192,9 +192,9 @@ fn examples(
             }
             let inputs = ex.and_then(|ex| {
                 let files =
-                    crate::package::read_files(&subject.root, kind, |p| p == ex.inputs).ok()?;
-                let names = crate::examples::tensor_names(&manifest.signature.inputs);
-                crate::examples::read_tensors(files.get(&ex.inputs)?, &names).ok()
+                    tiffin_core::read_files(&subject.root, kind, |p| p == ex.inputs).ok()?;
+                let names = tiffin_core::examples::tensor_names(&manifest.signature.inputs);
+                tiffin_core::examples::read_tensors(files.get(&ex.inputs)?, &names).ok()
             });
             Ok(inputs)
         }

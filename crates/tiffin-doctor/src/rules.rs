@@ -8,7 +8,7 @@ use tiffin_manifest::FileRole;
 
 use super::subject::Subject;
 use super::{Findings, Location, Rule, SubjectKind, card, deps, human_size, line_of, model};
-use crate::{Error, Result, safety};
+use tiffin_core::{Error, Result, safety};
 
 /// Runs every rule on `subject`. Rules that cannot run say why in the report's `skipped`.
 pub(crate) fn run_all(

@@ -19,8 +19,8 @@ use std::str::FromStr;
 use serde::Serialize;
 use tiffin_manifest::FileRole;
 
-use crate::layout::{AUTHORING_FILE, MANIFEST_FILE};
-use crate::{Error, Result};
+use tiffin_core::layout::{AUTHORING_FILE, MANIFEST_FILE};
+use tiffin_core::{Error, Result};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -395,9 +395,23 @@ pub fn doctor(path: &Path, options: &DoctorOptions) -> Result<DoctorReport> {
     })
 }
 
-/// The check `pack` runs before writing anything: every rule except those in `skip`, without
-/// loading the model (pack does that itself), refusing on any failure.
-pub(crate) fn gate(authoring_dir: &Path, skip: &[Rule]) -> Result<()> {
+/// Packs as `tiffin pack` does: once pack's own checks pass (tiffin.toml, the files, the model),
+/// the authoring folder is held to every rule except those in `skip` (without loading the model
+/// again), and a failure refuses it before anything is written, as [`Error::Checks`] listing
+/// each failure with its fix. [`tiffin_core::pack`] alone builds a package that verifies,
+/// without this policy (a creation time in the future, a device this machine lacks, a missing
+/// licence...).
+pub fn pack(
+    options: &tiffin_core::PackOptions,
+    skip: &[Rule],
+    progress: &dyn tiffin_core::hash::Progress,
+) -> Result<tiffin_core::Packed> {
+    tiffin_core::pack_checked(options, progress, |dir| gate(dir, skip))
+}
+
+/// The check [`pack`] runs before writing anything: every rule except those in `skip`, without
+/// loading the model, refusing on any failure.
+fn gate(authoring_dir: &Path, skip: &[Rule]) -> Result<()> {
     let options = DoctorOptions {
         payload: None,
         skip: skip.to_vec(),

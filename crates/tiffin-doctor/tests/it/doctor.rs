@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use tiffin_core::PackOptions;
 use tiffin_core::hash::NoProgress;
-use tiffin_core::{DoctorOptions, DoctorReport, Level, PackOptions, Rule, doctor};
+use tiffin_doctor::{DoctorOptions, DoctorReport, Level, Rule, doctor};
 
 use crate::support::*;
 
@@ -362,15 +363,14 @@ fn pack_refuses_a_failing_folder_unless_the_rule_is_skipped() {
     let dir = authoring("churn_model");
     edit_toml(dir.path(), |t| t.replace("gpu = false", "gpu = true"));
     let out = tempfile::tempdir().unwrap();
-    let mut options = PackOptions {
+    let options = PackOptions {
         source: dir.path().to_owned(),
         out: Some(out.path().to_owned()),
         force: false,
         examples: None,
-        skip_checks: Vec::new(),
         runtime: Default::default(),
     };
-    let err = tiffin_core::pack(&options, &NoProgress)
+    let err = tiffin_doctor::pack(&options, &[], &NoProgress)
         .unwrap_err()
         .to_string();
     assert!(
@@ -378,6 +378,50 @@ fn pack_refuses_a_failing_folder_unless_the_rule_is_skipped() {
         "{err}"
     );
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
-    options.skip_checks = vec![Rule::Device];
-    tiffin_core::pack(&options, &NoProgress).unwrap();
+    tiffin_doctor::pack(&options, &[Rule::Device], &NoProgress).unwrap();
+}
+
+/// A package packed with the original model's outputs (`[examples] expected`) carries parity
+/// evidence, which the parity rule reads on the authoring folder and on the package.
+#[test]
+fn parity_passes_with_the_original_models_outputs() {
+    const ROWS: usize = 8;
+    let dir = authoring("breast_cancer");
+    let text = std::fs::read_to_string(fixtures().join("breast_cancer/reference.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let x = &reference["inputs"]["X"];
+    let width = x["shape"][1].as_u64().unwrap() as usize;
+    let rows: Vec<&[serde_json::Value]> = x["data"].as_array().unwrap()[..ROWS * width]
+        .chunks(width)
+        .collect();
+    let outputs = &reference["outputs"];
+    let labels = &outputs["label"]["data"].as_array().unwrap()[..ROWS];
+    let probabilities: Vec<&[serde_json::Value]> =
+        outputs["probabilities"]["data"].as_array().unwrap()[..ROWS * 2]
+            .chunks(2)
+            .collect();
+    let write = |name: &str, value: serde_json::Value| {
+        std::fs::write(dir.path().join(name), value.to_string()).unwrap();
+    };
+    write("examples.json", serde_json::json!({ "X": rows }));
+    write(
+        "expected.json",
+        serde_json::json!({ "label": labels, "probabilities": probabilities }),
+    );
+    edit_toml(dir.path(), |t| {
+        format!("{t}\n[examples]\ninputs = \"examples.json\"\nexpected = \"expected.json\"\n")
+    });
+    let out = tempfile::tempdir().unwrap();
+    let options = PackOptions {
+        source: dir.path().to_owned(),
+        out: Some(out.path().to_owned()),
+        force: false,
+        examples: None,
+        runtime: Default::default(),
+    };
+    let packed = tiffin_doctor::pack(&options, &[], &NoProgress).unwrap();
+    for path in [dir.path().to_owned(), packed.archive] {
+        let report = run(&path);
+        assert_passes(&report, Rule::Parity);
+    }
 }
