@@ -165,6 +165,8 @@ fn publish_dry_run() -> Result<()> {
         "--workspace",
         "--exclude",
         "xtask",
+        "--exclude",
+        "tiffin-fuzz",
         "--no-verify",
         "--allow-dirty",
         "--locked",

@@ -9,6 +9,7 @@ mod ci;
 mod crates;
 mod dist;
 mod e2e;
+mod fuzz;
 mod interop;
 mod interop_signing;
 mod kserve;
@@ -52,6 +53,12 @@ enum Command {
     /// Check that the crates a library consumer picks stay light (verifying packages and
     /// signatures builds no tract, HTTP client or TLS) and run their examples.
     Crates,
+    /// Fuzz every parser of untrusted input with libFuzzer (cargo-fuzz, on a nightly toolchain;
+    /// without one it says so and does nothing), printing runs, executions per second and
+    /// coverage per target; `--seed` writes the seed corpora from the fixtures.
+    ///
+    /// Installs cargo-fuzz with cargo when it is missing.
+    Fuzz(fuzz::FuzzArgs),
     /// Push and pull against a real OCI registry (Debian's docker-registry) and check skopeo
     /// reads what tiffin pushed.
     ///
@@ -118,6 +125,7 @@ fn main() -> ExitCode {
         Command::InteropSigning => interop_signing::run(),
         Command::Registry => registry::run(),
         Command::Crates => crates::run(),
+        Command::Fuzz(args) => fuzz::run(&args),
         Command::Kserve => kserve::run(),
         Command::Ui => ui::run(),
         Command::Python(args) => python::run(&args),
