@@ -346,10 +346,7 @@ pub fn verify_signature(
     let mut report = SignatureReport {
         path: path.to_owned(),
         detached: options.bundle.clone(),
-        key_hint: match verifier {
-            Verifier::Key(key) => key.hint(),
-            Verifier::Certificates(_) => String::new(),
-        },
+        key_hint: verifier.key_hint(),
         certificate: None,
         signer_hint: None,
         signature_valid: false,

@@ -90,6 +90,15 @@ impl Verifier {
             (None, None) => None,
         })
     }
+
+    /// The key hint known before any bundle is read: the key's in key mode; empty in
+    /// certificate mode, where the key comes from the bundle's certificate.
+    pub fn key_hint(&self) -> String {
+        match self {
+            Verifier::Key(key) => key.hint(),
+            Verifier::Certificates(_) => String::new(),
+        }
+    }
 }
 
 impl From<PublicKey> for Verifier {
@@ -194,10 +203,7 @@ pub struct BundleCheck {
 /// the resources).
 pub fn check_bundle(bytes: &[u8], verifier: &Verifier) -> BundleCheck {
     let mut check = BundleCheck {
-        key_hint: match verifier {
-            Verifier::Key(key) => key.hint(),
-            Verifier::Certificates(_) => String::new(),
-        },
+        key_hint: verifier.key_hint(),
         certificate: None,
         signer_hint: None,
         signature_valid: false,
