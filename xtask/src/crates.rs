@@ -167,6 +167,8 @@ fn publish_dry_run() -> Result<()> {
         "xtask",
         "--exclude",
         "tiffin-fuzz",
+        "--exclude",
+        "tiffin-testkit",
         "--no-verify",
         "--allow-dirty",
         "--locked",

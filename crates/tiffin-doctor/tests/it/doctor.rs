@@ -7,7 +7,7 @@ use tiffin_core::PackOptions;
 use tiffin_core::hash::NoProgress;
 use tiffin_doctor::{DoctorOptions, DoctorReport, Level, Rule, doctor};
 
-use crate::support::*;
+use tiffin_testkit::*;
 
 /// Copies a fixture's authoring folder into a fresh temp folder.
 fn authoring(fixture: &str) -> tempfile::TempDir {

@@ -2,4 +2,3 @@
 //! purpose, before and after packing, and `pack` held to the checklist.
 
 mod doctor;
-mod support;

@@ -7,7 +7,7 @@ use flate2::read::GzDecoder;
 use std::io::Read;
 use tiffin_store::oci::image::{ImageOptions, ImageTarget, build_image};
 
-use crate::support::{copy_tree, pack_fixture};
+use tiffin_testkit::{copy_tree, pack_fixture};
 
 /// A file that reads as a static x86_64 ELF executable: a header and one PT_LOAD program
 /// header, no PT_INTERP. Enough for the image's check; it is never run.

@@ -4,4 +4,3 @@
 mod image;
 mod oci;
 mod store;
-mod support;

@@ -14,7 +14,7 @@ use tiffin_core::hash::Algorithms;
 use tiffin_store::Store;
 use tiffin_store::oci::{self, ClientOptions, Credentials, FILEPATH_ANNOTATION, Reference};
 
-use crate::support::{pack_fixture, pack_into, problems, verify};
+use tiffin_testkit::{pack_fixture, pack_into, problems, verify};
 
 /// What the fake registry serves and what it saw.
 struct Registry {
@@ -277,8 +277,8 @@ fn a_pull_into_a_folder_writes_the_verified_package_folder_and_nothing_else() {
     // Another package where this version goes is refused and left as it is.
     let other = tempfile::tempdir().unwrap();
     std::fs::remove_dir_all(&pulled.folder).unwrap();
-    let iris = pack_into(&crate::support::fixtures().join("iris"), other.path());
-    crate::support::copy_tree(&iris.folder, &pulled.folder);
+    let iris = pack_into(&tiffin_testkit::fixtures().join("iris"), other.path());
+    tiffin_testkit::copy_tree(&iris.folder, &pulled.folder);
     let err = oci::pull_into(&uri, &dir, &options, &quick(), None)
         .unwrap_err()
         .to_string();

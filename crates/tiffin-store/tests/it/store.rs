@@ -7,7 +7,7 @@ use tiffin_core::VerifyOptions;
 use tiffin_core::hash::{Algorithms, Digest};
 use tiffin_store::Store;
 
-use crate::support::{copy_tree, fixtures, pack_fixture, pack_into};
+use tiffin_testkit::{copy_tree, fixtures, pack_fixture, pack_into};
 
 fn quick() -> VerifyOptions {
     VerifyOptions {
@@ -43,7 +43,7 @@ fn two_threads_adding_one_package_leave_one_good_copy() {
     assert_eq!(count(&home.path().join("packages")), 1);
     assert_eq!(count(&home.path().join("tmp")), 0, "no staging left behind");
     let path = store.resolve("churn_model:1.0.0").unwrap();
-    assert!(crate::support::verify(&path).is_ok());
+    assert!(tiffin_testkit::verify(&path).is_ok());
     drop(out);
 }
 
@@ -113,7 +113,7 @@ fn identical_files_across_packages_are_stored_once() {
     assert_eq!(collected.blobs, blobs_after_two - blobs_after_one);
     assert_eq!(count(&home.path().join("blobs/sha256")), blobs_after_one);
     assert!(blob.is_file());
-    assert!(crate::support::verify(&store.resolve("churn_model").unwrap()).is_ok());
+    assert!(tiffin_testkit::verify(&store.resolve("churn_model").unwrap()).is_ok());
     // A digest prefix names the package too; a tag that does not exist names what does.
     let hex = first.digest.to_hex();
     assert_eq!(store.find(&hex[..10]).unwrap(), first.digest);

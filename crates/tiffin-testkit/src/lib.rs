@@ -1,4 +1,8 @@
-//! Helpers shared by the integration tests: fixture paths, packing into temp folders.
+//! Helpers the integration tests of tiffin's crates share: the repository's fixtures, packed
+//! into temporary folders, verified, copied. (tiffin-core's own tests keep a copy of their own:
+//! a dev-dependency on this crate would build a second tiffin-core into them.)
+
+#![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
 
@@ -6,18 +10,19 @@ use tiffin_core::hash::NoProgress;
 use tiffin_core::{PackOptions, Packed, Report, VerifyOptions};
 
 /// The repository's `fixtures/` folder.
-pub(crate) fn fixtures() -> PathBuf {
+pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
 /// Packs a fixture straight from `fixtures/` into a fresh temp folder.
-pub(crate) fn pack_fixture(name: &str) -> (tempfile::TempDir, Packed) {
+pub fn pack_fixture(name: &str) -> (tempfile::TempDir, Packed) {
     let out = tempfile::tempdir().unwrap();
     let packed = pack_into(&fixtures().join(name), out.path());
     (out, packed)
 }
 
-pub(crate) fn pack_into(source: &Path, out: &Path) -> Packed {
+/// Packs the authoring folder `source` into `out`, panicking with the reason when it fails.
+pub fn pack_into(source: &Path, out: &Path) -> Packed {
     let options = PackOptions {
         source: source.to_owned(),
         out: Some(out.to_owned()),
@@ -29,7 +34,8 @@ pub(crate) fn pack_into(source: &Path, out: &Path) -> Packed {
         .unwrap_or_else(|e| panic!("packing {}: {e}", source.display()))
 }
 
-pub(crate) fn verify(path: &Path) -> Report {
+/// Verifies a package completely: both digests, the model loaded, the examples rerun.
+pub fn verify(path: &Path) -> Report {
     let options = VerifyOptions {
         algorithms: tiffin_core::hash::Algorithms::BOTH,
         run_model: true,
@@ -39,7 +45,7 @@ pub(crate) fn verify(path: &Path) -> Report {
 }
 
 /// The problems of a report as `file: message` lines, for readable assertions.
-pub(crate) fn problems(report: &Report) -> Vec<String> {
+pub fn problems(report: &Report) -> Vec<String> {
     report
         .problems
         .iter()
@@ -48,7 +54,7 @@ pub(crate) fn problems(report: &Report) -> Vec<String> {
 }
 
 /// Copies a folder tree (package folders are flat or shallow).
-pub(crate) fn copy_tree(from: &Path, to: &Path) {
+pub fn copy_tree(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();
         let dest = to.join(entry.path().strip_prefix(from).unwrap());
