@@ -29,7 +29,9 @@ pub fn render_checksums(lines: &[ChecksumLine]) -> Result<String, Error> {
 }
 
 /// Parses a checksum file as `sha256sum -c` does: `<hex>␠␠<path>` (text mode) or
-/// `<hex>␠*<path>` (binary mode), one per line; blank lines are refused, as are escaped lines.
+/// `<hex>␠*<path>` (binary mode), one per line; blank lines are refused, as are escaped lines
+/// and paths holding a backslash or a carriage return, which [`render_checksums`] refuses to
+/// write (so that whatever parses renders back the same).
 pub fn parse_checksums(text: &str) -> Result<Vec<ChecksumLine>, Error> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -52,6 +54,12 @@ pub fn parse_checksums(text: &str) -> Result<Vec<ChecksumLine>, Error> {
             .ok_or_else(|| {
                 bad("expected two spaces (or a space and `*`) and a path after the digest")
             })?;
+        if path.contains(['\r', '\\']) {
+            return Err(bad(
+                "the path holds a backslash or a carriage return, which sha256sum would have \
+                 written escaped and no tiffin package path holds",
+            ));
+        }
         out.push(ChecksumLine {
             sha256,
             path: path.to_owned(),
@@ -68,6 +76,18 @@ mod tests {
         ChecksumLine {
             sha256: Digest([b; 32]),
             path: path.into(),
+        }
+    }
+
+    /// Found by the `checksums` fuzz target: a path with a backslash parsed, then could not be
+    /// rendered. What parses must render.
+    #[test]
+    fn a_path_render_refuses_does_not_parse() {
+        let hex = "1".repeat(64);
+        for path in ["examples/in\\x", "a\rb"] {
+            let err = parse_checksums(&format!("{hex}  {path}\n")).unwrap_err();
+            assert!(err.to_string().contains("backslash"), "{err}");
+            assert!(render_checksums(&[line(1, path)]).is_err());
         }
     }
 
