@@ -100,29 +100,40 @@ pub(crate) fn run(args: &FuzzArgs) -> Result<()> {
             .with_context(|| format!("cannot run `{}`", process::shown(&command)))?;
         let log = String::from_utf8_lossy(&output.stderr).into_owned();
         let stats = Stats::read(&log);
-        if !output.status.success() {
+        // A finding stops that target (libFuzzer stops at the first); the others still run.
+        let found = !output.status.success();
+        if found {
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            bail!(
-                "fuzz target `{target}` failed after {} (a crash is saved under \
-                 fuzz/artifacts/{target}/):\n{}",
+            eprintln!(
+                "    {target} FAILED after {} (the input is saved under fuzz/artifacts/{target}/):\n{}",
                 process::human_duration(start.elapsed()),
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
+        } else {
+            eprintln!(
+                "    {target}: {} runs, {} exec/s, cov {} ft {}, corpus {}",
+                stats.runs, stats.exec_per_sec, stats.cov, stats.ft, stats.corpus
+            );
         }
-        eprintln!(
-            "    {target}: {} runs, {} exec/s, cov {} ft {}, corpus {}",
-            stats.runs, stats.exec_per_sec, stats.cov, stats.ft, stats.corpus
-        );
-        rows.push((target, stats));
+        rows.push((target, stats, found));
     }
     eprintln!(
-        "\n| target | seconds | runs | exec/s | cov (edges) | ft (features) | corpus | findings |"
+        "\n| target | seconds | runs | exec/s | cov (edges) | ft (features) | corpus | finding |"
     );
     eprintln!("|---|---|---|---|---|---|---|---|");
-    for (target, s) in rows {
+    for (target, s, found) in &rows {
+        let finding = if *found { "yes" } else { "none" };
         eprintln!(
-            "| {target} | {} | {} | {} | {} | {} | {} | 0 |",
+            "| {target} | {} | {} | {} | {} | {} | {} | {finding} |",
             args.seconds, s.runs, s.exec_per_sec, s.cov, s.ft, s.corpus
+        );
+    }
+    let failed: Vec<&str> = rows.iter().filter(|r| r.2).map(|r| r.0).collect();
+    if !failed.is_empty() {
+        bail!(
+            "fuzzing found failures in {}: fix each, and copy its input from fuzz/artifacts/ \
+             into fuzz/corpus/ so that the replay test keeps it fixed",
+            failed.join(", ")
         );
     }
     Ok(())
