@@ -463,6 +463,10 @@ fn check_derived(
                     ProblemKind::Changed,
                     "differs from the digest checksum.txt records for it: the manifest was changed after packing",
                 );
+            } else if manifest.validate().is_err() {
+                // The manifest's own problems are reported; the list cannot be derived from
+                // digests or paths that are not what a package holds (found by fuzzing: a
+                // digest that is not hex panicked here).
             } else if found != layout::checksums(manifest, &digest).as_bytes() {
                 findings.push(
                     Some(CHECKSUM_FILE),

@@ -197,6 +197,14 @@ fn parse_pem_file(path: &Path, what: &str) -> Result<Vec<Parsed>> {
         path: path.to_owned(),
         reason,
     };
+    // x509-cert 0.2.5's `load_pem_chain` computes `len - 1` of the input without its trailing
+    // line ends, which underflows (a panic with overflow checks) when nothing else is left:
+    // found by fuzzing with an empty file. Such a file holds no certificate.
+    if text.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+        return Err(bad(format!(
+            "is empty: it holds no certificate; give the {what}"
+        )));
+    }
     let certs = Certificate::load_pem_chain(&text).map_err(|e| {
         bad(format!(
             "not a PEM file of certificates (`BEGIN CERTIFICATE`): {e}; give the {what}"
@@ -345,4 +353,23 @@ pub(crate) fn verify_chain(chain: &[Vec<u8>], roots: &TrustRoots) -> Result<Leaf
         key: leaf.key()?,
         subject: leaf.subject.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `pem` fuzz target: an empty file (or one of line ends only) panicked inside
+    /// x509-cert with overflow checks on; it is refused by name.
+    #[test]
+    fn an_empty_certificate_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("empty.pem", &b""[..]), ("blank.pem", &b"\r\n\n"[..])] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = TrustRoots::from_pem_file(&path).unwrap_err().to_string();
+            assert!(err.contains("is empty"), "{err}");
+            assert!(CertificateChain::from_pem_files(&path, None).is_err());
+        }
+    }
 }

@@ -275,3 +275,38 @@ fn blake3_hex(bytes: &[u8]) -> String {
     .unwrap();
     d.blake3.unwrap().to_hex()
 }
+
+/// Found by the `archive` fuzz target: a manifest whose digests are not hex (or whose paths hold
+/// a backslash) was reported as invalid, then used to derive checksum.txt, which panicked. Both
+/// are now reported, for the archive and for the folder, and nothing panics.
+#[test]
+fn a_manifest_with_a_digest_that_is_not_hex_is_reported() {
+    let (out, packed) = pack_fixture("breast_cancer");
+    let digest = &packed.manifest.files[0].sha256;
+    let broken = format!("{}=5", &digest[..62]);
+    let raw: Vec<Vec<u8>> = entries(&packed.archive)
+        .into_iter()
+        .map(|(name, data)| {
+            let data = if name == "tiffin.json" {
+                String::from_utf8(data)
+                    .unwrap()
+                    .replace(digest.as_str(), &broken)
+                    .into_bytes()
+            } else {
+                data
+            };
+            raw_entry(&name, EntryType::Regular, &data, data.len() as u64)
+        })
+        .collect();
+    let path = out.path().join("hostile.tiffin");
+    write_raw_archive(&path, &raw);
+    let folder = packed.folder.join("tiffin.json");
+    let text = std::fs::read_to_string(&folder).unwrap();
+    std::fs::write(&folder, text.replace(digest.as_str(), &broken)).unwrap();
+    for package in [path, packed.folder.clone()] {
+        let report = verify(&package);
+        let all = problems(&report).join("\n");
+        assert!(all.contains("is not a SHA-256 digest"), "{all}");
+        assert!(!report.is_ok());
+    }
+}
