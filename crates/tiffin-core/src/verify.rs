@@ -164,6 +164,9 @@ struct Findings {
     bytes_checked: u64,
     /// Whether `tiffin.sigstore.json` was seen.
     signed: bool,
+    /// Whether the manifest validated: only then are the files derived from it (checksum.txt)
+    /// derivable, its digests being hex and its paths writable.
+    manifest_valid: bool,
 }
 
 impl Findings {
@@ -365,7 +368,9 @@ fn check_manifest(bytes: &[u8], findings: &mut Findings) -> Option<Manifest> {
             return None;
         }
     };
+    findings.manifest_valid = true;
     if let Err(errors) = manifest.validate() {
+        findings.manifest_valid = false;
         for p in errors.0 {
             findings.push(
                 Some(MANIFEST_FILE),
@@ -463,7 +468,7 @@ fn check_derived(
                     ProblemKind::Changed,
                     "differs from the digest checksum.txt records for it: the manifest was changed after packing",
                 );
-            } else if manifest.validate().is_err() {
+            } else if !findings.manifest_valid {
                 // The manifest's own problems are reported; the list cannot be derived from
                 // digests or paths that are not what a package holds (found by fuzzing: a
                 // digest that is not hex panicked here).

@@ -400,6 +400,7 @@ pub fn hash_files<P: AsRef<Path> + Sync>(
 mod tests {
     use super::*;
     use crate::NoProgress;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     // Known answers from `sha256sum` and `b3sum` for the bytes "abc".
     const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -476,19 +477,21 @@ mod tests {
         );
     }
 
+    /// Counts what a hash reports: bytes announced (`grow`), then bytes hashed (`advance`).
+    #[derive(Default)]
+    struct Count(AtomicU64, AtomicU64);
+
+    impl Progress for Count {
+        fn grow(&self, b: u64) {
+            self.0.fetch_add(b, Ordering::Relaxed);
+        }
+        fn advance(&self, b: u64) {
+            self.1.fetch_add(b, Ordering::Relaxed);
+        }
+    }
+
     #[test]
     fn progress_counts_every_byte() {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        #[derive(Default)]
-        struct Count(AtomicU64, AtomicU64);
-        impl Progress for Count {
-            fn grow(&self, b: u64) {
-                self.0.fetch_add(b, Ordering::Relaxed);
-            }
-            fn advance(&self, b: u64) {
-                self.1.fetch_add(b, Ordering::Relaxed);
-            }
-        }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), vec![1u8; CHUNK + 5]).unwrap();
         let count = Count::default();
@@ -599,17 +602,6 @@ mod tests {
 
     #[test]
     fn a_span_advances_progress_by_its_bytes() {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        #[derive(Default)]
-        struct Count(AtomicU64, AtomicU64);
-        impl Progress for Count {
-            fn grow(&self, b: u64) {
-                self.0.fetch_add(b, Ordering::Relaxed);
-            }
-            fn advance(&self, b: u64) {
-                self.1.fetch_add(b, Ordering::Relaxed);
-            }
-        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a");
         let len = 3 * SUBTREE + 5;
