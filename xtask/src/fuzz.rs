@@ -26,9 +26,11 @@ const TARGETS: &[&str] = &[
     "signature_bundle",
     "pem",
     "oci_reference",
+    "oci_manifest",
     "payload_json",
     "request",
     "onnx_model",
+    "nnef_model",
 ];
 
 #[derive(Debug, clap::Args)]
@@ -219,6 +221,33 @@ fn seed() -> Result<()> {
         .arg(fixtures.join("keys/signer.pem"))
         .output()?;
     ensure!(sign.status.success(), "tiffin sign failed: {sign:?}");
+    // The NNEF seed: mnist_cnn (convolutions, pools, dense layers) converted, which needs
+    // golden examples to check the conversion against.
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("mnist_cnn/reference.json"))?)?;
+    let examples = work.join("examples.json");
+    let image = serde_json::json!({ "image": reference["inputs"]["image"] });
+    std::fs::write(&examples, image.to_string())?;
+    let pack = Command::new(&tiffin)
+        .args(["-q", "pack"])
+        .arg(fixtures.join("mnist_cnn"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--examples")
+        .arg(&examples)
+        .output()?;
+    ensure!(
+        pack.status.success(),
+        "tiffin pack mnist_cnn failed: {pack:?}"
+    );
+    let convert = Command::new(&tiffin)
+        .args(["-q", "convert", "--to", "nnef"])
+        .arg(out.join("mnist_cnn/1.0.0"))
+        .output()?;
+    ensure!(
+        convert.status.success(),
+        "tiffin convert failed: {convert:?}"
+    );
     let write = |target: &str, name: &str, bytes: &[u8]| -> Result<()> {
         let dir = corpus.join(target);
         std::fs::create_dir_all(&dir)?;
@@ -267,6 +296,45 @@ fn seed() -> Result<()> {
             &read(fixtures.join("unsafe").join(pickle))?,
         )?;
     }
+    write(
+        "nnef_model",
+        "mnist_cnn",
+        &read(out.join("mnist_cnn/1.0.0+nnef/model.nnef.tar"))?,
+    )?;
+    // The OCI seed: the ModelPack manifest `tiffin push` would write for iris, one raw layer
+    // per file of checksum.txt.
+    let checksums = String::from_utf8(read(out.join("iris/1.0.0/checksum.txt"))?)?;
+    let layers: Vec<serde_json::Value> = checksums
+        .lines()
+        .filter_map(|line| line.split_once("  "))
+        .map(|(digest, path)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.cncf.model.weight.v1.raw",
+                "digest": format!("sha256:{digest}"),
+                "size": 1024,
+                "annotations": {"org.cncf.model.filepath": path},
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.cncf.model.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.cncf.model.config.v1+json",
+            "digest": format!("sha256:{}", "0".repeat(64)),
+            "size": 2,
+        },
+        "layers": layers,
+        "annotations": {"org.opencontainers.image.version": "1.0.0"},
+    });
+    write(
+        "oci_manifest",
+        "iris",
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    let docker = r#"{"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNz"}}}"#;
+    write("oci_manifest", "docker-config", docker.as_bytes())?;
     for (name, reference) in [
         ("tag", "localhost:5000/models/churn:1.0.0"),
         (

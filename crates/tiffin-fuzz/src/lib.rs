@@ -34,9 +34,11 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("signature_bundle", signature_bundle),
     ("pem", pem),
     ("oci_reference", oci_reference),
+    ("oci_manifest", oci_manifest),
     ("payload_json", payload_json),
     ("request", request),
     ("onnx_model", onnx_model),
+    ("nnef_model", nnef_model),
 ];
 
 /// `tiffin.toml` parsed and validated.
@@ -125,6 +127,35 @@ pub fn oci_reference(data: &[u8]) {
     let again = tiffin_store::oci::Reference::from_str(&printed)
         .unwrap_or_else(|e| panic!("{text:?} printed as {printed:?}, which does not parse: {e}"));
     assert_eq!(again.to_string(), printed);
+}
+
+/// A registry's answers as the pull path reads them: the manifest, checked layer by layer (every
+/// layer it accepts has a safe path of its own and a sha256 digest), and the same bytes as a
+/// Docker config file holding credentials.
+pub fn oci_manifest(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = tiffin_store::oci::Credentials::from_docker_config(text, "registry.example.com");
+    }
+    let Ok(manifest) = serde_json::from_slice::<tiffin_store::oci::ImageManifest>(data) else {
+        return;
+    };
+    let Ok(layers) = tiffin_store::oci::layers_of(&manifest, "registry.example.com/m:1") else {
+        return;
+    };
+    let mut paths = std::collections::BTreeSet::new();
+    for (path, digest, _) in &layers {
+        assert!(
+            paths.insert(path.as_str()),
+            "two layers at `{path}` accepted"
+        );
+        let reserved = ["tiffin.json", "checksum.txt", "tiffin.sigstore.json"];
+        assert!(
+            reserved.contains(&path.as_str())
+                || tiffin_core::manifest::check_relative_path(path).is_ok(),
+            "the unsafe layer path `{path}` was accepted"
+        );
+        assert_eq!(digest.to_string().len(), 64, "digest of `{path}`");
+    }
 }
 
 /// A signature with every kind of input a payload decodes into: floats with a named batch dim,
@@ -268,4 +299,15 @@ pub fn onnx_model(data: &[u8]) {
     };
     let options = LoadOptions::default().with_plan_cache(0);
     let _ = Model::load(&source, ModelFormat::Onnx, &signature, &options);
+}
+
+/// NNEF bytes (a tar of `graph.nnef` and its `.dat` files) read for their signature and, when one
+/// is read, loaded against it through tract, as [`onnx_model`] does for ONNX.
+pub fn nnef_model(data: &[u8]) {
+    let source = ModelSource::Bytes(data.to_vec());
+    let Ok(signature) = tiffin_core::runtime::graph_signature(&source, ModelFormat::Nnef) else {
+        return;
+    };
+    let options = LoadOptions::default().with_plan_cache(0);
+    let _ = Model::load(&source, ModelFormat::Nnef, &signature, &options);
 }
