@@ -29,7 +29,9 @@ pub(crate) enum Command {
     /// The package holds the model, tiffin.json (metadata, signature, every file's size, sha256 and
     /// blake3), signature.json, model-card.md and checksum.txt. The archive is byte-for-byte
     /// reproducible. Nothing is written unless the whole package is: an interrupted pack leaves
-    /// no half-written package.
+    /// no half-written package, and packing again completes it. A folder or archive already
+    /// holding this exact package is kept; one holding another package is refused unless
+    /// --force.
     Pack(PackArgs),
     /// Check a package folder or archive: every digest, the exact file list, the manifest.
     ///
@@ -299,7 +301,7 @@ pub(crate) struct PackArgs {
     /// Where to write NAME/VERSION/ and NAME-VERSION.tiffin [default: the authoring folder].
     #[arg(long, short)]
     pub(crate) out: Option<PathBuf>,
-    /// Replace an existing package of the same name and version.
+    /// Replace an existing, different package of the same name and version.
     #[arg(long)]
     pub(crate) force: bool,
     /// Example inputs (JSON, any form `predict` takes) to run and store with their outputs as

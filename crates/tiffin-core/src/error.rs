@@ -58,11 +58,13 @@ pub enum Error {
     },
     /// The package version already exists at the destination.
     #[error(
-        "{} already exists: bump the version in tiffin.toml, or pass --force to replace it",
+        "{} already exists and holds another package: bump the version in tiffin.toml, or \
+         pass --force to replace it",
         path.display()
     )]
     AlreadyExists {
-        /// The existing folder or archive.
+        /// The existing folder or archive, which is not the package being packed (a pack of
+        /// the same package again keeps it and succeeds).
         path: PathBuf,
     },
     /// The path is neither a package folder nor a package archive.

@@ -57,6 +57,7 @@
 
 #[cfg(feature = "run")]
 mod convert;
+pub mod crash;
 mod error;
 pub mod examples;
 #[cfg(feature = "run")]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use rayon::prelude::*;
-use tiffin_hash::{Algorithms, Digest, Progress};
+use tiffin_hash::{Algorithms, Digest, NoProgress, Progress};
 use tiffin_manifest::{Authoring, Examples, FileEntry, FileRole, Manifest, Parity, ParityResult};
 use tiffin_runtime::{Model, ModelSource, Tensor};
 
@@ -69,6 +69,9 @@ struct Input {
 
 /// Packs the authoring folder described by `options`. On any error nothing is left at the
 /// destination: the package is built in a hidden staging folder beside it and renamed into place.
+/// A folder or archive already holding this exact package is kept (packing is deterministic, so
+/// packing again after an interrupted pack completes it); one holding another package is
+/// [`Error::AlreadyExists`] unless `force`, which swaps the folder in one step on Linux.
 pub fn pack(options: &PackOptions, progress: &dyn Progress) -> Result<Packed> {
     pack_checked(options, progress, |_| Ok(()))
 }
@@ -94,15 +97,11 @@ pub fn pack_checked(
     let out = options.out.clone().unwrap_or_else(|| dir.clone());
     let folder = layout::folder_path(&out, &authoring.package.name, &version);
     let archive = layout::archive_path(&out, &authoring.package.name, &version);
-    if !options.force {
-        for existing in [&folder, &archive] {
-            if existing.symlink_metadata().is_ok() {
-                return Err(Error::AlreadyExists {
-                    path: existing.clone(),
-                });
-            }
-        }
-    }
+    // Without --force an existing folder or archive is kept, and is fine only when it holds
+    // exactly the package this pack makes (checked once the package is built): packing is
+    // deterministic, so a rerun after an interrupted pack completes it, and a rerun after a
+    // finished one changes nothing.
+    let existing = |path: &Path| path.symlink_metadata().is_ok();
 
     let mut inputs = collect_inputs(&dir, &authoring)?;
     let created = created_time(&authoring, &toml_path, &inputs)?;
@@ -213,6 +212,13 @@ pub fn pack_checked(
     let checksums = layout::checksums(&manifest, &digest);
     write_new(&staging.path().join(MANIFEST_FILE), &json)?;
     write_new(&staging.path().join(CHECKSUM_FILE), checksums.as_bytes())?;
+    crate::crash::point("package staged");
+    let keep_folder = !options.force && existing(&folder) && {
+        if !holds_package(&folder, &json) {
+            return Err(Error::AlreadyExists { path: folder });
+        }
+        true
+    };
 
     let archive_tmp = tempfile::Builder::new()
         .prefix(".tiffin-pack-")
@@ -235,20 +241,43 @@ pub fn pack_checked(
     // Temporary files are created private (0600); an archive is as readable as any other file.
     layout::set_mode(archive_tmp.path(), 0o644)?;
 
-    install_folder(staging, &folder, options.force)?;
-    let persisted = if options.force {
-        archive_tmp.persist(&archive).map_err(|e| e.error)
-    } else {
-        archive_tmp.persist_noclobber(&archive).map_err(|e| e.error)
-    };
-    if let Err(e) = persisted {
-        // The folder is already in place; take it back out so that a failed pack leaves nothing.
-        let _ = fs::remove_dir_all(&folder);
-        return Err(Error::Write {
-            path: archive,
-            source: e,
-        });
+    let keep_archive =
+        !options.force && existing(&archive) && {
+            let ours = tiffin_hash::hash_file(archive_tmp.path(), Algorithms::SHA256, &NoProgress)?;
+            let theirs = tiffin_hash::hash_file(&archive, Algorithms::SHA256, &NoProgress)
+                .map_err(|_| Error::AlreadyExists {
+                    path: archive.clone(),
+                })?;
+            if ours.sha256 != theirs.sha256 {
+                return Err(Error::AlreadyExists { path: archive });
+            }
+            true
+        };
+    crate::crash::point("archive staged");
+
+    if !keep_folder {
+        install_folder(staging, &folder, options.force)?;
     }
+    crate::crash::point("package folder in place");
+    if !keep_archive {
+        let persisted = if options.force {
+            archive_tmp.persist(&archive).map_err(|e| e.error)
+        } else {
+            archive_tmp.persist_noclobber(&archive).map_err(|e| e.error)
+        };
+        if let Err(e) = persisted {
+            // The folder is already in place; take it back out so that a failed pack leaves
+            // nothing, unless it was there before this pack.
+            if !keep_folder {
+                let _ = fs::remove_dir_all(&folder);
+            }
+            return Err(Error::Write {
+                path: archive,
+                source: e,
+            });
+        }
+    }
+    crate::crash::point("archive in place");
     Ok(Packed {
         manifest,
         digest,
@@ -662,12 +691,40 @@ fn write_archive(
     file.sync_all()
 }
 
-/// Renames the staging folder to `NAME/VERSION/`. With `force`, an existing folder is first moved
-/// aside and removed only once the new one is in place.
+/// Whether the folder holds exactly the package whose `tiffin.json` is `json`, every file intact
+/// (its digests checked, the model not run).
+fn holds_package(folder: &Path, json: &[u8]) -> bool {
+    let same_manifest = fs::read(folder.join(MANIFEST_FILE)).is_ok_and(|bytes| bytes == json);
+    same_manifest
+        && crate::verify(
+            folder,
+            &crate::VerifyOptions::digests(Algorithms::BLAKE3),
+            &NoProgress,
+        )
+        .is_ok_and(|report| report.is_ok())
+}
+
+/// Renames the staging folder to `NAME/VERSION/`. With `force`, an existing folder is swapped
+/// with the new one in one step where the system allows (Linux), so that a crash leaves the old
+/// package or the new one at that path, never neither; the old one is removed afterwards.
 fn install_folder(staging: tempfile::TempDir, folder: &Path, force: bool) -> Result<()> {
     let parent = folder.parent().expect("a package folder has a parent");
     fs::create_dir_all(parent).map_err(Error::write(parent))?;
     layout::set_mode(staging.path(), 0o755)?;
+    if force && folder.is_dir() && !folder.is_symlink() {
+        crate::crash::point("swapping the package folder with the new one");
+        match layout::exchange(staging.path(), folder) {
+            // The staging path now holds the old package, which the guard removes.
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(source) => {
+                return Err(Error::Write {
+                    path: folder.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
     let old = if force && folder.symlink_metadata().is_ok() {
         let aside = tempfile::Builder::new()
             .prefix(".tiffin-old-")
@@ -680,6 +737,7 @@ fn install_folder(staging: tempfile::TempDir, folder: &Path, force: bool) -> Res
         None
     };
     let staged = staging.keep();
+    crate::crash::point("renaming the package folder into place");
     if let Err(source) = fs::rename(&staged, folder) {
         let _ = fs::remove_dir_all(&staged);
         if let Some(old) = &old {

@@ -132,7 +132,14 @@ pub fn sign(
         PackageKind::Folder => {
             let target = path.join(SIGSTORE_FILE);
             let replaced = target.symlink_metadata().is_ok();
-            write_atomically(path, &target, &bytes)?;
+            // The temporary file is made beside the package folder, not in it: a crash before
+            // the rename must not leave a file the manifest does not list inside the package.
+            let beside = path
+                .canonicalize()
+                .map_err(Error::read(path))?
+                .parent()
+                .map_or_else(|| path.to_owned(), Path::to_owned);
+            write_atomically(&beside, &target, &bytes)?;
             (target, replaced)
         }
         PackageKind::Archive => {
@@ -172,6 +179,7 @@ fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(Error::write(tmp.path()))?;
     layout::set_mode(tmp.path(), 0o644)?;
+    crate::crash::point("renaming the signature into place");
     tmp.persist(target).map_err(|e| Error::Write {
         path: target.to_owned(),
         source: e.error,
@@ -251,6 +259,7 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
     drop(writer);
     tmp.as_file().sync_all().map_err(write_err)?;
     layout::set_mode(tmp.path(), 0o644)?;
+    crate::crash::point("renaming the signed archive into place");
     tmp.persist(path).map_err(|e| Error::Write {
         path: path.to_owned(),
         source: e.error,

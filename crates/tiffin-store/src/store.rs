@@ -119,6 +119,8 @@ pub struct Collected {
     pub bytes: u64,
     /// Staging entries left by killed processes, removed.
     pub staging: usize,
+    /// Tags whose package is gone (a removal stopped halfway), removed.
+    pub tags: usize,
 }
 
 /// A local store rooted at a folder.
@@ -231,6 +233,7 @@ impl Store {
             // The same content is there already (content addressing): ours is dropped.
             return Ok(digest);
         }
+        tiffin_core::crash::point("renaming a blob into place");
         if let Err(err) = file.persist_noclobber(&dest) {
             // Another process stored the same blob between our check and our rename.
             if !dest.is_file() {
@@ -429,6 +432,7 @@ impl Store {
         let new = if dest.is_dir() {
             false
         } else {
+            tiffin_core::crash::point("renaming the package into the store");
             match fs::rename(staging.path(), &dest) {
                 Ok(()) => {
                     // The staging folder is gone; keep the guard from removing the new name.
@@ -466,9 +470,16 @@ impl Store {
             return Ok(());
         };
         let target = package.join(layout::SIGSTORE_FILE);
-        let temporary = package.join(format!(".{}.{}", layout::SIGSTORE_FILE, std::process::id()));
+        // Linked in the store's tmp folder, not in the package: a crash before the rename must
+        // not leave a file the manifest does not list inside the package.
+        let temporary = self.tmp().join(format!(
+            "sig-{}-{}",
+            layout::SIGSTORE_FILE,
+            std::process::id()
+        ));
         let _ = fs::remove_file(&temporary);
         link_or_copy(&self.blob_path(digest), &temporary)?;
+        tiffin_core::crash::point("renaming a signature into a stored package");
         fs::rename(&temporary, &target).map_err(|source| Error::Write {
             path: target.clone(),
             source,
@@ -511,6 +522,7 @@ impl Store {
         file.as_file()
             .sync_all()
             .map_err(Error::write(file.path()))?;
+        tiffin_core::crash::point("renaming a tag into place");
         file.persist(&path).map_err(|e| Error::Write {
             path: path.clone(),
             source: e.error,
@@ -670,37 +682,60 @@ impl Store {
     /// Removes what `query` names: a tag `name:version` (and its package, once no other tag
     /// names it), or a package by digest (and every tag naming it). Blobs stay until `gc`.
     pub fn remove(&self, query: &str) -> Result<Removed> {
-        let digest = self.find(query)?;
         let by_tag = !query.starts_with("sha256:") && query.contains(':');
+        if let Some((name, version)) = query.split_once(':').filter(|_| by_tag) {
+            check_tag(name, version)?;
+            if let Some(d) = self.read_tag(name, version)?
+                && !self.package_path(&d).is_dir()
+            {
+                // A removal stopped after its package went and before its tags did: this one
+                // names nothing, and removing it finishes that removal.
+                let path = self.tag_path(name, version);
+                fs::remove_file(&path).map_err(Error::write(&path))?;
+                let _ = fs::remove_dir(self.root.join("tags").join(name));
+                return Ok(Removed {
+                    tags: vec![query.to_owned()],
+                    package: None,
+                });
+            }
+        }
+        let digest = self.find(query)?;
+        let naming: Vec<(String, String)> = self
+            .tags()?
+            .into_iter()
+            .filter(|(_, _, d)| *d == digest)
+            .map(|(name, version, _)| (name, version))
+            .collect();
+        let goes = |name: &str, version: &str| !by_tag || format!("{name}:{version}") == query;
         let mut removed = Removed {
             tags: Vec::new(),
             package: None,
         };
-        let mut left = 0;
-        for (name, version, d) in self.tags()? {
-            if d != digest {
-                continue;
-            }
-            let tag = format!("{name}:{version}");
-            if !by_tag || tag == query {
-                let path = self.tag_path(&name, &version);
-                fs::remove_file(&path).map_err(Error::write(&path))?;
-                // An empty name folder goes too; one that still holds versions stays.
-                let _ = fs::remove_dir(self.root.join("tags").join(&name));
-                removed.tags.push(tag);
-            } else {
-                left += 1;
-            }
-        }
-        if left == 0 {
+        if naming.iter().all(|(n, v)| goes(n, v)) {
+            // The package goes first, in one rename: from then on its tags name nothing, and
+            // every reader (list, find, serve) already passes over a tag whose package is
+            // gone. Removing the tags first would show an untagged package after a crash.
             let path = self.package_path(&digest);
-            // Renamed away first, so no reader sees a half-removed package.
             let trash = self
                 .tmp()
                 .join(format!("rm-{}-{}", digest.to_hex(), std::process::id()));
+            tiffin_core::crash::point("moving the package out of the store");
             fs::rename(&path, &trash).map_err(Error::write(&path))?;
+            sync_dir(&self.root.join("packages"));
+            tiffin_core::crash::point("removing the package's files");
             fs::remove_dir_all(&trash).map_err(Error::write(&trash))?;
             removed.package = Some(format!("sha256:{digest}"));
+        }
+        for (name, version) in naming {
+            if !goes(&name, &version) {
+                continue;
+            }
+            let path = self.tag_path(&name, &version);
+            tiffin_core::crash::point("removing a tag");
+            fs::remove_file(&path).map_err(Error::write(&path))?;
+            // An empty name folder goes too; one that still holds versions stays.
+            let _ = fs::remove_dir(self.root.join("tags").join(&name));
+            removed.tags.push(format!("{name}:{version}"));
         }
         Ok(removed)
     }
@@ -720,9 +755,21 @@ impl Store {
                 Err(_) => false,
             };
             if !in_use {
+                tiffin_core::crash::point("removing an unused blob");
                 fs::remove_file(&path).map_err(Error::write(&path))?;
                 collected.blobs += 1;
                 collected.bytes += meta.len();
+            }
+        }
+        // Tags whose package is gone (a removal that stopped halfway) name nothing: readers
+        // pass over them, and they go here.
+        for (name, version, digest) in self.tags()? {
+            if !self.package_path(&digest).is_dir() {
+                let path = self.tag_path(&name, &version);
+                tiffin_core::crash::point("removing a tag that names nothing");
+                fs::remove_file(&path).map_err(Error::write(&path))?;
+                let _ = fs::remove_dir(self.root.join("tags").join(&name));
+                collected.tags += 1;
             }
         }
         let tmp = self.tmp();

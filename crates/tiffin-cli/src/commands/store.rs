@@ -96,10 +96,10 @@ pub(crate) fn gc(args: &GcArgs) -> anyhow::Result<Outcome> {
             collected.blobs,
             HumanBytes(collected.bytes)
         );
-        if collected.staging > 0 {
+        if collected.staging + collected.tags > 0 {
             outln!(
                 "removed {} leftover(s) of interrupted commands",
-                collected.staging
+                collected.staging + collected.tags
             );
         }
     }

@@ -121,7 +121,7 @@ fn extracting_the_archive_with_plain_tar_gives_the_folder() {
 }
 
 #[test]
-fn an_existing_version_is_kept_unless_forced() {
+fn packing_the_same_package_again_changes_nothing_and_another_is_refused_unless_forced() {
     let (out, packed) = pack_fixture("iris");
     let before = std::fs::read(&packed.archive).unwrap();
     let options = PackOptions {
@@ -131,20 +131,71 @@ fn an_existing_version_is_kept_unless_forced() {
         examples: None,
         runtime: Default::default(),
     };
-    let err = tiffin_core::pack(&options, &NoProgress).unwrap_err();
+    // Packing is deterministic: the same inputs make the same package, which is kept.
+    let again = tiffin_core::pack(&options, &NoProgress).unwrap();
+    assert_eq!(again.digest, packed.digest);
+    assert_eq!(std::fs::read(&packed.archive).unwrap(), before);
+
+    // A pack that stopped between the folder and the archive completes on a rerun.
+    std::fs::remove_file(&packed.archive).unwrap();
+    let completed = tiffin_core::pack(&options, &NoProgress).unwrap();
+    assert_eq!(completed.digest, packed.digest);
+    assert_eq!(std::fs::read(&packed.archive).unwrap(), before);
+
+    // Another package at the same name and version is refused, both as folder and archive.
+    let source = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("iris"), source.path());
+    let toml = source.path().join("tiffin.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let text = text.replacen("description = \"", "description = \"Changed. ", 1);
+    std::fs::write(&toml, text).unwrap();
+    let changed = PackOptions {
+        source: source.path().to_owned(),
+        ..options
+    };
+    let err = tiffin_core::pack(&changed, &NoProgress).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
     assert!(err.to_string().contains("pass --force"), "{err}");
     assert_eq!(std::fs::read(&packed.archive).unwrap(), before);
+    std::fs::remove_dir_all(&packed.folder).unwrap();
+    let err = tiffin_core::pack(&changed, &NoProgress).unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { path } if *path == packed.archive),
+        "{err}"
+    );
+    assert!(!packed.folder.exists(), "a refused pack left its folder");
 
     let forced = tiffin_core::pack(
         &PackOptions {
             force: true,
-            ..options
+            ..changed
         },
         &NoProgress,
     )
     .unwrap();
-    assert_eq!(forced.digest, packed.digest);
+    assert_ne!(forced.digest, packed.digest);
+    assert!(verify(&forced.folder).is_ok());
+    assert!(verify(&forced.archive).is_ok());
+    assert_no_leftovers(out.path());
+}
+
+#[test]
+fn a_forced_pack_swaps_the_folder_whole() {
+    let (out, packed) = pack_fixture("iris");
+    // A file only the old folder holds shows which folder is in place afterwards.
+    std::fs::write(packed.folder.join("old-only.txt"), b"old").unwrap();
+    let forced = tiffin_core::pack(
+        &PackOptions {
+            source: fixtures().join("iris"),
+            out: Some(out.path().to_owned()),
+            force: true,
+            examples: None,
+            runtime: Default::default(),
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(!forced.folder.join("old-only.txt").exists());
     assert!(verify(&forced.folder).is_ok());
     assert_no_leftovers(out.path());
 }

@@ -577,6 +577,7 @@ pub fn pull_into(
         std::fs::create_dir_all(&name_dir).map_err(Error::write(&name_dir))?;
         // The store's package folder holds hard links to its blobs: renamed out of the hidden
         // store, it stays a whole package of plain files once the store is gone.
+        tiffin_core::crash::point("renaming the pulled package into place");
         std::fs::rename(&entry.path, &folder).map_err(Error::write(&folder))?;
         true
     };

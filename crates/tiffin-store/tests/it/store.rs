@@ -285,3 +285,58 @@ fn signed_packages_keep_their_signature_and_are_checked_on_commit() {
     );
     drop(out);
 }
+
+#[test]
+fn a_removal_stopped_after_its_package_went_is_finished_by_rm_or_gc() {
+    let (_out, packed) = pack_fixture("iris");
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let stored = store.add(&packed.folder, &quick()).unwrap();
+    store.tag("iris:1.0.0", "iris:prod").unwrap();
+    // What a removal killed between its two steps leaves: the package gone, its tags still
+    // on disk. Readers pass over those tags.
+    std::fs::remove_dir_all(&stored.entry.path).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(store.find("iris:1.0.0").is_err());
+
+    // `rm` run again finishes the removal of the tag it names.
+    let removed = store.remove("iris:1.0.0").unwrap();
+    assert_eq!(removed.tags, ["iris:1.0.0"]);
+    assert_eq!(removed.package, None);
+    assert!(!home.path().join("tags/iris/1.0.0").exists());
+    assert!(
+        store.remove("iris:1.0.0").is_err(),
+        "nothing is left to remove"
+    );
+
+    // gc removes the rest.
+    let collected = store.gc().unwrap();
+    assert_eq!(collected.tags, 1);
+    assert!(!home.path().join("tags/iris").exists());
+    assert_eq!(store.gc().unwrap().tags, 0);
+}
+
+#[test]
+fn rm_takes_the_package_out_before_its_tags() {
+    let (_out, packed) = pack_fixture("iris");
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let stored = store.add(&packed.folder, &quick()).unwrap();
+    store.tag("iris:1.0.0", "iris:prod").unwrap();
+    // Removing one of two tags keeps the package.
+    let removed = store.remove("iris:prod").unwrap();
+    assert_eq!(removed.tags, ["iris:prod"]);
+    assert_eq!(removed.package, None);
+    assert!(stored.entry.path.is_dir());
+    // Removing by digest removes the package and every tag naming it.
+    store.tag("iris:1.0.0", "iris:prod").unwrap();
+    let mut removed = store.remove(&stored.entry.digest).unwrap();
+    removed.tags.sort();
+    assert_eq!(removed.tags, ["iris:1.0.0", "iris:prod"]);
+    assert_eq!(
+        removed.package.as_deref(),
+        Some(stored.entry.digest.as_str())
+    );
+    assert!(!stored.entry.path.exists());
+    assert!(store.list().unwrap().is_empty());
+}
