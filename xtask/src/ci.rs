@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::{
-    crates, dist, e2e, interop, interop_signing, kserve, onnx_backend, onnxruntime, process,
+    crash, crates, dist, e2e, interop, interop_signing, kserve, onnx_backend, onnxruntime, process,
     python, registry, schema, test_build, ui,
 };
 
@@ -148,6 +148,15 @@ const STEPS: &[Step] = &[
         action: Action::Task {
             shown: "cargo xtask registry (tiffin push and pull against docker-registry, skopeo)",
             run: registry::run,
+        },
+    },
+    // After the registry step, which installs docker-registry for its pull scenario.
+    Step {
+        name: "crash",
+        action: Action::Task {
+            shown: "cargo xtask crash (SIGKILL at every crash point and at random moments of \
+                    pack, sign, add, pull, tag, rm and gc; every state whole, every rerun converging)",
+            run: || crash::run(&crash::CrashArgs::ci()),
         },
     },
     // Last: it needs PyPI once for its virtualenv, and a real V2 client failing is worth knowing

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod ci;
+mod crash;
 mod crates;
 mod dist;
 mod e2e;
@@ -53,6 +54,12 @@ enum Command {
     /// Check that the crates a library consumer picks stay light (verifying packages and
     /// signatures builds no tract, HTTP client or TLS) and run their examples.
     Crates,
+    /// Kill the real binary with SIGKILL in the middle of pack, sign, add, pull, tag, rm and
+    /// gc (at each of its crash points, and after random delays), and check after every kill
+    /// that the old or the new state is whole and that the command run again converges.
+    ///
+    /// Installs docker-registry with apt-get when it is missing (the pull scenario).
+    Crash(crash::CrashArgs),
     /// Fuzz every parser of untrusted input with libFuzzer (cargo-fuzz, on a nightly toolchain;
     /// without one it says so and does nothing), printing runs, executions per second and
     /// coverage per target; `--seed` writes the seed corpora from the fixtures.
@@ -125,6 +132,7 @@ fn main() -> ExitCode {
         Command::InteropSigning => interop_signing::run(),
         Command::Registry => registry::run(),
         Command::Crates => crates::run(),
+        Command::Crash(args) => crash::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Kserve => kserve::run(),
         Command::Ui => ui::run(),
