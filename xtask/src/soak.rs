@@ -512,7 +512,7 @@ struct Folders {
 #[derive(Debug, Default)]
 struct Disturbed {
     reloads: usize,
-    /// What happened, with the time since the start of the measured load.
+    /// What happened, with the time since the start of the phase.
     events: Vec<String>,
     /// Everything that went otherwise than it should.
     problems: Vec<String>,
@@ -537,19 +537,20 @@ fn lists(answer: &Value, key: &str, version: &str) -> bool {
     })
 }
 
-/// Reloads every `RELOAD_EVERY` until `stop`; on the way adds iris 1.1.0, drops in the
-/// tampered package and takes it out, then removes 1.1.0, each followed by a reload whose
-/// answer must say so.
+/// Reloads every `RELOAD_EVERY` until `stop`; on the way, at fixed shares of the phase's
+/// `length`, adds iris 1.1.0, drops in the tampered package and takes it out, then removes
+/// 1.1.0, each followed by a reload whose answer must say so. Both go back to the staging
+/// folder, for the next phase to use again.
 fn disturb(
     address: SocketAddr,
     folders: &Folders,
-    measured: Duration,
+    length: Duration,
     stop: &AtomicBool,
 ) -> Disturbed {
     let mut client = Client::new(address);
     let mut seen = Disturbed::default();
     let start = Instant::now();
-    let at = |fraction: f64| measured.mul_f64(fraction);
+    let at = |fraction: f64| length.mul_f64(fraction);
     let (add_at, tamper_at, remove_at) = (at(0.15), at(0.35), at(0.6));
     let (mut added, mut tampered, mut removed) = (false, false, false);
     let mut next_reload = start + RELOAD_EVERY;
@@ -594,7 +595,8 @@ fn disturb(
                     "{}: tampered package `{TAMPERED}` dropped in, reload refused (409): {reason}",
                     when(start)
                 ));
-                std::fs::remove_dir_all(&dropped)?;
+                // Back to the staging folder, for the next phase to drop in again.
+                std::fs::rename(&dropped, folders.staging.join(TAMPERED))?;
                 let (status, answer) = reload(&mut client)?;
                 seen.reloads += 1;
                 ensure!(
@@ -610,7 +612,10 @@ fn disturb(
         } else if added && !removed && elapsed >= remove_at {
             removed = true;
             (|| {
-                std::fs::remove_file(folders.served.join("iris-1.1.0.tiffin"))?;
+                std::fs::rename(
+                    folders.served.join("iris-1.1.0.tiffin"),
+                    folders.staging.join("out/iris-1.1.0.tiffin"),
+                )?;
                 let (status, answer) = reload(&mut client)?;
                 seen.reloads += 1;
                 ensure!(
@@ -705,11 +710,16 @@ struct Slow {
     problems: Vec<String>,
 }
 
-/// Opens `SLOW_PER_ROUND` connections of each stall, a round at the start and then every 20 s
-/// while a round still ends before `end`, and waits for the server to close each.
-fn slow_clients(address: SocketAddr, end: Instant, stop: &AtomicBool) -> Slow {
+/// Opens `SLOW_PER_ROUND` connections of each of `stalls`, a round a second after the start
+/// and then every 20 s while a round still ends before `end`, and waits for the server to close
+/// each.
+fn slow_clients(address: SocketAddr, end: Instant, stalls: &[Stall], stop: &AtomicBool) -> Slow {
     let mut seen = Slow::default();
-    let round_length = HEADER_TIMEOUT + DROP_SLACK;
+    let round_length = stalls
+        .iter()
+        .map(|s| s.deadline())
+        .max()
+        .unwrap_or_default();
     let mut next = Instant::now() + Duration::from_secs(1);
     loop {
         while Instant::now() < next {
@@ -719,9 +729,10 @@ fn slow_clients(address: SocketAddr, end: Instant, stop: &AtomicBool) -> Slow {
             std::thread::sleep(Duration::from_millis(50));
         }
         seen.rounds += 1;
-        // Those stalled in their body first: their deadline is the earlier.
-        let opened: Vec<(Stall, Result<TcpStream>)> = [Stall::InBody, Stall::InHeaders]
-            .into_iter()
+        // In the order given: those stalled in their body first, their deadline is the earlier.
+        let opened: Vec<(Stall, Result<TcpStream>)> = stalls
+            .iter()
+            .copied()
             .flat_map(|stall| std::iter::repeat_n(stall, SLOW_PER_ROUND))
             .map(|stall| (stall, stall_connection(address, stall)))
             .collect();
@@ -833,6 +844,12 @@ fn rss_mib(pid: u32) -> Result<f64> {
     Ok(served::proc_status_kib(pid, "VmRSS:")? / 1024.0)
 }
 
+/// Resident memory that is not file pages (the heap and stacks, not the binary's code): what a
+/// leak grows.
+fn anon_mib(pid: u32) -> Result<f64> {
+    Ok(served::proc_status_kib(pid, "RssAnon:")? / 1024.0)
+}
+
 /// The `q` quantile of sorted latencies, in milliseconds.
 fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -906,13 +923,14 @@ fn pack(tiffin: &Path, source: &Path, out: &Path) -> Result<()> {
 }
 
 pub(crate) fn run(args: &SoakArgs) -> Result<()> {
-    ensure!(args.seconds >= 5, "--seconds must be at least 5");
+    ensure!(args.seconds >= 8, "--seconds must be at least 8");
     let tiffin = match &args.tiffin {
         Some(path) => path.clone(),
         None => crate::test_build::tiffin()?,
     };
     let total = Duration::from_secs(args.seconds);
-    let warm_up = (total / 5).clamp(Duration::from_secs(2), Duration::from_secs(10));
+    // At least 4 s: the rehearsal's slow clients stalled in their body take 1 + 3 s.
+    let warm_up = (total / 5).clamp(Duration::from_secs(4), Duration::from_secs(10));
     let measured = total - warm_up;
 
     let folders = prepare(&tiffin)?;
@@ -950,11 +968,11 @@ pub(crate) fn run(args: &SoakArgs) -> Result<()> {
     report.print(&tampered_logged, pid);
 
     let mut failed = Vec::new();
-    if report.load.failed() > 0 {
+    if report.main.load.failed() > 0 {
         failed.push(format!(
             "{} well-formed requests failed, first: {}",
-            report.load.failed(),
-            report.load.said.join("; ")
+            report.main.load.failed(),
+            report.main.load.said.join("; ")
         ));
     }
     if report.fds_end != report.fds_baseline {
@@ -971,11 +989,6 @@ pub(crate) fn run(args: &SoakArgs) -> Result<()> {
             RSS_GROWTH_LIMIT * 100.0
         ));
     }
-    if !report.disturbed.tampered_refused {
-        failed.push(format!(
-            "the tampered package `{TAMPERED}` was not refused by name"
-        ));
-    }
     if tampered_logged.is_empty() {
         failed.push(format!(
             "the server's log does not name the tampered package `{TAMPERED}`"
@@ -984,24 +997,21 @@ pub(crate) fn run(args: &SoakArgs) -> Result<()> {
     if !errors.is_empty() {
         failed.push(format!("the server logged errors: {}", errors.join(" | ")));
     }
-    failed.extend(report.disturbed.problems.iter().cloned());
-    failed.extend(
-        report
-            .oversize
-            .wrong
-            .iter()
-            .map(|w| format!("an oversize body was not answered 413: {w}")),
-    );
-    if report.oversize.sent == 0 {
-        failed.push("no oversize body was sent".into());
+    if report.rehearsal.load.failed() > 0 {
+        failed.push(format!(
+            "{} well-formed requests failed in the warm-up, first: {}",
+            report.rehearsal.load.failed(),
+            report.rehearsal.load.said.join("; ")
+        ));
     }
     failed.extend(
         report
-            .slow
-            .problems
-            .iter()
-            .map(|p| format!("a slow client: {p}")),
+            .rehearsal
+            .problems()
+            .into_iter()
+            .map(|p| format!("in the warm-up: {p}")),
     );
+    failed.extend(report.main.problems());
     failed.extend(report.end_problems.iter().cloned());
     if !failed.is_empty() {
         bail!("the soak failed:\n  - {}", failed.join("\n  - "));
@@ -1014,18 +1024,94 @@ pub(crate) fn run(args: &SoakArgs) -> Result<()> {
 struct Report {
     warm_up: Duration,
     measured: Duration,
-    load: Tally,
-    warm_up_failures: Tally,
-    disturbed: Disturbed,
-    oversize: Oversize,
-    slow: Slow,
+    /// What the warm-up saw; only its failures are reported.
+    rehearsal: Phase,
+    /// What the measured load saw.
+    main: Phase,
     fds_baseline: usize,
     fds_end: usize,
     rss_baseline: f64,
     rss_end: f64,
-    /// (seconds since the start of the load, MiB).
-    rss_curve: Vec<(f64, f64)>,
+    /// Resident memory that is not file pages (heap, stacks), after the warm-up and at the end,
+    /// in MiB: what a leak would grow.
+    anon: (f64, f64),
+    /// (seconds since the start of the load, RSS and its part not file pages, in MiB).
+    rss_curve: Vec<(f64, f64, f64)>,
     end_problems: Vec<String>,
+}
+
+/// What one phase of load and disturbances saw.
+struct Phase {
+    load: Tally,
+    disturbed: Disturbed,
+    oversize: Oversize,
+    slow: Slow,
+}
+
+impl Phase {
+    /// What went wrong in the phase, besides failed well-formed requests.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = self.disturbed.problems.clone();
+        if !self.disturbed.tampered_refused {
+            problems.push(format!(
+                "the tampered package `{TAMPERED}` was not refused by name"
+            ));
+        }
+        problems.extend(
+            self.oversize
+                .wrong
+                .iter()
+                .map(|w| format!("an oversize body was not answered 413: {w}")),
+        );
+        if self.oversize.sent == 0 {
+            problems.push("no oversize body was sent".into());
+        }
+        problems.extend(
+            self.slow
+                .problems
+                .iter()
+                .map(|p| format!("a slow client: {p}")),
+        );
+        problems
+    }
+}
+
+/// Runs the load, the disturbances, the oversize bodies and slow clients stalled as `stalls`
+/// say for `length`, calling `sample` every `RSS_EVERY`; the slow clients' last round may
+/// outlast it by their deadline.
+fn phase(
+    server: &mut Server,
+    address: SocketAddr,
+    folders: &Folders,
+    (requests, expected): (&[Request], &[Vec<u8>]),
+    length: Duration,
+    stalls: &[Stall],
+    sample: &mut dyn FnMut(&mut Server) -> Result<()>,
+) -> Result<Phase> {
+    let stop = AtomicBool::new(false);
+    let end = Instant::now() + length;
+    std::thread::scope(|scope| -> Result<Phase> {
+        let load = spawn_load(scope, address, requests, expected, &stop);
+        let disturbing = scope.spawn(|| disturb(address, folders, length, &stop));
+        let oversizing = scope.spawn(|| oversize(address, &stop));
+        let slowing = scope.spawn(|| slow_clients(address, end, stalls, &stop));
+        while Instant::now() < end {
+            std::thread::sleep(RSS_EVERY);
+            sample(server)?;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let load = join_load(load)?;
+        let panicked = |what: &str| anyhow::anyhow!("the {what} thread panicked");
+        let disturbed = disturbing.join().map_err(|_| panicked("disturbing"))?;
+        let oversize = oversizing.join().map_err(|_| panicked("oversize"))?;
+        let slow = slowing.join().map_err(|_| panicked("slow client"))?;
+        Ok(Phase {
+            load,
+            disturbed,
+            oversize,
+            slow,
+        })
+    })
 }
 
 /// The soak itself, on a ready server: warm-up, baseline, measured load with disturbances,
@@ -1057,54 +1143,32 @@ fn soak(
 
     let start = Instant::now();
     let mut rss_curve = Vec::new();
-    let sample = |server: &mut Server, curve: &mut Vec<(f64, f64)>| -> Result<()> {
-        curve.push((start.elapsed().as_secs_f64(), rss_mib(pid)?));
+    let sample = |server: &mut Server, curve: &mut Vec<(f64, f64, f64)>| -> Result<()> {
+        curve.push((start.elapsed().as_secs_f64(), rss_mib(pid)?, anon_mib(pid)?));
         server.keep_only(&["WARN", "ERROR", "panicked", TAMPERED]);
         Ok(())
     };
 
-    // Warm-up: the same load and reloads, so that the allocator's arenas, the connection
-    // buffers and the plan caches reach their steady size before the baseline is taken.
+    // Warm-up: the same load with every disturbance once (slow clients only in their body:
+    // one stalled in its headers takes 10 s to drop), so that every code path has run, its
+    // pages are resident, and the allocator's arenas have reached their working size before
+    // the baseline is taken. What grows after it grows with repetition.
     process::announce(&format!(
-        "warm-up: {} s of load on every protocol, reloads every {} s",
-        warm_up.as_secs(),
-        RELOAD_EVERY.as_secs()
+        "warm-up: {} s of load on every protocol with every disturbance once",
+        warm_up.as_secs()
     ));
-    let stop = AtomicBool::new(false);
-    let warm_up_failures = std::thread::scope(|scope| -> Result<Tally> {
-        let load = spawn_load(scope, address, &requests, &expected, &stop);
-        let reloads = scope.spawn(|| {
-            let mut client = Client::new(address);
-            let mut problems = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(RELOAD_EVERY.min(warm_up / 2));
-                match reload(&mut client) {
-                    Ok((200, _)) => {}
-                    Ok((status, answer)) => problems.push(format!("{status}: {answer}")),
-                    Err(err) => problems.push(format!("{err:#}")),
-                }
-            }
-            problems
-        });
-        let end = Instant::now() + warm_up;
-        while Instant::now() < end {
-            std::thread::sleep(RSS_EVERY);
-            sample(server, &mut rss_curve)?;
-        }
-        stop.store(true, Ordering::Relaxed);
-        let tally = join_load(load)?;
-        let problems = reloads
-            .join()
-            .map_err(|_| anyhow::anyhow!("the reload thread panicked"))?;
-        ensure!(
-            problems.is_empty(),
-            "reloads failed in the warm-up: {}",
-            problems.join("; ")
-        );
-        Ok(tally)
-    })?;
+    let rehearsal = phase(
+        server,
+        address,
+        folders,
+        (&requests, &expected),
+        warm_up,
+        &[Stall::InBody],
+        &mut |server| sample(server, &mut rss_curve),
+    )?;
     let fds_baseline = settled_fds(pid)?;
     let rss_baseline = rss_mib(pid)?;
+    let anon_baseline = anon_mib(pid)?;
     eprintln!(
         "    after the warm-up: {fds_baseline} file descriptors open, RSS {rss_baseline:.1} MiB"
     );
@@ -1114,33 +1178,23 @@ fn soak(
          tampered package, slow clients and oversize bodies",
         measured.as_secs()
     ));
-    let stop = AtomicBool::new(false);
     let main_start = Instant::now();
-    let main_end = main_start + measured;
-    let (load, disturbed, oversize, slow) = std::thread::scope(|scope| -> Result<_> {
-        let load = spawn_load(scope, address, &requests, &expected, &stop);
-        let disturbing = scope.spawn(|| disturb(address, folders, measured, &stop));
-        let oversizing = scope.spawn(|| oversize(address, &stop));
-        let slowing = scope.spawn(|| slow_clients(address, main_end, &stop));
-        while Instant::now() < main_end {
-            std::thread::sleep(RSS_EVERY);
-            sample(server, &mut rss_curve)?;
-        }
-        stop.store(true, Ordering::Relaxed);
-        let load = join_load(load)?;
-        let panicked = |what: &str| anyhow::anyhow!("the {what} thread panicked");
-        let disturbed = disturbing.join().map_err(|_| panicked("disturbing"))?;
-        let oversize = oversizing.join().map_err(|_| panicked("oversize"))?;
-        // The last round of slow clients may outlast the load by up to its deadline.
-        let slow = slowing.join().map_err(|_| panicked("slow client"))?;
-        Ok((load, disturbed, oversize, slow))
-    })?;
+    let main = phase(
+        server,
+        address,
+        folders,
+        (&requests, &expected),
+        measured,
+        &[Stall::InBody, Stall::InHeaders],
+        &mut |server| sample(server, &mut rss_curve),
+    )?;
     let measured = main_start.elapsed().min(measured);
 
     // Everything closed: the server must be back where it was after the warm-up.
     let fds_end = settled_fds(pid)?;
     let rss_end = rss_mib(pid)?;
-    rss_curve.push((start.elapsed().as_secs_f64(), rss_end));
+    let anon_end = anon_mib(pid)?;
+    rss_curve.push((start.elapsed().as_secs_f64(), rss_end, anon_end));
     let mut end_problems = Vec::new();
     let mut client = Client::new(address);
     match client.send("GET", "/v2/models/iris", &[], b"") {
@@ -1170,15 +1224,13 @@ fn soak(
     Ok(Report {
         warm_up,
         measured,
-        load,
-        warm_up_failures,
-        disturbed,
-        oversize,
-        slow,
+        rehearsal,
+        main,
         fds_baseline,
         fds_end,
         rss_baseline,
         rss_end,
+        anon: (anon_baseline, anon_end),
         rss_curve,
         end_problems,
     })
@@ -1199,9 +1251,9 @@ impl Report {
         );
         let mut all = Vec::new();
         for kind in KINDS {
-            let mut latencies = self.load.latencies[kind.index()].clone();
+            let mut latencies = self.main.load.latencies[kind.index()].clone();
             latencies.sort_unstable();
-            let failures = self.load.failures[kind.index()];
+            let failures = self.main.load.failures[kind.index()];
             println!(
                 "{:<12} {:>9} {:>8.0} {:>8.2} {:>8.2} {:>9}",
                 kind.label(),
@@ -1217,32 +1269,46 @@ impl Report {
         println!(
             "{:<12} {:>9} {:>8.0} {:>8.2} {:>8.2} {:>9}",
             "all",
-            all.len() + self.load.failed(),
+            all.len() + self.main.load.failed(),
             all.len() as f64 / seconds,
             quantile_ms(&all, 0.5),
             quantile_ms(&all, 0.99),
-            self.load.failed()
+            self.main.load.failed()
         );
-        if self.warm_up_failures.failed() > 0 {
-            println!(
-                "failed in the warm-up: {} ({})",
-                self.warm_up_failures.failed(),
-                self.warm_up_failures.said.join("; ")
-            );
-        }
+        println!(
+            "warm-up: {} requests, {} reloads, {} changes of the folder (iris 1.1.0 added and \
+             removed, the tampered package refused), {} oversize bodies, {} slow clients",
+            self.rehearsal
+                .load
+                .latencies
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>()
+                + self.rehearsal.load.failed(),
+            self.rehearsal.disturbed.reloads,
+            self.rehearsal.disturbed.events.len(),
+            self.rehearsal.oversize.sent,
+            self.rehearsal.slow.dropped.len()
+        );
         println!(
             "reloads: {} (every {} s, and after each change of the folder)",
-            self.disturbed.reloads,
+            self.main.disturbed.reloads,
             RELOAD_EVERY.as_secs()
         );
-        for event in &self.disturbed.events {
+        for event in &self.main.disturbed.events {
             println!("  {event}");
         }
         for line in tampered_logged.iter().take(2) {
             println!("  server log: {line}");
         }
         for stall in [Stall::InHeaders, Stall::InBody] {
-            let dropped: Vec<_> = self.slow.dropped.iter().filter(|d| d.0 == stall).collect();
+            let dropped: Vec<_> = self
+                .main
+                .slow
+                .dropped
+                .iter()
+                .filter(|d| d.0 == stall)
+                .collect();
             let slowest = dropped.iter().map(|d| d.1).max().unwrap_or_default();
             let answers: Vec<String> = dropped
                 .iter()
@@ -1257,7 +1323,7 @@ impl Report {
                     Stall::InBody => "halfway through their body",
                 },
                 dropped.len(),
-                self.slow.rounds,
+                self.main.slow.rounds,
                 slowest.as_secs_f64(),
                 dedup(answers).join(", ")
             );
@@ -1265,25 +1331,33 @@ impl Report {
         println!(
             "oversize bodies (over {} KiB, every protocol): {} sent, {} answered 413",
             BODY_LIMIT / 1024,
-            self.oversize.sent,
-            self.oversize.sent - self.oversize.wrong.len()
+            self.main.oversize.sent,
+            self.main.oversize.sent - self.main.oversize.wrong.len()
         );
         println!(
             "file descriptors: {} after the warm-up, {} at the end",
             self.fds_baseline, self.fds_end
         );
         println!(
-            "RSS: {:.1} MiB after the warm-up, {:.1} MiB at the end ({:+.1}%); every {} ms from \
-             the start of the warm-up, MiB:",
+            "RSS: {:.1} MiB after the warm-up, {:.1} MiB at the end ({:+.1}%)",
             self.rss_baseline,
             self.rss_end,
             (self.rss_end / self.rss_baseline - 1.0) * 100.0,
+        );
+        let (anon_baseline, anon_end) = self.anon;
+        println!(
+            "  of which not file pages (heap, stacks): {anon_baseline:.1} MiB after the warm-up, \
+             {anon_end:.1} MiB at the end ({:+.1}%)",
+            (anon_end / anon_baseline - 1.0) * 100.0
+        );
+        println!(
+            "RSS/not file pages every {} ms from the start of the warm-up, MiB:",
             RSS_EVERY.as_millis()
         );
         for line in self.rss_curve.chunks(10) {
             let cells: Vec<String> = line
                 .iter()
-                .map(|(t, mib)| format!("{t:5.1}s {mib:5.1}"))
+                .map(|(t, rss, anon)| format!("{t:5.1}s {rss:4.1}/{anon:3.1}"))
                 .collect();
             println!("  {}", cells.join("  "));
         }
