@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     crash, crates, dist, e2e, interop, interop_signing, kserve, onnx_backend, onnxruntime, process,
-    python, registry, schema, test_build, ui,
+    python, registry, schema, soak, test_build, ui,
 };
 
 /// One check of `cargo xtask ci`.
@@ -157,6 +157,17 @@ const STEPS: &[Step] = &[
             shown: "cargo xtask crash (SIGKILL at every crash point and at random moments of \
                     pack, sign, add, pull, tag, rm and gc; every state whole, every rerun converging)",
             run: || crash::run(&crash::CrashArgs::ci()),
+        },
+    },
+    // Ten seconds of mixed load on every protocol with reloads, a tampered package, slow
+    // clients and oversize bodies, on the debug `tiffin` of the test step: no failed request,
+    // no file descriptor or memory kept. Loopback only; nothing to install.
+    Step {
+        name: "soak",
+        action: Action::Task {
+            shown: "cargo xtask soak --seconds 10 (mixed load on every protocol, reloads, a \
+                    tampered package, slow clients; no failure, no fd or RSS kept)",
+            run: || soak::run(&soak::SoakArgs::short()),
         },
     },
     // Last: it needs PyPI once for its virtualenv, and a real V2 client failing is worth knowing

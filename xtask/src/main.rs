@@ -21,6 +21,7 @@ mod python;
 mod registry;
 mod schema;
 mod served;
+mod soak;
 mod test_build;
 mod ui;
 mod wheel;
@@ -113,6 +114,13 @@ enum Command {
     /// Installs podman, runc, docker-registry and skopeo with apt-get when they are missing
     /// (needs root); builds the static binary as `cargo xtask dist` does.
     E2e,
+    /// A sustained mixed load against `tiffin serve` on every protocol, with reloads, a version
+    /// added and removed, a tampered package, slow clients and oversize bodies; fails on a failed
+    /// well-formed request, a file descriptor not given back, RSS growing 5% or more after the
+    /// warm-up, or the tampered package not refused by name.
+    ///
+    /// Loopback only; prints req/s and p50/p99 per protocol and the RSS curve.
+    Soak(soak::SoakArgs),
     /// Measure tiffin's speed against the usual tools; without a subcommand, run every benchmark.
     Bench(bench::BenchArgs),
 }
@@ -144,6 +152,7 @@ fn main() -> ExitCode {
             schema::Mode::Update
         }),
         Command::Bench(args) => bench::run(args),
+        Command::Soak(args) => soak::run(&args),
         Command::Dist(args) => dist::run(&args),
         Command::E2e => e2e::run(),
         Command::OnnxBackend => onnx_backend::run(),

@@ -109,6 +109,16 @@ impl Server {
         self.log.clear();
     }
 
+    /// Drains the lines logged so far, keeping only those containing one of `needles`: for a
+    /// long load whose per-request lines would otherwise pile up in memory.
+    pub(crate) fn keep_only(&mut self, needles: &[&str]) {
+        let kept = self
+            .lines
+            .try_iter()
+            .filter(|line| needles.iter().any(|needle| line.contains(needle)));
+        self.log.extend(kept);
+    }
+
     /// The lines logged up to the first line containing `until` (or for at most a second: the
     /// server writes its log a few milliseconds behind) that contain `needle`.
     pub(crate) fn logged(&mut self, needle: &str, until: &str) -> Vec<String> {
