@@ -83,6 +83,40 @@ struct Scenario {
     key: Option<PathBuf>,
 }
 
+impl Scenario {
+    /// A command run from a copy of `base`; `states` and, for outputs that are paths,
+    /// `checking` say what it changes.
+    fn new(name: &'static str, args: Vec<String>, base: &Path) -> Scenario {
+        Scenario {
+            name,
+            args,
+            base: base.to_owned(),
+            old: BTreeSet::new(),
+            new: BTreeSet::new(),
+            untagged_new_ok: false,
+            paths: Vec::new(),
+            key: None,
+        }
+    }
+
+    fn states(mut self, old: BTreeSet<Held>, new: BTreeSet<Held>) -> Scenario {
+        self.old = old;
+        self.new = new;
+        self
+    }
+
+    fn checking(mut self, paths: Vec<String>, key: Option<&Path>) -> Scenario {
+        self.paths = paths;
+        self.key = key.map(Path::to_owned);
+        self
+    }
+
+    fn tagged_last(mut self) -> Scenario {
+        self.untagged_new_ok = true;
+        self
+    }
+}
+
 /// The tallies of one scenario.
 #[derive(Debug, Default)]
 struct Tally {
@@ -538,123 +572,67 @@ fn scenarios(tiffin: &Path, work: &Path, registry: &Registry) -> Result<Vec<Scen
             .map(|p| Held::Path(p, d.map(str::to_owned)))
             .collect::<BTreeSet<_>>()
     };
-    let with = |mut set: BTreeSet<Held>, more: Vec<Held>| {
-        set.extend(more);
-        set
-    };
     let signed = format!("{digest}+signed");
+    let both = vec![folder.clone(), archive.clone()];
+    let signed_at = |signed_path: &str| -> BTreeSet<Held> {
+        [folder.clone(), archive.clone()]
+            .into_iter()
+            .map(|p| {
+                let d = if p == signed_path { &signed } else { &digest };
+                Held::Path(p, Some(d.clone()))
+            })
+            .collect()
+    };
+    let tagged: BTreeSet<Held> = [tag("iris:1.0.0", &digest)].into();
     let scenarios = vec![
-        Scenario {
-            name: "pack",
-            args: s(&["pack", &iris, "--out", "out"]),
-            base: empty.clone(),
-            old: path_state(None),
-            new: path_state(Some(&digest)),
-            untagged_new_ok: false,
-            paths: vec![folder.clone(), archive.clone()],
-            key: None,
-        },
-        Scenario {
-            name: "pack --force",
-            args: s(&["pack", &iris, "--out", "out", "--force"]),
-            base: other.clone(),
-            old: path_state(Some(&other_digest)),
-            new: path_state(Some(&digest)),
-            untagged_new_ok: false,
-            paths: vec![folder.clone(), archive.clone()],
-            key: None,
-        },
-        Scenario {
-            name: "sign (folder)",
-            args: s(&["sign", &folder, "--key", &key]),
-            base: packed.clone(),
-            old: path_state(Some(&digest)),
-            new: [
-                Held::Path(folder.clone(), Some(signed.clone())),
-                Held::Path(archive.clone(), Some(digest.clone())),
-            ]
-            .into(),
-            untagged_new_ok: false,
-            paths: vec![folder.clone(), archive.clone()],
-            key: Some(public.clone()),
-        },
-        Scenario {
-            name: "sign (archive)",
-            args: s(&["sign", &archive, "--key", &key]),
-            base: packed.clone(),
-            old: path_state(Some(&digest)),
-            new: [
-                Held::Path(folder.clone(), Some(digest.clone())),
-                Held::Path(archive.clone(), Some(signed.clone())),
-            ]
-            .into(),
-            untagged_new_ok: false,
-            paths: vec![folder.clone(), archive.clone()],
-            key: Some(public.clone()),
-        },
-        Scenario {
-            name: "add",
-            args: s(&["add", &folder]),
-            base: packed.clone(),
-            old: BTreeSet::new(),
-            new: [tag("iris:1.0.0", &digest)].into(),
-            untagged_new_ok: true,
-            paths: Vec::new(),
-            key: None,
-        },
-        Scenario {
-            name: "pull",
-            args: s(&["pull", "--no-run", &reference]),
-            base: empty.clone(),
-            old: BTreeSet::new(),
-            new: [tag("iris:1.0.0", &digest)].into(),
-            untagged_new_ok: true,
-            paths: Vec::new(),
-            key: None,
-        },
-        Scenario {
-            name: "pull --into",
-            args: s(&["pull", "--no-run", &reference, "--into", "out"]),
-            base: empty.clone(),
-            old: [Held::Path(folder.clone(), None)].into(),
-            new: [Held::Path(folder.clone(), Some(digest.clone()))].into(),
-            untagged_new_ok: false,
-            paths: vec![folder.clone()],
-            key: None,
-        },
-        Scenario {
-            name: "tag",
-            args: s(&["tag", "iris:1.0.0", "iris:prod"]),
-            base: stored.clone(),
-            old: [tag("iris:1.0.0", &digest)].into(),
-            new: with(
-                [tag("iris:1.0.0", &digest)].into(),
-                vec![tag("iris:prod", &digest)],
-            ),
-            untagged_new_ok: false,
-            paths: Vec::new(),
-            key: None,
-        },
-        Scenario {
-            name: "rm",
-            args: s(&["rm", "iris:1.0.0"]),
-            base: stored.clone(),
-            old: [tag("iris:1.0.0", &digest)].into(),
-            new: BTreeSet::new(),
-            untagged_new_ok: false,
-            paths: Vec::new(),
-            key: None,
-        },
-        Scenario {
-            name: "gc",
-            args: s(&["gc"]),
-            base: litter.clone(),
-            old: [tag("iris:1.0.0", &digest)].into(),
-            new: [tag("iris:1.0.0", &digest)].into(),
-            untagged_new_ok: false,
-            paths: Vec::new(),
-            key: None,
-        },
+        Scenario::new("pack", s(&["pack", &iris, "--out", "out"]), &empty)
+            .states(path_state(None), path_state(Some(&digest)))
+            .checking(both.clone(), None),
+        Scenario::new(
+            "pack --force",
+            s(&["pack", &iris, "--out", "out", "--force"]),
+            &other,
+        )
+        .states(path_state(Some(&other_digest)), path_state(Some(&digest)))
+        .checking(both.clone(), None),
+        Scenario::new(
+            "sign (folder)",
+            s(&["sign", &folder, "--key", &key]),
+            &packed,
+        )
+        .states(path_state(Some(&digest)), signed_at(&folder))
+        .checking(both.clone(), Some(&public)),
+        Scenario::new(
+            "sign (archive)",
+            s(&["sign", &archive, "--key", &key]),
+            &packed,
+        )
+        .states(path_state(Some(&digest)), signed_at(&archive))
+        .checking(both.clone(), Some(&public)),
+        Scenario::new(
+            "pull --into",
+            s(&["pull", "--no-run", &reference, "--into", "out"]),
+            &empty,
+        )
+        .states(
+            [Held::Path(folder.clone(), None)].into(),
+            [Held::Path(folder.clone(), Some(digest.clone()))].into(),
+        )
+        .checking(vec![folder.clone()], None),
+        // add and pull rename the package in, then tag it.
+        Scenario::new("add", s(&["add", &folder]), &packed)
+            .states(BTreeSet::new(), tagged.clone())
+            .tagged_last(),
+        Scenario::new("pull", s(&["pull", "--no-run", &reference]), &empty)
+            .states(BTreeSet::new(), tagged.clone())
+            .tagged_last(),
+        Scenario::new("tag", s(&["tag", "iris:1.0.0", "iris:prod"]), &stored).states(
+            tagged.clone(),
+            [tag("iris:1.0.0", &digest), tag("iris:prod", &digest)].into(),
+        ),
+        Scenario::new("rm", s(&["rm", "iris:1.0.0"]), &stored)
+            .states(tagged.clone(), BTreeSet::new()),
+        Scenario::new("gc", s(&["gc"]), &litter).states(tagged.clone(), tagged),
     ];
     Ok(scenarios)
 }
