@@ -211,7 +211,9 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
         )
         .map_err(write_err)
     };
+    let mut count = layout::EntryCount::new(path);
     for (index, entry) in archive.entries().map_err(Error::read(path))?.enumerate() {
+        count.add()?;
         let mut entry = entry.map_err(Error::read(path))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if entry.header().entry_type().is_dir() {
@@ -516,7 +518,9 @@ fn read_small_files(path: &Path, kind: PackageKind) -> Result<BTreeMap<&'static 
         PackageKind::Archive => {
             let file = File::open(path).map_err(Error::read(path))?;
             let mut archive = tar::Archive::new(file);
+            let mut count = layout::EntryCount::new(path);
             for entry in archive.entries_with_seek().map_err(Error::read(path))? {
+                count.add()?;
                 // A damaged archive is verify's to report, entry by entry.
                 let Ok(entry) = entry else { break };
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
