@@ -293,7 +293,9 @@ impl Store {
         let file = File::open(archive).map_err(Error::read(archive))?;
         let mut tar = tar::Archive::new(std::io::BufReader::new(file));
         let mut files = Vec::new();
+        let mut count = tiffin_core::layout::EntryCount::new(archive);
         for entry in tar.entries().map_err(Error::read(archive))? {
+            count.add()?;
             let mut entry = entry.map_err(Error::read(archive))?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             match entry.header().entry_type() {
