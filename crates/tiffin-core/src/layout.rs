@@ -223,3 +223,25 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     let _ = (path, mode);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_count_takes_max_entries_and_refuses_the_next_naming_the_bound() {
+        // The count every folder walk and archive walk keeps; the archive test in
+        // tests/it/hostile.rs shows it at work on a real archive.
+        let mut count = EntryCount::new(Path::new("pkg"));
+        for _ in 0..MAX_ENTRIES {
+            count.add().unwrap();
+        }
+        let err = count.add().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "pkg: holds more than 200008 entries, more than the bound MAX_ENTRIES (200008) \
+             allows: a package lists at most tiffin_manifest::MAX_FILES files; put many small \
+             files into a few larger ones"
+        );
+    }
+}

@@ -437,6 +437,25 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_stream_is_inflated_up_to_its_limit() {
+        use std::io::Write;
+        // 1000 POPs and a STOP, gzipped: 1001 bytes once inflated.
+        let mut stream = vec![b'0'; 1000];
+        stream.push(b'.');
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&stream).unwrap();
+        let gz = gz.finish().unwrap();
+        let report = scan("model.joblib", &gz, 1001);
+        assert_eq!((report.opcodes, report.stopped), (1001, None));
+        // One byte less and the STOP is past the limit: not inflated, so not read.
+        let report = scan("model.joblib", &gz, 1000);
+        assert_eq!(
+            report.stopped.as_deref(),
+            Some("the stream ends without a STOP opcode")
+        );
+    }
+
+    #[test]
     fn a_stream_of_max_pickle_opcodes_is_read_whole_and_a_longer_one_stops_at_the_bound() {
         // POP on an empty stack: an opcode that takes no memory, so only the count grows.
         let limit = MAX_PICKLE_OPCODES as usize;

@@ -813,7 +813,13 @@ pub(crate) fn check_package_path(path: &str) -> Result<()> {
         return Ok(());
     }
     tiffin_manifest::check_relative_path(path).map_err(|reason| Error::BadInput {
-        path: PathBuf::from(path),
+        // A path past the bound is quoted, cut short, by the reason; shown whole here it would
+        // put up to a manifest's worth of bytes into one message.
+        path: if path.len() > tiffin_manifest::MAX_PATH_LEN {
+            PathBuf::from("(a path too long to show)")
+        } else {
+            PathBuf::from(path)
+        },
         reason,
     })
 }
