@@ -75,6 +75,24 @@ pub enum Error {
         /// Why it was not recognised.
         reason: String,
     },
+    /// An input is past one of tiffin's resource bounds, so it was refused before it could
+    /// take memory or time without end (docs/resources.md lists every bound).
+    #[error(
+        "{}: {found}, more than the bound {bound} ({limit}) allows: {fix}",
+        path.display()
+    )]
+    TooLarge {
+        /// The package or file at fault.
+        path: PathBuf,
+        /// What was counted or measured, with its value, e.g. `holds 100009 entries`.
+        found: String,
+        /// The name of the bound, e.g. `MAX_ENTRIES`.
+        bound: &'static str,
+        /// The value of the bound.
+        limit: u64,
+        /// How to fix the input.
+        fix: &'static str,
+    },
     /// Hashing failed.
     #[error(transparent)]
     Hash(#[from] tiffin_hash::Error),

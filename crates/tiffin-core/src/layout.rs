@@ -27,6 +27,12 @@ pub const ARCHIVE_EXTENSION: &str = "tiffin";
 /// A manifest larger than this is refused before it is read, so a hostile archive cannot make a
 /// reader allocate without bound. Real manifests are kilobytes; golden examples live in files.
 pub const MAX_MANIFEST_SIZE: u64 = 64 << 20;
+/// The most entries a package folder or archive may hold, folders included: every file the
+/// manifest may list ([`tiffin_manifest::MAX_FILES`]), a folder for each, and tiffin's own files
+/// (manifest, checksums, signature, card, bundle). Walks stop past it, before their bookkeeping
+/// (one problem per unlisted entry, say) grows without bound on an archive of millions of empty
+/// entries.
+pub const MAX_ENTRIES: usize = 2 * tiffin_manifest::MAX_FILES + 8;
 /// The archive's files carry the package's `created` time as their mtime, and these fixed
 /// permissions, so that the same inputs always give the same bytes.
 pub(crate) const ENTRY_MODE: u32 = 0o644;
@@ -90,13 +96,16 @@ pub(crate) fn epoch_seconds(rfc3339: &str) -> u64 {
 
 /// Every entry below a package folder (directories too, not the folder itself), sorted by name,
 /// each with its path inside the package, `/`-separated. Verify, read, store and push all walk a
-/// folder through this one function, so they see the same entries in the same order.
+/// folder through this one function, so they see the same entries in the same order. Past
+/// [`MAX_ENTRIES`] entries the walk ends with [`Error::TooLarge`].
 pub fn walk(folder: &Path) -> impl Iterator<Item = Result<(String, walkdir::DirEntry)>> + '_ {
+    let mut count = EntryCount::new(folder);
     walkdir::WalkDir::new(folder)
         .min_depth(1)
         .sort_by_file_name()
         .into_iter()
         .map(move |entry| {
+            count.add()?;
             let entry = entry.map_err(|e| Error::Read {
                 path: folder.to_owned(),
                 source: e.into(),
@@ -109,6 +118,71 @@ pub fn walk(folder: &Path) -> impl Iterator<Item = Result<(String, walkdir::DirE
                 .replace('\\', "/");
             Ok((rel, entry))
         })
+        // The error past the bound is the walk's last item.
+        .scan(false, |ended, item| {
+            if *ended {
+                return None;
+            }
+            *ended = matches!(item, Err(Error::TooLarge { .. }));
+            Some(item)
+        })
+}
+
+/// Counts the entries of a folder or archive as a walk meets them, refusing the one past
+/// [`MAX_ENTRIES`]. Every walk over a package's entries counts them with one.
+#[derive(Debug)]
+pub struct EntryCount<'a> {
+    path: &'a Path,
+    seen: usize,
+}
+
+impl<'a> EntryCount<'a> {
+    /// A count of the entries of the package at `path`, at zero.
+    pub fn new(path: &'a Path) -> EntryCount<'a> {
+        EntryCount { path, seen: 0 }
+    }
+
+    /// Counts one more entry: [`Error::TooLarge`] when it is past [`MAX_ENTRIES`].
+    pub fn add(&mut self) -> Result<()> {
+        self.seen += 1;
+        if self.seen > MAX_ENTRIES {
+            return Err(Error::TooLarge {
+                path: self.path.to_owned(),
+                found: format!("holds more than {MAX_ENTRIES} entries"),
+                bound: "MAX_ENTRIES",
+                limit: MAX_ENTRIES as u64,
+                fix: "a package lists at most tiffin_manifest::MAX_FILES files; put many small \
+                      files into a few larger ones",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads a `tiffin.toml`, refusing one larger than [`MAX_MANIFEST_SIZE`] before reading it: the
+/// authoring file has the manifest's bound, and is far smaller than the manifest it becomes.
+pub fn read_authoring(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(Error::read(path))?;
+    let declared = file.metadata().map_err(Error::read(path))?.len();
+    let too_large = |size: u64| Error::TooLarge {
+        path: path.to_owned(),
+        found: format!("is {size} bytes"),
+        bound: "MAX_MANIFEST_SIZE",
+        limit: MAX_MANIFEST_SIZE,
+        fix: "tiffin.toml describes the model; keep data in the files it names",
+    };
+    if declared > MAX_MANIFEST_SIZE {
+        return Err(too_large(declared));
+    }
+    let mut text = String::new();
+    // Capped again while reading: the file may grow after its size was taken.
+    file.take(MAX_MANIFEST_SIZE + 1)
+        .read_to_string(&mut text)
+        .map_err(Error::read(path))?;
+    if text.len() as u64 > MAX_MANIFEST_SIZE {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(text)
 }
 
 /// A digest written as `sha256:<hex>` (a package digest, a store tag), or `None`.
@@ -167,4 +241,26 @@ pub fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
 #[cfg(not(target_os = "linux"))]
 pub fn exchange(_a: &Path, _b: &Path) -> std::io::Result<bool> {
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_count_takes_max_entries_and_refuses_the_next_naming_the_bound() {
+        // The count every folder walk and archive walk keeps; the archive test in
+        // tests/it/hostile.rs shows it at work on a real archive.
+        let mut count = EntryCount::new(Path::new("pkg"));
+        for _ in 0..MAX_ENTRIES {
+            count.add().unwrap();
+        }
+        let err = count.add().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "pkg: holds more than 200008 entries, more than the bound MAX_ENTRIES (200008) \
+             allows: a package lists at most tiffin_manifest::MAX_FILES files; put many small \
+             files into a few larger ones"
+        );
+    }
 }

@@ -85,7 +85,7 @@ pub fn pack_checked(
     check: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<Packed> {
     let (dir, toml_path) = authoring_paths(&options.source)?;
-    let text = fs::read_to_string(&toml_path).map_err(Error::read(&toml_path))?;
+    let text = layout::read_authoring(&toml_path)?;
     let manifest_err = |source| Error::Manifest {
         path: toml_path.clone(),
         source,

@@ -140,11 +140,16 @@ pub fn read_files(
             let mut archive = tar::Archive::new(BufReader::new(file));
             // With seeks, the members not wanted are passed over rather than read: loading a
             // model beside 1 GiB of other files read that gigabyte again.
+            let mut count = crate::layout::EntryCount::new(path);
             for entry in archive.entries_with_seek().map_err(Error::read(path))? {
+                count.add()?;
                 let mut entry = entry.map_err(Error::read(path))?;
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                 if entry.header().entry_type() == tar::EntryType::Regular && wanted(&name) {
-                    let mut bytes = Vec::with_capacity(entry.size() as usize);
+                    // The declared size only as a hint, capped: an unverified archive's
+                    // header could claim any size, and reading stops at the data it holds.
+                    let mut bytes =
+                        Vec::with_capacity(entry.size().min(MAX_MANIFEST_SIZE) as usize);
                     entry.read_to_end(&mut bytes).map_err(Error::read(path))?;
                     out.insert(name, bytes);
                 }
@@ -156,11 +161,12 @@ pub fn read_files(
 
 fn read_capped(reader: impl Read, declared: u64, what: &Path) -> Result<Vec<u8>> {
     if declared > MAX_MANIFEST_SIZE {
-        return Err(Error::BadInput {
+        return Err(Error::TooLarge {
             path: what.to_owned(),
-            reason: format!(
-                "declares {declared} bytes; a manifest may hold at most {MAX_MANIFEST_SIZE}"
-            ),
+            found: format!("declares {declared} bytes"),
+            bound: "MAX_MANIFEST_SIZE",
+            limit: MAX_MANIFEST_SIZE,
+            fix: "a manifest lists files and their digests; keep large data in files it lists",
         });
     }
     let mut bytes = Vec::with_capacity(declared as usize);

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -32,6 +33,12 @@ const PLAIN_DATA: &[&str] = &[
     "numpy._core.multiarray._reconstruct",
     "numpy._core.multiarray.scalar",
 ];
+
+/// The most opcodes the walk reads before it stops, saying so in [`ScanReport::stopped`]. Each
+/// opcode may push a stack slot and a memo entry, so this bounds the walker's memory (a few
+/// hundred megabytes at worst) whatever the stream holds. Real model pickles keep their arrays
+/// as raw bytes and take thousands to a few million opcodes.
+pub const MAX_PICKLE_OPCODES: u64 = 10_000_000;
 
 /// One import found in a pickle stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,7 +106,9 @@ fn inflate(reader: impl Read, limit: u64) -> Vec<u8> {
 /// What the walker knows of a stack slot.
 #[derive(Debug, Clone)]
 enum Item {
-    Str(String),
+    /// Shared, so that DUP, GET and PUT copy a pointer rather than the string: a stream of one
+    /// long string and many DUPs would otherwise take memory quadratic in its length.
+    Str(Rc<str>),
     Mark,
     Other,
 }
@@ -142,18 +151,17 @@ impl<'a> Walker<'a> {
     }
 
     /// A newline-terminated argument (protocol 0), without the newline.
-    fn line(&mut self) -> Option<String> {
+    fn line(&mut self) -> Option<Rc<str>> {
         let rest = self.bytes.get(self.pos..)?;
         let end = rest.iter().position(|&b| b == b'\n')?;
         self.pos += end + 1;
-        Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+        Some(String::from_utf8_lossy(&rest[..end]).into())
     }
 
     /// A length-prefixed argument whose length takes `len_bytes` bytes.
-    fn counted(&mut self, len_bytes: usize) -> Option<String> {
+    fn counted(&mut self, len_bytes: usize) -> Option<Rc<str>> {
         let len = usize::try_from(self.uint(len_bytes)?).ok()?;
-        self.take(len)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+        self.take(len).map(|b| String::from_utf8_lossy(b).into())
     }
 
     // The stack effects below return `Some(())` so that every opcode arm reads alike: `None`
@@ -230,7 +238,7 @@ impl<'a> Walker<'a> {
             // Strings: the only values STACK_GLOBAL cares about.
             b'S' => self
                 .line()
-                .and_then(|l| self.push(Item::Str(l.trim_matches(['\'', '"']).to_owned()))),
+                .and_then(|l| self.push(Item::Str(l.trim_matches(['\'', '"']).into()))),
             b'V' => self.line().and_then(|l| self.push(Item::Str(l))),
             b'T' | b'X' => self.counted(4).and_then(|s| self.push(Item::Str(s))),
             b'U' | 0x8c => self.counted(1).and_then(|s| self.push(Item::Str(s))),
@@ -273,7 +281,7 @@ impl<'a> Walker<'a> {
                 let module = self.stack.pop();
                 let part = |item: Option<Item>| match item {
                     Some(Item::Str(s)) => s,
-                    _ => "?".to_owned(),
+                    _ => "?".into(),
                 };
                 self.import(offset, "STACK_GLOBAL", &part(module), &part(name));
                 self.push_other()
@@ -322,6 +330,13 @@ fn walk(bytes: &[u8]) -> ScanReport {
     };
     let mut opcodes = 0;
     let stopped = loop {
+        if opcodes == MAX_PICKLE_OPCODES {
+            break Some(format!(
+                "the stream holds more than {MAX_PICKLE_OPCODES} opcodes, the bound \
+                 MAX_PICKLE_OPCODES; what lies beyond was not scanned, so treat the file as \
+                 unsafe"
+            ));
+        }
         opcodes += 1;
         match w.step() {
             Step::Next => {}
@@ -419,5 +434,43 @@ mod tests {
             Some("byte 0xff at offset 2 is not a pickle opcode")
         );
         assert_eq!(scan("x", b"\x93\x93\x93.", 1 << 20).imports[0].name, "?.?");
+    }
+
+    #[test]
+    fn a_compressed_stream_is_inflated_up_to_its_limit() {
+        use std::io::Write;
+        // 1000 POPs and a STOP, gzipped: 1001 bytes once inflated.
+        let mut stream = vec![b'0'; 1000];
+        stream.push(b'.');
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&stream).unwrap();
+        let gz = gz.finish().unwrap();
+        let report = scan("model.joblib", &gz, 1001);
+        assert_eq!((report.opcodes, report.stopped), (1001, None));
+        // One byte less and the STOP is past the limit: not inflated, so not read.
+        let report = scan("model.joblib", &gz, 1000);
+        assert_eq!(
+            report.stopped.as_deref(),
+            Some("the stream ends without a STOP opcode")
+        );
+    }
+
+    #[test]
+    fn a_stream_of_max_pickle_opcodes_is_read_whole_and_a_longer_one_stops_at_the_bound() {
+        // POP on an empty stack: an opcode that takes no memory, so only the count grows.
+        let limit = MAX_PICKLE_OPCODES as usize;
+        let mut stream = vec![b'0'; limit - 1];
+        stream.push(b'.');
+        let report = scan("x", &stream, 1 << 20);
+        assert_eq!((report.opcodes, report.stopped), (MAX_PICKLE_OPCODES, None));
+
+        stream.insert(0, b'0');
+        let report = scan("x", &stream, 1 << 20);
+        assert_eq!(report.opcodes, MAX_PICKLE_OPCODES);
+        let stopped = report.stopped.unwrap();
+        assert!(
+            stopped.contains("more than 10000000 opcodes, the bound MAX_PICKLE_OPCODES"),
+            "{stopped}"
+        );
     }
 }

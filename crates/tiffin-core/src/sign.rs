@@ -219,7 +219,9 @@ fn rewrite_archive(path: &Path, bundle: &[u8], mtime: u64) -> Result<bool> {
         )
         .map_err(write_err)
     };
+    let mut count = layout::EntryCount::new(path);
     for (index, entry) in archive.entries().map_err(Error::read(path))?.enumerate() {
+        count.add()?;
         let mut entry = entry.map_err(Error::read(path))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if entry.header().entry_type().is_dir() {
@@ -525,7 +527,9 @@ fn read_small_files(path: &Path, kind: PackageKind) -> Result<BTreeMap<&'static 
         PackageKind::Archive => {
             let file = File::open(path).map_err(Error::read(path))?;
             let mut archive = tar::Archive::new(file);
+            let mut count = layout::EntryCount::new(path);
             for entry in archive.entries_with_seek().map_err(Error::read(path))? {
+                count.add()?;
                 // A damaged archive is verify's to report, entry by entry.
                 let Ok(entry) = entry else { break };
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -551,21 +555,27 @@ fn read_small_files(path: &Path, kind: PackageKind) -> Result<BTreeMap<&'static 
     Ok(out)
 }
 
-/// Reads a small file (a bundle, a checksum list), refusing one over the manifest size limit.
+/// Reads a small file (a bundle, a checksum list), refusing one over the manifest size limit:
+/// on its size before reading, and again while reading, should it grow in between.
 fn read_capped(path: &Path) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(Error::read(path))?;
+    let too_large = |size: u64| Error::TooLarge {
+        path: path.to_owned(),
+        found: format!("is {size} bytes"),
+        bound: "MAX_MANIFEST_SIZE",
+        limit: MAX_MANIFEST_SIZE,
+        fix: "give the bundle `tiffin sign` or `model_signing sign` wrote",
+    };
+    let size = file.metadata().map_err(Error::read(path))?.len();
+    if size > MAX_MANIFEST_SIZE {
+        return Err(too_large(size));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_SIZE + 1)
         .read_to_end(&mut bytes)
         .map_err(Error::read(path))?;
     if bytes.len() as u64 > MAX_MANIFEST_SIZE {
-        return Err(Error::BadInput {
-            path: path.to_owned(),
-            reason: format!(
-                "is over {MAX_MANIFEST_SIZE} bytes, too large for a signature bundle; give the \
-                 bundle `tiffin sign` or `model_signing sign` wrote"
-            ),
-        });
+        return Err(too_large(bytes.len() as u64));
     }
     Ok(bytes)
 }

@@ -545,7 +545,11 @@ fn verify_folder(
         } else if rel == SIGSTORE_FILE {
             findings.signed = true;
         } else if rel == CHECKSUM_FILE {
-            let bytes = std::fs::read(entry.path()).map_err(Error::read(entry.path()))?;
+            // Capped as in an archive: a checksum list is a line per file, far below the bound.
+            let mut bytes = Vec::new();
+            File::open(entry.path())
+                .and_then(|f| f.take(layout::MAX_MANIFEST_SIZE).read_to_end(&mut bytes))
+                .map_err(Error::read(entry.path()))?;
             checksums = Some(bytes);
         } else if let Some(file) = expected.get(rel.as_str()) {
             to_hash.push((*file, entry.into_path()));
@@ -655,6 +659,8 @@ fn verify_archive(
     // Headers are 512-byte reads, one per entry; tar seeks over the data rather than reading it.
     let mut archive = tar::Archive::new(&file);
     let mut entries = archive.entries_with_seek().map_err(Error::read(path))?;
+    let mut count = layout::EntryCount::new(path);
+    count.add()?;
     let manifest_bytes = first_entry_manifest(path, &mut entries)?;
     let Some(manifest) = check_manifest(&manifest_bytes, findings) else {
         return Ok((manifest_bytes, None));
@@ -677,6 +683,7 @@ fn verify_archive(
     // Where the data of the last entry ends (rounded up to tar's 512-byte blocks).
     let mut data_end = 0;
     for entry in entries {
+        count.add()?;
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(e) => {

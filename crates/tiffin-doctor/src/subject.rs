@@ -143,7 +143,7 @@ pub(crate) fn authoring(toml_path: &Path, findings: &mut Findings) -> Result<Sub
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_owned();
-    let text = fs::read_to_string(toml_path).map_err(Error::read(toml_path))?;
+    let text = tiffin_core::layout::read_authoring(toml_path)?;
     let mut subject = Subject {
         kind: SubjectKind::Authoring,
         root: dir.clone(),

@@ -243,6 +243,11 @@ impl Authoring {
     }
 
     fn check_files(&self, problems: &mut Problems) {
+        // Before anything per file: a list past the bound would give as many problems as files.
+        if self.files.len() > validate::MAX_FILES {
+            problems.push("files", validate::too_many_files(self.files.len()));
+            return;
+        }
         // The model and the model card are shipped already; listing them again would put
         // the same path twice in the package.
         let mut first_seen: HashMap<&str, String> = HashMap::new();

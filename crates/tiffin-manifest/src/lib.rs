@@ -50,7 +50,9 @@ pub use types::{
     DType, Device, Dim, FileRole, Framework, ModelFormat, Runtime, Serving, Signature, TensorSpec,
     Training, infer_format,
 };
-pub use validate::{Problem, ValidationErrors, check_relative_path, is_package_name};
+pub use validate::{
+    MAX_FILES, MAX_PATH_LEN, Problem, ValidationErrors, check_relative_path, is_package_name,
+};
 
 /// The JSON Schema of the authoring file `tiffin.toml`, for editors and linters.
 pub fn authoring_schema() -> schemars::Schema {

@@ -259,6 +259,11 @@ impl Manifest {
     }
 
     fn check_files(&self, problems: &mut Problems) {
+        // Before anything per file: a list past the bound would give as many problems as files.
+        if self.files.len() > validate::MAX_FILES {
+            problems.push("files", validate::too_many_files(self.files.len()));
+            return;
+        }
         let model = &self.model.path;
         match validate::check_relative_path(model) {
             Err(message) => problems.push("model.path", message),

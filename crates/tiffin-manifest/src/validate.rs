@@ -69,17 +69,47 @@ impl Problems {
     }
 }
 
+/// The longest package path accepted, in bytes: the `PATH_MAX` of Linux, so that every path a
+/// package holds can be written below an output folder on the systems tiffin runs on. Real paths
+/// are tens of bytes; the bound keeps a hostile manifest, archive member or registry annotation
+/// from carrying megabytes in one name.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// The most files a package may list: far more than any model package holds (a model, a card,
+/// examples, tokenizer files), few enough that the per-file bookkeeping of verify, pack and pull
+/// stays small.
+pub const MAX_FILES: usize = 100_000;
+
+/// The problem of a files list longer than [`MAX_FILES`].
+pub(crate) fn too_many_files(count: usize) -> String {
+    format!(
+        "{count} files are listed, more than the bound MAX_FILES ({MAX_FILES}) allows: \
+         put many small files into a few larger ones (an archive, a table)"
+    )
+}
+
 /// Checks that `p` is a portable relative path that stays inside the package.
 ///
 /// Paths in a package are `/`-separated and relative to the package root (the folder of
 /// `tiffin.toml` when authoring). Absolute paths, drive letters, backslashes, empty, `.` or
 /// `..` components and the names tiffin writes itself (`tiffin.json`, `checksum.txt` and the
-/// signature bundle `tiffin.sigstore.json`) are refused. The error message names the path and says how to fix it.
+/// signature bundle `tiffin.sigstore.json`) are refused, and so is a path longer than
+/// [`MAX_PATH_LEN`] bytes. The error message names the path and says how to fix it.
 pub fn check_relative_path(p: &str) -> Result<(), String> {
     const FIX: &str = "use a relative path inside the model folder, with `/` between folders, e.g. `data/example.json`";
     let bytes = p.as_bytes();
     if p.is_empty() {
         return Err(format!("the path is empty: {FIX}"));
+    }
+    // First, so that the other messages, which quote the path, never quote a huge one.
+    if p.len() > MAX_PATH_LEN {
+        let head: String = p.chars().take(64).collect();
+        return Err(format!(
+            "`{}...` is {} bytes long, more than the bound MAX_PATH_LEN ({MAX_PATH_LEN}) allows: \
+             use a shorter path",
+            head.escape_default(),
+            p.len()
+        ));
     }
     if p.starts_with('/') {
         return Err(format!("`{p}` is absolute: {FIX}"));

@@ -296,7 +296,9 @@ impl Store {
         let file = File::open(archive).map_err(Error::read(archive))?;
         let mut tar = tar::Archive::new(std::io::BufReader::new(file));
         let mut files = Vec::new();
+        let mut count = tiffin_core::layout::EntryCount::new(archive);
         for entry in tar.entries().map_err(Error::read(archive))? {
+            count.add()?;
             let mut entry = entry.map_err(Error::read(archive))?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             match entry.header().entry_type() {
@@ -858,7 +860,13 @@ pub(crate) fn check_package_path(path: &str) -> Result<()> {
         return Ok(());
     }
     tiffin_manifest::check_relative_path(path).map_err(|reason| Error::BadInput {
-        path: PathBuf::from(path),
+        // A path past the bound is quoted, cut short, by the reason; shown whole here it would
+        // put up to a manifest's worth of bytes into one message.
+        path: if path.len() > tiffin_manifest::MAX_PATH_LEN {
+            PathBuf::from("(a path too long to show)")
+        } else {
+            PathBuf::from(path)
+        },
         reason,
     })
 }

@@ -225,7 +225,9 @@ fn a_manifest_declaring_a_huge_size_is_refused_before_reading() {
     let err = tiffin_core::verify(&path, &Default::default(), &tiffin_core::hash::NoProgress)
         .unwrap_err();
     assert!(
-        err.to_string().contains("a manifest may hold at most"),
+        err.to_string().contains(
+            "declares 1073741824 bytes, more than the bound MAX_MANIFEST_SIZE (67108864) allows"
+        ),
         "{err}"
     );
 }
@@ -309,4 +311,66 @@ fn a_manifest_with_a_digest_that_is_not_hex_is_reported() {
         assert!(all.contains("is not a SHA-256 digest"), "{all}");
         assert!(!report.is_ok());
     }
+}
+
+#[test]
+fn an_archive_of_max_entries_entries_verifies_and_one_more_is_refused() {
+    use tiffin_core::layout::MAX_ENTRIES;
+    let (out, packed) = pack_fixture("breast_cancer");
+    let mut raw: Vec<Vec<u8>> = entries(&packed.archive)
+        .into_iter()
+        .map(|(name, data)| raw_entry(&name, EntryType::Regular, &data, data.len() as u64))
+        .collect();
+    // Empty folder entries: 512 bytes each and no problem of their own, so only the count
+    // tells the two archives apart.
+    let folders = MAX_ENTRIES - raw.len();
+    raw.extend((0..folders).map(|i| raw_entry(&format!("d{i:06}"), EntryType::Directory, b"", 0)));
+    let path = out.path().join("many.tiffin");
+    write_raw_archive(&path, &raw);
+    let report = verify(&path);
+    assert!(report.is_ok(), "{:?}", problems(&report));
+
+    raw.push(raw_entry("d-last", EntryType::Directory, b"", 0));
+    write_raw_archive(&path, &raw);
+    let err = tiffin_core::verify(&path, &Default::default(), &tiffin_core::hash::NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            tiffin_core::Error::TooLarge {
+                bound: "MAX_ENTRIES",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(
+            "holds more than 200008 entries, more than the bound MAX_ENTRIES (200008) allows"
+        ),
+        "{err}"
+    );
+    // Reading files out of it is refused the same way.
+    let err = tiffin_core::read_file(&path, "model.onnx").unwrap_err();
+    assert!(err.to_string().contains("MAX_ENTRIES (200008)"), "{err}");
+}
+
+#[test]
+fn an_authoring_file_over_max_manifest_size_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("breast_cancer"), dir.path());
+    // A sparse file: it claims 64 MiB and one byte without taking the disk or memory.
+    let toml = dir.path().join("tiffin.toml");
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&toml)
+        .unwrap();
+    file.set_len(tiffin_core::layout::MAX_MANIFEST_SIZE + 1)
+        .unwrap();
+    let err = tiffin_core::layout::read_authoring(&toml).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is 67108865 bytes, more than the bound MAX_MANIFEST_SIZE (67108864) allows"),
+        "{err}"
+    );
 }

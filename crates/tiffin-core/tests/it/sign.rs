@@ -566,3 +566,21 @@ fn the_package_report_of_a_signature_check_loads_the_model_and_a_failed_one_is_r
     .unwrap_err();
     assert!(refused.to_string().contains("model.onnx"), "{refused}");
 }
+
+#[test]
+fn a_bundle_over_max_manifest_size_is_refused_before_reading() {
+    let (_out, packed) = pack_fixture("breast_cancer");
+    // A sparse file: it claims 64 MiB and one byte without taking the disk or memory.
+    let bundle = std::fs::File::create(packed.folder.join("tiffin.sigstore.json")).unwrap();
+    bundle
+        .set_len(tiffin_core::layout::MAX_MANIFEST_SIZE + 1)
+        .unwrap();
+    let err = tiffin_core::signature_claim(&packed.folder).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "is 67108865 bytes, more than the bound MAX_MANIFEST_SIZE (67108864) allows: give \
+             the bundle `tiffin sign` or `model_signing sign` wrote"
+        ),
+        "{err}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration tests of tiffin-manifest, built as one test binary: parsing, validation and schemas.
 
+mod bounds;
 mod parse;
 mod schema;
 mod validation;

@@ -207,7 +207,8 @@ fn detail(served: &Served) -> Value {
         Some(file) if file.size > MAX_CARD_BYTES => (
             Value::Null,
             json!(format!(
-                "The model card `{}` is {} bytes, more than this page renders.",
+                "The model card `{}` is {} bytes, more than this page renders (the bound \
+                 MAX_CARD_BYTES, {MAX_CARD_BYTES} bytes).",
                 file.path, file.size
             )),
         ),

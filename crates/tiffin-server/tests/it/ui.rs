@@ -118,6 +118,17 @@ async fn the_list_and_the_model_page_say_what_the_package_holds() {
 /// The churn fixture with a model card that tries every way to run script, packed as
 /// `evil_card`.
 fn hostile_card_package(dir: &std::path::Path) -> std::path::PathBuf {
+    card_package(
+        dir,
+        "evil_card",
+        "# Evil\n\n<script>window.pwned = 1</script>\n\n<img src=x onerror=\"window.pwned=2\">\n\n\
+         [click me](javascript:window.pwned=3)\n\n<svg onload=\"window.pwned=4\"></svg>\n\n\
+         <a href=\"data:text/html,<script>alert(1)</script>\">data</a>\n",
+    )
+}
+
+/// The churn fixture with `card` as its model card, packed as `name` below `dir`.
+fn card_package(dir: &std::path::Path, name: &str, card: &str) -> std::path::PathBuf {
     let source = dir.join("source");
     std::fs::create_dir_all(&source).unwrap();
     for file in ["model.onnx", "examples.json", "requirements.txt"] {
@@ -126,16 +137,10 @@ fn hostile_card_package(dir: &std::path::Path) -> std::path::PathBuf {
     let toml = std::fs::read_to_string(fixture("churn_model").join("tiffin.toml")).unwrap();
     std::fs::write(
         source.join("tiffin.toml"),
-        toml.replace("name = \"churn_model\"", "name = \"evil_card\""),
+        toml.replace("name = \"churn_model\"", &format!("name = \"{name}\"")),
     )
     .unwrap();
-    std::fs::write(
-        source.join("MODEL_CARD.md"),
-        "# Evil\n\n<script>window.pwned = 1</script>\n\n<img src=x onerror=\"window.pwned=2\">\n\n\
-         [click me](javascript:window.pwned=3)\n\n<svg onload=\"window.pwned=4\"></svg>\n\n\
-         <a href=\"data:text/html,<script>alert(1)</script>\">data</a>\n",
-    )
-    .unwrap();
+    std::fs::write(source.join("MODEL_CARD.md"), card).unwrap();
     let out = dir.join("out");
     tiffin_core::pack(
         &tiffin_core::PackOptions {
@@ -147,8 +152,50 @@ fn hostile_card_package(dir: &std::path::Path) -> std::path::PathBuf {
         },
         &tiffin_core::hash::NoProgress,
     )
-    .expect("the hostile-card package packs")
+    .expect("the card's package packs")
     .archive
+}
+
+#[tokio::test]
+async fn a_model_card_of_max_card_bytes_is_rendered_and_a_larger_one_is_not() {
+    // One paragraph per line keeps rendering linear; the card's size is what counts.
+    let line = "A line of the card.\n\n";
+    let mut card = "# Big\n\n".to_owned();
+    card.push_str(&line.repeat(((1 << 20) - card.len()) / line.len()));
+    card.push_str(&"x".repeat((1 << 20) - card.len()));
+    assert_eq!(card.len(), 1 << 20);
+    for (name, card) in [
+        ("big_card", card.clone()),
+        ("too_big_card", format!("{card}x")),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = card_package(dir.path(), name, &card);
+        let state = AppState::new(Config::default(), vec![archive]);
+        state.load().await.unwrap();
+        let model: Value = get(&state, &format!("/ui/api/models/{name}/1.0.0"))
+            .await
+            .json();
+        if card.len() == 1 << 20 {
+            assert!(
+                model["card_html"]
+                    .as_str()
+                    .unwrap()
+                    .contains("<h1>Big</h1>"),
+                "{}",
+                model["card_note"]
+            );
+        } else {
+            assert!(model["card_html"].is_null());
+            let note = model["card_note"].as_str().unwrap();
+            assert!(
+                note.contains(
+                    "is 1048577 bytes, more than this page renders (the bound MAX_CARD_BYTES, \
+                     1048576 bytes)"
+                ),
+                "{note}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -582,3 +582,64 @@ async fn unsupported_extensions_are_501_not_ignored() {
         );
     }
 }
+
+#[tokio::test]
+async fn declared_shapes_and_sizes_past_the_data_given_are_refused_before_allocating() {
+    // A shape is checked against the values the body holds (at most `max_body_bytes` of
+    // them), never allocated from: a claim of 10^12 values is a 400 at once.
+    let state = iris().await;
+    let huge = json!({"inputs": [{"name": "X", "shape": [1_000_000_000_000_u64, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]});
+    let answer = post(&state, "/v2/models/iris/infer", &huge).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer
+            .message()
+            .contains("shape [1000000000000, 4] holds 4000000000000 values, but 4 were given"),
+        "{}",
+        answer.message()
+    );
+    // The same claim in the binary extension, and a byte count past the body.
+    let header = json!({"inputs": [{"name": "X", "shape": [1_000_000_000_000_u64, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]});
+    let answer = send(&state, binary_request(&header, &[&[0u8; 16]])).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer.message().contains("holds 4000000000000 values"),
+        "{}",
+        answer.message()
+    );
+    let header = json!({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 1_000_000_000_000_u64}}]});
+    let answer = send(&state, binary_request(&header, &[&[0u8; 16]])).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer
+            .message()
+            .contains("binary_data_size is 1000000000000, but only 16 bytes"),
+        "{}",
+        answer.message()
+    );
+}
+
+#[tokio::test]
+async fn json_nested_past_serde_jsons_recursion_limit_is_a_400() {
+    // serde_json reads at most 128 levels; deeper bodies are refused as they are parsed,
+    // without exhausting the stack.
+    let state = iris().await;
+    for depth in [129, 100_000] {
+        let body = format!(
+            r#"{{"inputs": [{{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": {}{}}}]}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let request = Request::post("/v2/models/iris/infer")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let answer = send(&state, request).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{depth}");
+        assert!(
+            answer.message().contains("could not be read"),
+            "{}",
+            answer.message()
+        );
+    }
+}

@@ -15,8 +15,10 @@ use crate::{Error, Result};
 /// stays bounded whatever the model's size.
 pub(crate) const CHUNK: usize = 8 << 20;
 
-/// A manifest or token answer larger than this is refused: real ones are kilobytes.
-const MAX_SMALL_BODY: u64 = 4 << 20;
+/// The largest registry answer read into memory: a manifest, a token answer, an error body. A
+/// larger one is refused as it arrives; real ones are kilobytes. (Blobs are streamed to disk
+/// instead, each cut off one byte past the size its manifest declares.)
+pub const MAX_SMALL_BODY: u64 = 4 << 20;
 
 /// The variables holding registry credentials, after `--username`/`--password`.
 pub const USERNAME_VAR: &str = "TIFFIN_REGISTRY_USERNAME";
@@ -512,7 +514,14 @@ fn read_small(response: &mut Response<ureq::Body>, url: &str) -> Result<Vec<u8>>
         .read_to_vec()
         .map_err(|e| Error::Registry {
             url: url.to_owned(),
-            reason: format!("cannot read the answer ({e})"),
+            reason: match e {
+                ureq::Error::BodyExceedsLimit(_) => format!(
+                    "answered more than {MAX_SMALL_BODY} bytes, more than the bound \
+                     MAX_SMALL_BODY allows for a manifest or token answer: check that the \
+                     address is an OCI registry"
+                ),
+                e => format!("cannot read the answer ({e})"),
+            },
         })
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tiffin_hash::{Algorithms, Digest, NoProgress};
 use tiffin_manifest::FileRole;
 
-pub use client::{ClientOptions, Credentials, PASSWORD_VAR, USERNAME_VAR};
+pub use client::{ClientOptions, Credentials, MAX_SMALL_BODY, PASSWORD_VAR, USERNAME_VAR};
 pub use reference::{Reference, URI_SCHEME};
 
 use crate::store::{Store, Stored, check_package_path};

@@ -344,3 +344,44 @@ fn a_manifest_with_an_escaping_path_is_refused_before_any_download() {
     assert_eq!(count(&home.path().join("blobs/sha256")), 0);
     assert_eq!(count(&home.path().join("packages")), 0);
 }
+
+#[test]
+fn a_manifest_of_max_small_body_bytes_is_pulled_and_one_byte_more_refused() {
+    let (_out, packed) = pack_fixture("churn_model");
+    let (manifest, blobs) = served_package(&packed.folder);
+    let padded = |len: u64| {
+        // JSON allows whitespace after the document: the same manifest, grown to `len` bytes.
+        let mut bytes = manifest.clone();
+        bytes.resize(len as usize, b' ');
+        bytes
+    };
+    let registry = Registry::start(padded(oci::MAX_SMALL_BODY), blobs.clone(), false);
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    oci::pull(
+        &registry.reference(),
+        &store,
+        &ClientOptions::default(),
+        &quick(),
+        None,
+    )
+    .expect("a manifest of MAX_SMALL_BODY bytes is read");
+
+    let registry = Registry::start(padded(oci::MAX_SMALL_BODY + 1), blobs, false);
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let err = oci::pull(
+        &registry.reference(),
+        &store,
+        &ClientOptions::default(),
+        &quick(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("answered more than 4194304 bytes, more than the bound MAX_SMALL_BODY"),
+        "{err}"
+    );
+    assert!(registry.served.lock().unwrap().is_empty());
+}
