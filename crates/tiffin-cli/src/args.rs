@@ -74,7 +74,8 @@ pub(crate) enum Command {
     /// Loading a pickle runs the callables it names, which is why tiffin refuses to package one.
     /// This walks the opcodes (GLOBAL, INST, STACK_GLOBAL, with the memo) and prints each import
     /// with its byte offset, flagging those that are not plain data. Exits 1 when any import can
-    /// run code.
+    /// run code, or when the scan stopped at a bound (10 million opcodes, 4 GiB inflated) before
+    /// the end of the file: what it did not read, it cannot vouch for.
     Scan(ScanArgs),
     /// Serve packages over HTTP: KServe/Triton V2, MLflow scoring, TF-Serving V1 and
     /// `POST /predict`.

@@ -66,6 +66,9 @@ pub struct ScanReport {
     pub opcodes: u64,
     /// Why the walk stopped before the end, if it did (e.g. raw array bytes embedded by joblib).
     pub stopped: Option<String>,
+    /// True when the walk stopped at [`MAX_PICKLE_OPCODES`]: the rest of the stream was not
+    /// read, so nothing can be said of what it imports.
+    pub bounded: bool,
 }
 
 impl ScanReport {
@@ -79,27 +82,37 @@ impl ScanReport {
 /// first, reading at most `limit` decompressed bytes.
 pub fn scan(name: &str, bytes: &[u8], limit: u64) -> ScanReport {
     let format = safety::sniff(name, &bytes[..bytes.len().min(safety::HEAD_LEN)]);
-    let inflated;
+    let mut inflated = Vec::new();
     let stream: &[u8] = match bytes {
         [0x78, 0x01 | 0x5e | 0x9c | 0xda, ..] => {
             inflated = inflate(flate2::read::ZlibDecoder::new(bytes), limit);
-            &inflated
+            &inflated[..inflated.len().min(limit as usize)]
         }
         [0x1f, 0x8b, ..] => {
             inflated = inflate(flate2::read::GzDecoder::new(bytes), limit);
-            &inflated
+            &inflated[..inflated.len().min(limit as usize)]
         }
         _ => bytes,
     };
     let mut report = walk(stream);
     report.format = format;
+    if inflated.len() as u64 > limit {
+        // The inflated stream goes on past the limit: what lies beyond is unknown.
+        report.bounded = true;
+        report.stopped = Some(format!(
+            "the stream inflates to more than {limit} bytes, the limit of the scan; what lies \
+             beyond was not scanned, so treat the file as unsafe"
+        ));
+    }
     report
 }
 
+/// Inflates at most one byte past `limit`, so that a stream longer than the limit is told apart
+/// from one exactly at it.
 fn inflate(reader: impl Read, limit: u64) -> Vec<u8> {
     let mut out = Vec::new();
     // A stream that fails part-way is scanned as far as it inflated: what was read is evidence.
-    let _ = reader.take(limit).read_to_end(&mut out);
+    let _ = reader.take(limit.saturating_add(1)).read_to_end(&mut out);
     out
 }
 
@@ -329,8 +342,10 @@ fn walk(bytes: &[u8]) -> ScanReport {
         protocol: 0,
     };
     let mut opcodes = 0;
+    let mut bounded = false;
     let stopped = loop {
         if opcodes == MAX_PICKLE_OPCODES {
+            bounded = true;
             break Some(format!(
                 "the stream holds more than {MAX_PICKLE_OPCODES} opcodes, the bound \
                  MAX_PICKLE_OPCODES; what lies beyond was not scanned, so treat the file as \
@@ -350,6 +365,7 @@ fn walk(bytes: &[u8]) -> ScanReport {
         imports: w.imports,
         opcodes,
         stopped,
+        bounded,
     }
 }
 
@@ -447,11 +463,17 @@ mod tests {
         let gz = gz.finish().unwrap();
         let report = scan("model.joblib", &gz, 1001);
         assert_eq!((report.opcodes, report.stopped), (1001, None));
-        // One byte less and the STOP is past the limit: not inflated, so not read.
+        assert!(!report.bounded);
+        // One byte less and the STOP is past the limit: not inflated, so not read, and the
+        // file is not known to be safe.
         let report = scan("model.joblib", &gz, 1000);
+        assert!(report.bounded);
         assert_eq!(
             report.stopped.as_deref(),
-            Some("the stream ends without a STOP opcode")
+            Some(
+                "the stream inflates to more than 1000 bytes, the limit of the scan; what lies \
+                 beyond was not scanned, so treat the file as unsafe"
+            )
         );
     }
 
@@ -462,10 +484,12 @@ mod tests {
         let mut stream = vec![b'0'; limit - 1];
         stream.push(b'.');
         let report = scan("x", &stream, 1 << 20);
+        assert!(!report.bounded);
         assert_eq!((report.opcodes, report.stopped), (MAX_PICKLE_OPCODES, None));
 
         stream.insert(0, b'0');
         let report = scan("x", &stream, 1 << 20);
+        assert!(report.bounded);
         assert_eq!(report.opcodes, MAX_PICKLE_OPCODES);
         let stopped = report.stopped.unwrap();
         assert!(

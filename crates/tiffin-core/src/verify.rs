@@ -453,6 +453,16 @@ fn check_derived(
             ProblemKind::Missing,
             "is missing; `sha256sum -c checksum.txt` cannot check this package",
         ),
+        // Read one byte past the bound, so that a list past it is told apart from one at it.
+        Some(found) if found.len() as u64 > layout::MAX_MANIFEST_SIZE => findings.push(
+            Some(CHECKSUM_FILE),
+            ProblemKind::Derived,
+            format!(
+                "is more than {} bytes, more than the bound MAX_MANIFEST_SIZE allows (it was not \
+                 read further): a checksum list holds a line per file; pack the package again",
+                layout::MAX_MANIFEST_SIZE
+            ),
+        ),
         Some(found) => {
             let digest = layout::package_digest(manifest_bytes);
             // checksum.txt is written after the manifest and records its digest, so it witnesses
@@ -548,7 +558,10 @@ fn verify_folder(
             // Capped as in an archive: a checksum list is a line per file, far below the bound.
             let mut bytes = Vec::new();
             File::open(entry.path())
-                .and_then(|f| f.take(layout::MAX_MANIFEST_SIZE).read_to_end(&mut bytes))
+                .and_then(|f| {
+                    f.take(layout::MAX_MANIFEST_SIZE + 1)
+                        .read_to_end(&mut bytes)
+                })
                 .map_err(Error::read(entry.path()))?;
             checksums = Some(bytes);
         } else if let Some(file) = expected.get(rel.as_str()) {
@@ -801,7 +814,7 @@ impl ArchiveState<'_> {
         if name == CHECKSUM_FILE {
             let mut bytes = Vec::new();
             if let Err(e) = entry
-                .take(layout::MAX_MANIFEST_SIZE)
+                .take(layout::MAX_MANIFEST_SIZE + 1)
                 .read_to_end(&mut bytes)
             {
                 findings.push(at, ProblemKind::Truncated, truncated(&e));

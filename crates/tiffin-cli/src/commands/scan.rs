@@ -63,11 +63,18 @@ pub(crate) fn run(args: &ScanArgs) -> anyhow::Result<Outcome> {
                 "{dangerous} import(s) can run code when this file is loaded. Export the model instead: \
                  skl2onnx for scikit-learn, torch.onnx.export for PyTorch; then `tiffin pack` the ONNX file."
             );
-        } else {
+        } else if !report.bounded {
             outln!("no import that runs code was found");
         }
+        if report.bounded {
+            outln!(
+                "the scan stopped at a bound before the end, so this file is not known to be \
+                 safe: treat it as unsafe, and export the model to ONNX instead"
+            );
+        }
     }
-    Ok(if dangerous > 0 {
+    // A scan that stopped at a bound read only part of the file: it cannot vouch for the rest.
+    Ok(if dangerous > 0 || report.bounded {
         Outcome::Failure
     } else {
         Outcome::Success

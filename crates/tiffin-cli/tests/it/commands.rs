@@ -146,6 +146,23 @@ fn scan_names_what_a_pickle_imports() {
 }
 
 #[test]
+fn a_scan_stopped_at_its_opcode_bound_fails() {
+    // Ten million and one POPs, then STOP: no import at all, but past MAX_PICKLE_OPCODES the
+    // rest of the file is unread, so scan cannot call it safe.
+    let temp = tempfile::tempdir().unwrap();
+    let mut stream = vec![b'0'; 10_000_001];
+    stream.push(b'.');
+    std::fs::write(temp.path().join("long.pkl"), &stream).unwrap();
+    let out = tiffin(&["scan", "long.pkl"], temp.path(), Some(temp.path()));
+    assert!(out.starts_with("exit_code: 1"), "{out}");
+    assert!(
+        out.contains("the bound MAX_PICKLE_OPCODES")
+            && out.contains("this file is not known to be safe"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_closed_stdout_ends_the_command_quietly() {
     let temp = packed();
     // A pipe whose reader is gone before tiffin starts: every write fails with a broken pipe,

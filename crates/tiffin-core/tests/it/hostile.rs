@@ -233,6 +233,43 @@ fn a_manifest_declaring_a_huge_size_is_refused_before_reading() {
 }
 
 #[test]
+fn a_checksum_list_past_max_manifest_size_is_refused_without_reading_it_whole() {
+    // A sparse checksum.txt of 16 GiB: read whole it would exhaust memory; verify reads one
+    // byte past the bound and names it.
+    let (out, packed) = pack_fixture("iris");
+    let copy = out.path().join("copy");
+    copy_tree(&packed.folder, &copy);
+    let list = std::fs::OpenOptions::new()
+        .write(true)
+        .open(copy.join("checksum.txt"))
+        .unwrap();
+    list.set_len(16 << 30).unwrap();
+    drop(list);
+    let report = verify(&copy);
+    assert!(
+        problems(&report).iter().any(|p| p.contains(
+            "checksum.txt: is more than 67108864 bytes, more than the bound MAX_MANIFEST_SIZE allows"
+        )),
+        "{:?}",
+        problems(&report)
+    );
+    // At the bound the list is read whole (and, being no list, does not match).
+    let list = std::fs::OpenOptions::new()
+        .write(true)
+        .open(copy.join("checksum.txt"))
+        .unwrap();
+    list.set_len(64 << 20).unwrap();
+    drop(list);
+    let found = problems(&verify(&copy));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("checksum.txt: does not match the digests in tiffin.json")),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn a_pickle_smuggled_into_a_package_is_named() {
     // Build a package whose manifest honestly lists a pickle, as a hostile packer would: the
     // digests all match, so only the content check can catch it.

@@ -584,3 +584,32 @@ fn a_bundle_over_max_manifest_size_is_refused_before_reading() {
         "{err}"
     );
 }
+
+#[test]
+fn a_chain_of_max_chain_certificates_verifies_and_a_longer_one_is_refused() {
+    // tiffin-sign's MAX_CHAIN is 8: the signing certificate and up to seven intermediates
+    // before a root given (fixtures/keys/make_long_chain.sh).
+    let sign_under = |path: &Path, leaf: &str| {
+        let chain = CertificateChain::from_pem_files(
+            &key_path(leaf),
+            Some(key_path("long-intermediates.pem").as_path()),
+        )
+        .unwrap();
+        let options = SignOptions {
+            certificates: Some(chain),
+            ..SignOptions::default()
+        };
+        tiffin_core::sign(path, &signer(), &options, &NoProgress).unwrap();
+    };
+    let (_out, packed) = pack_fixture("iris");
+    sign_under(&packed.folder, "long7-signer.cert.pem");
+    let report = check_roots(&packed.folder, "long-root.pem");
+    assert!(report.is_ok(), "{:?}", all_problems(&report));
+
+    sign_under(&packed.archive, "long8-signer.cert.pem");
+    let report = check_roots(&packed.archive, "long-root.pem");
+    assert_signature_problem(
+        &report,
+        "holds a chain longer than 8 certificates without reaching a root",
+    );
+}

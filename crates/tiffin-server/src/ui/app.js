@@ -519,6 +519,7 @@ async function showModel(main, name, version) {
     el("h2", {}, "Try it"),
     el("p", { class: "muted" }, model.example ? "A V2 request with the first golden example input; edit it and send."
       : "A V2 request of zeros shaped like the signature; edit it and send."),
+    model.example_note ? el("p", { class: "muted" }, model.example_note) : null,
     request, el("div", { class: "row" }, send, reset), answer,
 
     el("h2", {}, "Contract"),

@@ -228,7 +228,9 @@ fn detail(served: &Served) -> Value {
     };
     object.insert("card_html".into(), card_html);
     object.insert("card_note".into(), card_note);
-    object.insert("example".into(), example_inputs(served));
+    let (example, example_note) = example_inputs(served);
+    object.insert("example".into(), example);
+    object.insert("example_note".into(), example_note);
     value
 }
 
@@ -241,27 +243,33 @@ fn finite(x: f64) -> Value {
     }
 }
 
-/// The golden example inputs, `{NAME: {dtype, shape, data}}`, for the try-it form; `null` when
-/// the package has none or they are too large to offer.
-fn example_inputs(served: &Served) -> Value {
+/// The golden example inputs, `{NAME: {dtype, shape, data}}`, for the try-it form, and a note
+/// when there are some the page does not offer; `null` when the package has none or they are
+/// larger than the page offers.
+fn example_inputs(served: &Served) -> (Value, Value) {
     let manifest = &served.loaded.manifest;
     let Some(examples) = &manifest.examples else {
-        return Value::Null;
+        return (Value::Null, Value::Null);
     };
-    let too_large = manifest
-        .files
-        .iter()
-        .find(|f| f.path == examples.inputs)
-        .is_none_or(|f| f.size > MAX_EXAMPLE_BYTES);
-    if too_large {
-        return Value::Null;
+    let Some(file) = manifest.files.iter().find(|f| f.path == examples.inputs) else {
+        return (Value::Null, Value::Null);
+    };
+    if file.size > MAX_EXAMPLE_BYTES {
+        return (
+            Value::Null,
+            json!(format!(
+                "The golden example inputs `{}` are {} bytes, more than this page offers (the \
+                 bound MAX_EXAMPLE_BYTES, {MAX_EXAMPLE_BYTES} bytes): the form starts from zeros.",
+                file.path, file.size
+            )),
+        );
     }
     match tiffin_core::read_file(&served.loaded.path, &examples.inputs)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
     {
-        Some(value @ Value::Object(_)) => value,
-        _ => Value::Null,
+        Some(value @ Value::Object(_)) => (value, Value::Null),
+        _ => (Value::Null, Value::Null),
     }
 }
 

@@ -129,6 +129,16 @@ fn hostile_card_package(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// The churn fixture with `card` as its model card, packed as `name` below `dir`.
 fn card_package(dir: &std::path::Path, name: &str, card: &str) -> std::path::PathBuf {
+    card_package_with(dir, name, card, None)
+}
+
+/// [`card_package`], with `examples` (JSON rows) in place of churn_model's examples.json.
+fn card_package_with(
+    dir: &std::path::Path,
+    name: &str,
+    card: &str,
+    examples: Option<&str>,
+) -> std::path::PathBuf {
     let source = dir.join("source");
     std::fs::create_dir_all(&source).unwrap();
     for file in ["model.onnx", "examples.json", "requirements.txt"] {
@@ -141,6 +151,9 @@ fn card_package(dir: &std::path::Path, name: &str, card: &str) -> std::path::Pat
     )
     .unwrap();
     std::fs::write(source.join("MODEL_CARD.md"), card).unwrap();
+    if let Some(examples) = examples {
+        std::fs::write(source.join("examples.json"), examples).unwrap();
+    }
     let out = dir.join("out");
     tiffin_core::pack(
         &tiffin_core::PackOptions {
@@ -191,6 +204,36 @@ async fn a_model_card_of_max_card_bytes_is_rendered_and_a_larger_one_is_not() {
                 note.contains(
                     "is 1048577 bytes, more than this page renders (the bound MAX_CARD_BYTES, \
                      1048576 bytes)"
+                ),
+                "{note}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn golden_examples_over_max_example_bytes_are_not_offered_and_the_page_says_why() {
+    // The card package's examples.json is churn_model's; the big one repeats a row until the
+    // stored inputs pass MAX_EXAMPLE_BYTES (1 MiB).
+    let row = r#"{"tenure_months": 3.0, "monthly_charges": 63.34, "total_charges": 187.26, "contract_months": 1.0, "support_calls": 0.0}"#;
+    let big = format!("[{}]", vec![row; 30_000].join(",\n"));
+    for (name, examples) in [("small_examples", None), ("big_examples", Some(big))] {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = card_package_with(dir.path(), name, "# Card\n", examples.as_deref());
+        let state = AppState::new(Config::default(), vec![archive]);
+        state.load().await.unwrap();
+        let model: Value = get(&state, &format!("/ui/api/models/{name}/1.0.0"))
+            .await
+            .json();
+        if examples.is_none() {
+            assert!(model["example"].is_object(), "{}", model["example_note"]);
+            assert!(model["example_note"].is_null());
+        } else {
+            assert!(model["example"].is_null());
+            let note = model["example_note"].as_str().unwrap();
+            assert!(
+                note.contains(
+                    "more than this page offers (the bound MAX_EXAMPLE_BYTES, 1048576 bytes)"
                 ),
                 "{note}"
             );
