@@ -239,12 +239,14 @@ fn a_checksum_list_past_max_manifest_size_is_refused_without_reading_it_whole() 
     let (out, packed) = pack_fixture("iris");
     let copy = out.path().join("copy");
     copy_tree(&packed.folder, &copy);
-    let list = std::fs::OpenOptions::new()
-        .write(true)
-        .open(copy.join("checksum.txt"))
-        .unwrap();
-    list.set_len(16 << 30).unwrap();
-    drop(list);
+    let resize = |len: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(copy.join("checksum.txt"))
+            .and_then(|list| list.set_len(len))
+            .unwrap();
+    };
+    resize(16 << 30);
     let report = verify(&copy);
     assert!(
         problems(&report).iter().any(|p| p.contains(
@@ -254,12 +256,7 @@ fn a_checksum_list_past_max_manifest_size_is_refused_without_reading_it_whole() 
         problems(&report)
     );
     // At the bound the list is read whole (and, being no list, does not match).
-    let list = std::fs::OpenOptions::new()
-        .write(true)
-        .open(copy.join("checksum.txt"))
-        .unwrap();
-    list.set_len(64 << 20).unwrap();
-    drop(list);
+    resize(64 << 20);
     let found = problems(&verify(&copy));
     assert!(
         found

@@ -355,33 +355,28 @@ fn a_manifest_of_max_small_body_bytes_is_pulled_and_one_byte_more_refused() {
         bytes.resize(len as usize, b' ');
         bytes
     };
-    let registry = Registry::start(padded(oci::MAX_SMALL_BODY), blobs.clone(), false);
-    let home = tempfile::tempdir().unwrap();
-    let store = Store::open(home.path()).unwrap();
-    oci::pull(
-        &registry.reference(),
-        &store,
-        &ClientOptions::default(),
-        &quick(),
-        None,
-    )
-    .expect("a manifest of MAX_SMALL_BODY bytes is read");
-
-    let registry = Registry::start(padded(oci::MAX_SMALL_BODY + 1), blobs, false);
-    let home = tempfile::tempdir().unwrap();
-    let store = Store::open(home.path()).unwrap();
-    let err = oci::pull(
-        &registry.reference(),
-        &store,
-        &ClientOptions::default(),
-        &quick(),
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    // A pull of a manifest of `len` bytes into a fresh store; the blobs the registry served.
+    let pull = |len: u64| {
+        let registry = Registry::start(padded(len), blobs.clone(), false);
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path()).unwrap();
+        let pulled = oci::pull(
+            &registry.reference(),
+            &store,
+            &ClientOptions::default(),
+            &quick(),
+            None,
+        );
+        let served = registry.served.lock().unwrap().len();
+        (pulled.map(drop), served)
+    };
+    let (pulled, _) = pull(oci::MAX_SMALL_BODY);
+    pulled.expect("a manifest of MAX_SMALL_BODY bytes is read");
+    let (pulled, served) = pull(oci::MAX_SMALL_BODY + 1);
+    let err = pulled.unwrap_err().to_string();
     assert!(
         err.contains("answered more than 4194304 bytes, more than the bound MAX_SMALL_BODY"),
         "{err}"
     );
-    assert!(registry.served.lock().unwrap().is_empty());
+    assert_eq!(served, 0, "no blob is fetched for a refused manifest");
 }
