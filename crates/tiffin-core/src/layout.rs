@@ -162,27 +162,38 @@ impl<'a> EntryCount<'a> {
 /// Reads a `tiffin.toml`, refusing one larger than [`MAX_MANIFEST_SIZE`] before reading it: the
 /// authoring file has the manifest's bound, and is far smaller than the manifest it becomes.
 pub fn read_authoring(path: &Path) -> Result<String> {
+    let bytes = read_file_capped(
+        path,
+        "tiffin.toml describes the model; keep data in the files it names",
+    )?;
+    String::from_utf8(bytes)
+        .map_err(|e| Error::read(path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// Reads a small file (`tiffin.toml`, a signature bundle), refusing one larger than
+/// [`MAX_MANIFEST_SIZE`] by its size before reading, and again while reading, since the file
+/// may grow after its size was taken. `fix` says what the file should be instead.
+pub(crate) fn read_file_capped(path: &Path, fix: &'static str) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(Error::read(path))?;
-    let declared = file.metadata().map_err(Error::read(path))?.len();
     let too_large = |size: u64| Error::TooLarge {
         path: path.to_owned(),
         found: format!("is {size} bytes"),
         bound: "MAX_MANIFEST_SIZE",
         limit: MAX_MANIFEST_SIZE,
-        fix: "tiffin.toml describes the model; keep data in the files it names",
+        fix,
     };
+    let declared = file.metadata().map_err(Error::read(path))?.len();
     if declared > MAX_MANIFEST_SIZE {
         return Err(too_large(declared));
     }
-    let mut text = String::new();
-    // Capped again while reading: the file may grow after its size was taken.
+    let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_SIZE + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(Error::read(path))?;
-    if text.len() as u64 > MAX_MANIFEST_SIZE {
-        return Err(too_large(text.len() as u64));
+    if bytes.len() as u64 > MAX_MANIFEST_SIZE {
+        return Err(too_large(bytes.len() as u64));
     }
-    Ok(text)
+    Ok(bytes)
 }
 
 /// A digest written as `sha256:<hex>` (a package digest, a store tag), or `None`.

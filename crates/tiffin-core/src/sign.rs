@@ -558,24 +558,8 @@ fn read_small_files(path: &Path, kind: PackageKind) -> Result<BTreeMap<&'static 
 /// Reads a small file (a bundle, a checksum list), refusing one over the manifest size limit:
 /// on its size before reading, and again while reading, should it grow in between.
 fn read_capped(path: &Path) -> Result<Vec<u8>> {
-    let file = File::open(path).map_err(Error::read(path))?;
-    let too_large = |size: u64| Error::TooLarge {
-        path: path.to_owned(),
-        found: format!("is {size} bytes"),
-        bound: "MAX_MANIFEST_SIZE",
-        limit: MAX_MANIFEST_SIZE,
-        fix: "give the bundle `tiffin sign` or `model_signing sign` wrote",
-    };
-    let size = file.metadata().map_err(Error::read(path))?.len();
-    if size > MAX_MANIFEST_SIZE {
-        return Err(too_large(size));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_MANIFEST_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(Error::read(path))?;
-    if bytes.len() as u64 > MAX_MANIFEST_SIZE {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
+    layout::read_file_capped(
+        path,
+        "give the bundle `tiffin sign` or `model_signing sign` wrote",
+    )
 }
