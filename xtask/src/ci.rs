@@ -131,14 +131,15 @@ const STEPS: &[Step] = &[
             run: crates::run,
         },
     },
-    // The release archive, built once (a static release build, about 11 minutes cold on 2 cores);
-    // later steps that need the static binary get this build through `dist::static_binary`.
-    // The second build of `--check-reproducible` doubles that, so it runs in the release
-    // workflow, not here.
+    // The release archives, each built once: the static one (a static release build, about 11
+    // minutes cold on 2 cores) and the `-ort` one (a dynamic build with ONNX Runtime, about as
+    // long, in a target folder of its own); later steps get them through `dist::static_binary`
+    // and `dist::ort_binary`. The second builds of `--check-reproducible` double that, so they
+    // run in the release workflow, not here.
     Step {
         name: "dist",
         action: Action::Task {
-            shown: "cargo xtask dist (static release build, archive, SHA256SUMS, dependency list)",
+            shown: "cargo xtask dist (static and -ort release builds, archives, SHA256SUMS, dependency lists)",
             run: build_dist,
         },
     },
@@ -213,7 +214,8 @@ const STEPS: &[Step] = &[
             run: kserve::run,
         },
     },
-    // The whole journey through the static binary of the dist step, podman and the registry.
+    // The whole journey through the release binaries of the dist step (static, and -ort for the
+    // ONNX Runtime image), podman and the registry.
     Step {
         name: "e2e",
         action: Action::Task {

@@ -1,10 +1,16 @@
-//! `cargo xtask dist`: the release archive of a static `tiffin` for x86_64 Linux, reproducible
-//! byte for byte, with its checksums and its dependency list (CycloneDX).
+//! `cargo xtask dist`: the release archives of `tiffin` for x86_64 Linux, reproducible byte for
+//! byte, with their checksums and dependency lists (CycloneDX). Two builds are released:
 //!
-//! The binary is glibc static-pie (`-C target-feature=+crt-static`), which needs no package
-//! beyond the Rust toolchain. `--target` is always given, so that build scripts and proc macros,
-//! built for the host, stay dynamic. [`static_binary`] is the one place that builds it: every
-//! caller passes the same `RUSTFLAGS`, since a change of them rebuilds the whole workspace.
+//! - the static one (tract alone), glibc static-pie (`-C target-feature=+crt-static`), which
+//!   needs no package beyond the Rust toolchain and runs on any x86_64 Linux;
+//! - the ONNX Runtime one (`-ort`): dynamically linked (a static binary cannot load a shared
+//!   library), built with the `ort` feature, shipped with `libonnxruntime.so` of the pinned
+//!   onnxruntime wheel beside it (where `--runtime ort` looks first) and its licence and notices.
+//!
+//! `--target` is always given, so that build scripts and proc macros, built for the host, stay
+//! dynamic. [`static_binary`] and [`ort_binary`] are the one place each is built: every caller
+//! passes the same `RUSTFLAGS`, since a change of them rebuilds the whole workspace, and the two
+//! builds have target folders of their own so that neither undoes the other.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +20,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use sha2::{Digest, Sha256};
 
-use crate::process;
+use crate::{onnxruntime, process};
 
 /// The one platform released: the static binary is built for it.
 pub(crate) const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -35,12 +41,100 @@ pub(crate) struct DistArgs {
     pub(crate) check_reproducible: bool,
 }
 
+/// The builds released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Variant {
+    /// Static, tract alone: the default download.
+    Static,
+    /// Dynamically linked, with ONNX Runtime support and its library.
+    Ort,
+}
+
+impl Variant {
+    /// What the archive's name adds after the target triple.
+    fn suffix(self) -> &'static str {
+        match self {
+            Variant::Static => "",
+            Variant::Ort => "-ort",
+        }
+    }
+
+    /// The cargo features of `tiffin-cli` the build enables.
+    fn features(self) -> &'static [&'static str] {
+        match self {
+            Variant::Static => &[],
+            Variant::Ort => &["--features", "ort"],
+        }
+    }
+
+    /// The target folder of the build under `base`: the static build keeps cargo's own (every
+    /// step before dist shares its registry builds), the other one has a folder of its own.
+    fn target_dir(self, base: &Path) -> PathBuf {
+        match self {
+            Variant::Static => base.to_path_buf(),
+            Variant::Ort => base.join("dist-ort"),
+        }
+    }
+
+    /// Fails unless `binary` is what this build must be.
+    fn check(self, binary: &Path) -> Result<()> {
+        match self {
+            Variant::Static => check_static(binary),
+            Variant::Ort => check_ort(binary),
+        }
+    }
+}
+
 /// Builds the static `tiffin` of this workspace (a no-op for cargo when it is up to date) and
 /// returns its path, `target/x86_64-unknown-linux-gnu/release/tiffin`, checked to be static.
 pub(crate) fn static_binary() -> Result<PathBuf> {
-    let binary = build(process::workspace_root(), None)?;
-    check_static(&binary)?;
+    built(Variant::Static)
+}
+
+/// Builds the dynamically linked `tiffin` with ONNX Runtime support (a no-op when up to date) and
+/// returns its path, `target/dist-ort/x86_64-unknown-linux-gnu/release/tiffin`, checked.
+pub(crate) fn ort_binary() -> Result<PathBuf> {
+    built(Variant::Ort)
+}
+
+fn built(variant: Variant) -> Result<PathBuf> {
+    let target = variant.target_dir(&process::target_dir()?);
+    let binary = build(process::workspace_root(), &target, variant)?;
+    variant.check(&binary)?;
     Ok(binary)
+}
+
+/// ONNX Runtime as the `-ort` archive ships it: the pinned wheel's library and, from the folder
+/// above it, the licence and notices that must travel with it.
+#[derive(Debug)]
+pub(crate) struct OrtFiles {
+    /// `libonnxruntime.so.<version>`.
+    pub(crate) library: PathBuf,
+    /// `LICENSE` and `ThirdPartyNotices.txt`.
+    pub(crate) notices: Vec<PathBuf>,
+}
+
+impl OrtFiles {
+    /// The files of the pinned wheel (installed into its virtualenv when needed).
+    pub(crate) fn pinned() -> Result<Self> {
+        let library = onnxruntime::library()?;
+        let package = library
+            .parent()
+            .and_then(Path::parent)
+            .context("the ONNX Runtime library has no onnxruntime/capi/ folder above it")?;
+        let notices: Vec<PathBuf> = ["LICENSE", "ThirdPartyNotices.txt"]
+            .iter()
+            .map(|name| package.join(name))
+            .collect();
+        for notice in &notices {
+            ensure!(
+                notice.is_file(),
+                "the onnxruntime wheel has no {}: its licence and notices must ship with the library",
+                notice.display()
+            );
+        }
+        Ok(Self { library, notices })
+    }
 }
 
 /// Runs `cargo xtask dist`.
@@ -48,22 +142,34 @@ pub(crate) fn run(args: &DistArgs) -> Result<()> {
     let workspace = process::workspace_root();
     let out = process::target_dir()?.join(DIST_DIR);
     let epoch = commit_time(workspace)?;
-    let first = package(workspace, &static_binary()?, &out, epoch)?;
-    if args.check_reproducible {
-        let copy = process::target_dir()?.join("dist-check");
-        let source = copy_source(workspace, &copy.join("tiffin"))?;
-        let target = copy.join("target");
-        let binary = build(&source, Some(&target))?;
-        check_static(&binary)?;
-        let second = package(&source, &binary, &copy.join("out"), epoch)?;
-        compare(&first, &second)?;
-        eprintln!(
-            "==> reproducible: {} and {} are identical",
-            first.archive.display(),
-            second.archive.display()
-        );
+    let ort = OrtFiles::pinned()?;
+    let mut written = Vec::new();
+    for variant in [Variant::Static, Variant::Ort] {
+        let binary = built(variant)?;
+        let first = package(workspace, &binary, &out, epoch, variant, &ort)?;
+        if variant == Variant::Ort {
+            check_ort_archive(&first.archive)?;
+        }
+        if args.check_reproducible {
+            let copy = process::target_dir()?.join("dist-check");
+            let source = copy_source(workspace, &copy.join("tiffin"))?;
+            let binary = build(&source, &variant.target_dir(&copy.join("target")), variant)?;
+            variant.check(&binary)?;
+            let second = package(&source, &binary, &copy.join("out"), epoch, variant, &ort)?;
+            compare(&first, &second)?;
+            eprintln!(
+                "==> reproducible: {} and {} are identical",
+                first.archive.display(),
+                second.archive.display()
+            );
+        }
+        written.push(first.archive);
+        written.push(first.sbom);
     }
-    write_checksums(&out, &[&first.archive, &first.sbom])?;
+    write_checksums(
+        &out,
+        &written.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    )?;
     eprintln!("==> wrote {}", out.display());
     Ok(())
 }
@@ -75,17 +181,28 @@ struct Release {
     sbom: PathBuf,
 }
 
-/// Writes the archive of `binary`, built from `source`, and the dependency list into `out`;
-/// `epoch` (the commit time) is the time of every archive member.
-fn package(source: &Path, binary: &Path, out: &Path, epoch: u64) -> Result<Release> {
+/// Writes the archive of `binary`, built from `source` as `variant`, and the dependency list into
+/// `out`; `epoch` (the commit time) is the time of every archive member. The `-ort` archive also
+/// holds `ort`'s files.
+fn package(
+    source: &Path,
+    binary: &Path,
+    out: &Path,
+    epoch: u64,
+    variant: Variant,
+    ort: &OrtFiles,
+) -> Result<Release> {
     let version = workspace_version(source)?;
-    let name = format!("tiffin-{version}-{TARGET}");
+    let name = format!("tiffin-{version}-{TARGET}{}", variant.suffix());
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let members = archive_members(source, binary, &name)?;
+    let mut members = archive_members(source, binary, &name)?;
+    if variant == Variant::Ort {
+        members.extend(ort_members(ort, &name)?);
+    }
     let archive = out.join(format!("{name}.tar.gz"));
     write_atomically(&archive, |file| write_tar_gz(members, epoch, file))?;
     let sbom = out.join(format!("{name}.cdx.json"));
-    let list = dependency_list(source, epoch)?;
+    let list = dependency_list(source, epoch, variant)?;
     write_atomically(&sbom, |file| Ok(file.write_all(&list)?))?;
     Ok(Release { archive, sbom })
 }
@@ -111,7 +228,16 @@ fn cargo_home() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".cargo"))
 }
 
-/// The release build command for the workspace at `source`.
+/// The `RUSTFLAGS` of `variant`'s build: [`rustflags`], without `+crt-static` for the dynamic one.
+fn variant_rustflags(source: &Path, cargo_home: &Path, variant: Variant) -> String {
+    let flags = rustflags(source, cargo_home);
+    match variant {
+        Variant::Static => flags,
+        Variant::Ort => flags.replace("-C target-feature=+crt-static ", ""),
+    }
+}
+
+/// The release build command of `variant` for the workspace at `source`, into `target`.
 ///
 /// `SOURCE_DATE_EPOCH` is taken out of its environment rather than set to the commit time:
 /// nothing in the binary carries a build time (rustc reads no such variable, and the C parts of
@@ -120,7 +246,7 @@ fn cargo_home() -> Result<PathBuf> {
 /// ring, tract and everything over them after every commit, and a build run by hand (without the
 /// variable) would rebuild them again. `--check-reproducible` would catch a dependency that
 /// starts stamping the build time.
-fn build_command(source: &Path, target: Option<&Path>) -> Result<Command> {
+fn build_command(source: &Path, target: &Path, variant: Variant) -> Result<Command> {
     let mut command = process::cargo();
     command
         .current_dir(source)
@@ -133,30 +259,27 @@ fn build_command(source: &Path, target: Option<&Path>) -> Result<Command> {
             "--package",
             "tiffin-cli",
         ])
-        .env("RUSTFLAGS", rustflags(source, &cargo_home()?))
+        .args(variant.features())
+        .env(
+            "RUSTFLAGS",
+            variant_rustflags(source, &cargo_home()?, variant),
+        )
+        .env("CARGO_TARGET_DIR", target)
         .env_remove("SOURCE_DATE_EPOCH");
-    if let Some(target) = target {
-        command.env("CARGO_TARGET_DIR", target);
-    }
     Ok(command)
 }
 
-/// Builds the static binary of the workspace at `source` and returns its path.
-fn build(source: &Path, target: Option<&Path>) -> Result<PathBuf> {
-    let mut command = build_command(source, target)?;
+/// Builds `variant` of the workspace at `source` into `target` and returns the binary's path.
+fn build(source: &Path, target: &Path, variant: Variant) -> Result<PathBuf> {
+    let mut command = build_command(source, target, variant)?;
     process::announce(&process::shown(&command));
     let start = Instant::now();
     process::run(&mut command)?;
     eprintln!(
-        "==> release build of {} took {}",
+        "==> release build ({variant:?}) of {} took {}",
         source.display(),
         process::human_duration(start.elapsed())
     );
-    let target = match target {
-        Some(target) => target.to_path_buf(),
-        None if source == process::workspace_root() => process::target_dir()?,
-        None => source.join("target"),
-    };
     Ok(target.join(TARGET).join("release").join("tiffin"))
 }
 
@@ -178,6 +301,120 @@ pub(crate) fn check_static(binary: &Path) -> Result<()> {
         .context("cannot run file")?;
     ensure!(file.status.success(), "`file {}` failed", binary.display());
     judge_file(binary, &String::from_utf8_lossy(&file.stdout))
+}
+
+/// The libraries the `-ort` binary may link: glibc's and the compiler runtime's, which every
+/// x86_64 Linux has. ONNX Runtime itself is loaded at run time, never linked.
+const ORT_LINKED: &[&str] = &[
+    "linux-vdso.so.1",
+    "libc.so.6",
+    "libm.so.6",
+    "libgcc_s.so.1",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "ld-linux-x86-64.so.2",
+];
+
+/// Fails unless `binary` is the dynamically linked build with ONNX Runtime support: it links
+/// nothing beyond [`ORT_LINKED`], and its `--version` names onnxruntime among its engines.
+pub(crate) fn check_ort(binary: &Path) -> Result<()> {
+    let ldd = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .context("cannot run ldd")?;
+    judge_ort_ldd(binary, &String::from_utf8_lossy(&ldd.stdout))?;
+    let version = generated(binary, &["--version"])?;
+    ensure!(
+        String::from_utf8_lossy(&version).contains("onnxruntime"),
+        "{} was built without ONNX Runtime support: its --version says {:?}",
+        binary.display(),
+        String::from_utf8_lossy(&version).trim()
+    );
+    Ok(())
+}
+
+/// `ldd`'s verdict on the `-ort` binary: dynamic, linking only [`ORT_LINKED`].
+fn judge_ort_ldd(binary: &Path, output: &str) -> Result<()> {
+    let linked: Vec<&str> = output
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    ensure!(
+        linked.iter().any(|l| l.ends_with("libc.so.6")),
+        "{} should be dynamically linked against glibc, but ldd says: {}",
+        binary.display(),
+        output.trim()
+    );
+    let unexpected: Vec<&&str> = linked
+        .iter()
+        .filter(|l| {
+            let name = l.rsplit('/').next().unwrap_or(l);
+            !ORT_LINKED.contains(&name)
+        })
+        .collect();
+    ensure!(
+        unexpected.is_empty(),
+        "{} links {unexpected:?}, beyond glibc and libgcc_s: a user's machine may lack them",
+        binary.display()
+    );
+    Ok(())
+}
+
+/// Unpacks the `-ort` archive into a temporary folder and runs what it promises there, with no
+/// library path given: `pack --runtime ort` of the iris fixture (its golden outputs made by ONNX
+/// Runtime) and `verify --runtime ort` of the result, the library found beside the binary.
+fn check_ort_archive(archive: &Path) -> Result<()> {
+    let work = process::fresh_dir("tiffin-dist-ort")?;
+    let file = std::fs::File::open(archive)
+        .with_context(|| format!("cannot open {}", archive.display()))?;
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(&work)
+        .with_context(|| format!("cannot unpack {}", archive.display()))?;
+    let folder = std::fs::read_dir(&work)?
+        .next()
+        .context("the archive holds no folder")??
+        .path();
+    let tiffin = folder.join("tiffin");
+    let fixture = process::workspace_root().join("fixtures").join("iris");
+    let run = |args: &[&std::ffi::OsStr]| -> Result<()> {
+        let mut command = Command::new(&tiffin);
+        command
+            .args(args)
+            .current_dir(&work)
+            .env_remove(onnxruntime::VARIABLE)
+            .env_remove("TIFFIN_RUNTIME")
+            .env("TIFFIN_HOME", work.join("home"));
+        process::announce(&process::shown(&command));
+        process::run(&mut command)
+    };
+    let out = work.join("out");
+    run(&[
+        "-q".as_ref(),
+        "pack".as_ref(),
+        fixture.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--runtime".as_ref(),
+        "ort".as_ref(),
+    ])?;
+    let package = std::fs::read_dir(out.join("iris"))
+        .context("pack wrote no iris folder")?
+        .next()
+        .context("pack wrote no iris version")??
+        .path();
+    run(&[
+        "verify".as_ref(),
+        package.as_os_str(),
+        "--runtime".as_ref(),
+        "ort".as_ref(),
+    ])?;
+    std::fs::remove_dir_all(&work).with_context(|| format!("cannot remove {}", work.display()))?;
+    eprintln!(
+        "==> {} runs ONNX Runtime from beside its binary",
+        archive.display()
+    );
+    Ok(())
 }
 
 /// `ldd`'s verdict: a static binary is "not a dynamic executable" (static) or "statically
@@ -296,6 +533,31 @@ fn archive_members(source: &Path, binary: &Path, name: &str) -> Result<Vec<Membe
     Ok(members)
 }
 
+/// The `-ort` archive's additions: the library as `libonnxruntime.so` beside the binary (the
+/// name `--runtime ort` looks for there) and its notices under `onnxruntime/`.
+fn ort_members(ort: &OrtFiles, name: &str) -> Result<Vec<Member>> {
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let mut members = vec![Member::new(
+        format!("{name}/libonnxruntime.so"),
+        0o755,
+        read(&ort.library)?,
+    )];
+    for notice in &ort.notices {
+        let file = notice
+            .file_name()
+            .context("a notice has no file name")?
+            .to_string_lossy();
+        members.push(Member::new(
+            format!("{name}/onnxruntime/{file}"),
+            0o644,
+            read(notice)?,
+        ));
+    }
+    Ok(members)
+}
+
 /// What `binary ARGS` prints on stdout, failing with its stderr unless it succeeds.
 fn generated(binary: &Path, args: &[&str]) -> Result<Vec<u8>> {
     let output = Command::new(binary)
@@ -384,7 +646,7 @@ const SBOM_FILE: &str = "tiffin-dist-sbom.cdx";
 /// `SOURCE_DATE_EPOCH`, it writes that time and no random serial number; the workspace path it
 /// puts in the references of our own crates is replaced as the build's `--remap-path-prefix`
 /// does, so that the list does not depend on where the source was.
-fn dependency_list(source: &Path, epoch: u64) -> Result<Vec<u8>> {
+fn dependency_list(source: &Path, epoch: u64, variant: Variant) -> Result<Vec<u8>> {
     ensure_cyclonedx()?;
     let mut command = process::cargo();
     command
@@ -402,6 +664,7 @@ fn dependency_list(source: &Path, epoch: u64) -> Result<Vec<u8>> {
             "--override-filename",
             SBOM_FILE,
         ])
+        .args(variant.features())
         .env("SOURCE_DATE_EPOCH", epoch.to_string());
     process::announce(&process::shown(&command));
     let result = process::run(&mut command);
@@ -719,5 +982,38 @@ mod tests {
             flags.contains("--remap-path-prefix=/home/me/.cargo=/build/cargo"),
             "{flags}"
         );
+        let ort = variant_rustflags(
+            Path::new("/src/tiffin"),
+            Path::new("/home/me/.cargo"),
+            Variant::Ort,
+        );
+        assert!(!ort.contains("crt-static"), "{ort}");
+        assert!(
+            ort.contains("--remap-path-prefix=/src/tiffin=/build/tiffin"),
+            "{ort}"
+        );
+    }
+
+    #[test]
+    fn the_ort_build_may_link_glibc_alone() {
+        let path = Path::new("tiffin");
+        let glibc = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+            \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f)\n\
+            \tlibm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x00007f)\n\
+            \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
+            \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        judge_ort_ldd(path, glibc).unwrap();
+        let more =
+            format!("{glibc}\tlibssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x00007f)\n");
+        let err = format!("{:#}", judge_ort_ldd(path, &more).unwrap_err());
+        assert!(err.contains("libssl.so.3"), "{err}");
+        let linked =
+            format!("{glibc}\tlibonnxruntime.so.1 => /usr/lib/libonnxruntime.so.1 (0x00007f)\n");
+        assert!(judge_ort_ldd(path, &linked).is_err());
+        let err = format!(
+            "{:#}",
+            judge_ort_ldd(path, "\tstatically linked\n").unwrap_err()
+        );
+        assert!(err.contains("dynamically linked against glibc"), "{err}");
     }
 }

@@ -5,7 +5,9 @@
 //! `doctor --strict`, `sign`, `push` to a local docker-registry, `pull --key --into` a folder,
 //! `serve` that folder and ask it for the golden examples with the Triton Python client; then
 //! `tiffin image --push` to the registry and `podman run` of the pushed image answering V2 and
-//! `/predict`; then KServe's storage path: a runtime container waiting on an empty model folder
+//! `/predict`, and the same with ONNX Runtime (`tiffin image --ort-lib` with the dynamic `-ort`
+//! build of `cargo xtask dist`: the image's own loader, C library and libonnxruntime.so, the log
+//! saying `engine=ort`); then KServe's storage path: a runtime container waiting on an empty model folder
 //! (`MODEL_INIT_MODE=async`) until the storage-initializer container, called as KServe calls it
 //! (`<tiffin://uri> <dest>`), has pulled and verified the signed package into it.
 //!
@@ -72,10 +74,11 @@ pub(crate) fn run() -> Result<()> {
     let reference = format!("{}/models/churn:{VERSION}", registry.address);
     journey.push_and_pull(&package, &reference)?;
     let images = journey.image(&package, &registry.address)?;
+    let ort_image = journey.ort_image(&package, &registry.address)?;
     journey.kserve(&images.runtime, &reference, &package)?;
     journey
         .podman
-        .remove_images(&[&images.model, &images.runtime]);
+        .remove_images(&[&images.model, &images.runtime, &ort_image]);
     drop(registry);
     let _ = std::fs::remove_dir_all(&work);
     eprintln!(
@@ -268,6 +271,62 @@ impl Journey {
             .inspect_err(|_| self.podman.print_logs(&container))?;
         drop(container);
         Ok(Images { model, runtime })
+    }
+
+    /// `tiffin image --ort-lib --push` of the package with the dynamic `-ort` build and the
+    /// pinned onnxruntime library, then `podman run` of it answering the golden examples and
+    /// `/predict` with ONNX Runtime: the image carries every shared library the two need.
+    fn ort_image(&self, package: &Path, registry: &str) -> Result<String> {
+        let binary = dist::ort_binary()?;
+        let ort = dist::OrtFiles::pinned()?;
+        let image = format!("{registry}/images/tiffin:churn-{VERSION}-ort");
+        let started = Instant::now();
+        let mut command = self.tiffin();
+        command
+            .args(["image", "--json", "--binary"])
+            .arg(&binary)
+            .arg("--ort-lib")
+            .arg(&ort.library);
+        for notice in &ort.notices {
+            command.arg("--ort-notice").arg(notice);
+        }
+        let pushed = command.arg(package).args(["--push", &image]).output()?;
+        let pushed = json(&pushed, "tiffin image --ort-lib --push")?;
+        let holds: Vec<&str> = pushed["layers"]
+            .as_array()
+            .context("tiffin image --json printed no layers")?
+            .iter()
+            .filter_map(|l| l["holds"].as_str())
+            .collect();
+        ensure!(
+            holds == ["tiffin", "onnxruntime", &format!("{NAME}:{VERSION}")],
+            "the ONNX Runtime image should hold tiffin, onnxruntime and the package: {pushed}"
+        );
+        eprintln!(
+            "    tiffin image --ort-lib --push in {}: {} bytes",
+            process::human_duration(started.elapsed()),
+            pushed["size"]
+        );
+        self.podman.pull(&image)?;
+        let port = registry::free_port()?;
+        let container = self.podman.run(&[
+            "-p",
+            &format!("127.0.0.1:{port}:8080"),
+            "--read-only",
+            &image,
+        ])?;
+        let address = format!("127.0.0.1:{port}");
+        wait_ready(&address, &container, &self.podman)?;
+        let logs = self.podman.logs(&container)?;
+        ensure!(
+            logs.contains("engine=ort"),
+            "the ONNX Runtime image did not serve with ONNX Runtime; its log:\n{logs}"
+        );
+        self.golden(&address, package)
+            .and_then(|()| predict(&address, package))
+            .inspect_err(|_| self.podman.print_logs(&container))?;
+        eprintln!("    podman run of the ONNX Runtime image answers with engine=ort");
+        Ok(image)
     }
 
     /// KServe's storage path with the runtime-only image: the runtime container starts on an
@@ -564,6 +623,17 @@ impl Podman {
             .output()?;
         check(&output, "podman inspect")?;
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// A container's log so far, stdout then stderr.
+    fn logs(&self, container: &Container) -> Result<String> {
+        let output = self.command().args(["logs", &container.id]).output()?;
+        check(&output, "podman logs")?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 
     fn print_logs(&self, container: &Container) {

@@ -118,7 +118,7 @@ fn test_wheel() -> Result<()> {
              command = tiffin.find_tiffin().resolve(); \
              assert module.is_relative_to(site.resolve()), f'module from {module}'; \
              assert command.is_relative_to(scripts.resolve()), f'command from {command}'; \
-             print(subprocess.run([str(command), '--version'], capture_output=True, \
+             print(subprocess.run([str(command), '-V'], capture_output=True, \
              text=True, check=True).stdout.strip())",
         ])
         .current_dir(&venv)

@@ -5,9 +5,19 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use tiffin_doctor::Rule;
 
+/// What `tiffin --version` prints: the version, then the engines this build runs models with
+/// (`tiffin image --ort-lib` reads it to refuse a build without ONNX Runtime).
+#[cfg(feature = "ort")]
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nengines: tract, onnxruntime (loaded at run time: --runtime ort)"
+);
+#[cfg(not(feature = "ort"))]
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nengines: tract");
+
 /// Pack a trained model into a package anyone can run and trust, and check such packages.
 #[derive(Debug, Parser)]
-#[command(name = "tiffin", version, max_term_width = 100)]
+#[command(name = "tiffin", version, long_version = LONG_VERSION, max_term_width = 100)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -127,7 +137,9 @@ pub(crate) enum Command {
     /// --host 0.0.0.0 --port 8080` as 65532:65532. Layers are deterministic: the same packages
     /// and binary give the same image digest. Without packages it is the runtime image KServe's
     /// containers use. Write an OCI layout (--out), an archive for `podman load`/`docker load`
-    /// (--archive), or push it (--push, sending only the blobs the registry lacks).
+    /// (--archive), or push it (--push, sending only the blobs the registry lacks). With
+    /// --ort-lib it serves with ONNX Runtime: the dynamic build, its shared libraries and
+    /// libonnxruntime.so go in.
     Image(ImageArgs),
     /// Print the completion script of a shell, to be saved where the shell looks for them.
     ///
@@ -277,9 +289,21 @@ pub(crate) struct ImageArgs {
     /// package, else tiffin:VERSION].
     #[arg(long, value_name = "NAME:TAG")]
     pub(crate) tag: Option<String>,
-    /// The static tiffin binary to put in the image [default: this executable].
+    /// The static tiffin binary to put in the image [default: this executable]; with
+    /// --ort-lib, the dynamically linked build with ONNX Runtime support.
     #[arg(long, value_name = "PATH")]
     pub(crate) binary: Option<PathBuf>,
+    /// Serve with ONNX Runtime: put this libonnxruntime.so in the image (at
+    /// /usr/lib/onnxruntime/), with the shared libraries it and the binary need, taken from this
+    /// machine, and run `serve` with TIFFIN_RUNTIME=ort. The binary must be the dynamically
+    /// linked build with ONNX Runtime support (the -ort archive of `cargo xtask dist`).
+    #[arg(long, value_name = "PATH", requires = "ort_notice")]
+    pub(crate) ort_lib: Option<PathBuf>,
+    /// ONNX Runtime's licence and notices, put in /usr/share/doc/onnxruntime/ by their names
+    /// (the wheel's onnxruntime/LICENSE and onnxruntime/ThirdPartyNotices.txt); required with
+    /// --ort-lib, repeatable.
+    #[arg(long, value_name = "FILE", requires = "ort_lib")]
+    pub(crate) ort_notice: Vec<PathBuf>,
     /// The signer's public key (PEM, ECDSA P-256): every package must carry a signature it
     /// verifies.
     #[arg(long, value_name = "PUB.pem")]

@@ -144,6 +144,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
                 }
                 tracing::info!(
                     ms = started.elapsed().as_millis() as u64,
+                    engine = %config.runtime.name(),
                     "ready: {} model version(s) on http://{addr}",
                     report.loaded.len()
                 );

@@ -65,3 +65,10 @@ fn man_page() {
     assert!(output.contains("tiffin\\-verify"), "{output}");
     assert_eq!(output, tiffin(&["man"], &here, None));
 }
+
+#[test]
+fn version_names_the_engines_of_the_build() {
+    let out = tiffin(&["--version"], std::path::Path::new("."), None);
+    assert!(out.contains("engines: tract"), "{out}");
+    assert_eq!(out.contains("onnxruntime"), cfg!(feature = "ort"), "{out}");
+}

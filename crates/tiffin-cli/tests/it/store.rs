@@ -72,3 +72,38 @@ fn add_list_tag_resolve_rm_and_gc() {
         "{listed}"
     );
 }
+
+#[test]
+fn an_onnx_runtime_image_refuses_what_cannot_serve_with_it_and_writes_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let t = Some(temp.path());
+    std::fs::write(temp.path().join("LICENSE"), "MIT License").unwrap();
+    std::fs::write(temp.path().join("libonnxruntime.so"), "not a library").unwrap();
+    let out = tiffin(
+        &["image", "--ort-lib", "libonnxruntime.so", "--out", "layout"],
+        temp.path(),
+        t,
+    );
+    assert!(
+        out.starts_with("exit_code: 2") && out.contains("--ort-notice"),
+        "{out}"
+    );
+    let args = [
+        "image",
+        "--ort-lib",
+        "libonnxruntime.so",
+        "--ort-notice",
+        "LICENSE",
+        "--out",
+        "layout",
+    ];
+    let out = tiffin(&args, temp.path(), t);
+    assert!(out.starts_with("exit_code: 1"), "{out}");
+    if cfg!(feature = "ort") {
+        // This build can serve with ONNX Runtime; the library is what is wrong.
+        assert!(out.contains("it is not ONNX Runtime"), "{out}");
+    } else {
+        assert!(out.contains("built without ONNX Runtime support"), "{out}");
+    }
+    assert!(!temp.path().join("layout").exists());
+}

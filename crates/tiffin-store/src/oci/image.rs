@@ -8,6 +8,11 @@
 //! (sorted, fixed owners and modes; the binary's files dated at the epoch, a package's at its
 //! creation time) and gzipped without a timestamp, so the same packages and binary give the same
 //! image digest, and the same binary the same first layer.
+//!
+//! With ONNX Runtime ([`OnnxRuntimeFiles`]) the binary is the dynamically linked build with the
+//! `ort` feature: layer 1 then also holds the loader and the shared libraries it and
+//! `libonnxruntime.so` need, taken from the host (see [`super::libs`]), and a layer of its own
+//! holds the library and its notices; the config serves with `TIFFIN_RUNTIME=ort`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -19,6 +24,7 @@ use serde_json::json;
 use tiffin_hash::{Algorithms, NoProgress};
 
 use super::client::Client;
+use super::libs::{self, SharedFile};
 use super::{ClientOptions, Descriptor, OCI_MANIFEST, Reference};
 use crate::Store;
 use crate::{Error, Result};
@@ -41,6 +47,12 @@ pub const USER_ID: u32 = 65532;
 pub const MODELS_DIR: &str = "models";
 /// The port the image's command listens on.
 pub const PORT: u16 = 8080;
+/// Where ONNX Runtime's library goes in an image with it; `TIFFIN_ORT_LIB` names it.
+pub const ORT_LIBRARY: &str = "usr/lib/onnxruntime/libonnxruntime.so";
+/// Where ONNX Runtime's licence and notices go in an image with it.
+pub const ORT_NOTICES: &str = "usr/share/doc/onnxruntime";
+/// The symbol every ONNX Runtime library exports, and the first one tiffin looks up in it.
+const ORT_MARKER: &[u8] = b"OrtGetApiBase";
 
 /// What an image is made of.
 #[derive(Debug, Clone)]
@@ -54,6 +66,21 @@ pub struct ImageOptions {
     pub gzip: bool,
     /// The signer whose signature every package must carry, if any.
     pub signer: Option<tiffin_core::sign::Verifier>,
+    /// ONNX Runtime to put in the image and serve with; `binary` is then the dynamically
+    /// linked build with ONNX Runtime support.
+    pub onnxruntime: Option<OnnxRuntimeFiles>,
+}
+
+/// ONNX Runtime for an image: the library and the notices that must travel with it.
+#[derive(Debug, Clone)]
+pub struct OnnxRuntimeFiles {
+    /// `libonnxruntime.so` (any version 1.17 or later), put at [`ORT_LIBRARY`].
+    pub library: PathBuf,
+    /// Its licence and third-party notices (the wheel's `LICENSE` and `ThirdPartyNotices.txt`),
+    /// put under [`ORT_NOTICES`] by their file names; at least one.
+    pub notices: Vec<PathBuf>,
+    /// The root the shared libraries are taken from: `/`, the machine building the image.
+    pub root: PathBuf,
 }
 
 /// Where an image goes.
@@ -135,7 +162,13 @@ struct Checked {
 /// Builds the image and writes it to `target`. Nothing half-written is left at the target:
 /// the layout is built in a temporary folder and renamed into place (or tarred, or pushed).
 pub fn build_image(options: &ImageOptions, target: &ImageTarget) -> Result<ImageReport> {
-    check_static(&options.binary)?;
+    let shared = match &options.onnxruntime {
+        None => {
+            check_static(&options.binary)?;
+            Vec::new()
+        }
+        Some(ort) => check_ort(&options.binary, ort)?,
+    };
     // Packages are verified into a store of their own, which gives every package (archive or
     // folder) as a verified folder of plain files.
     let work = tempfile::Builder::new()
@@ -172,10 +205,17 @@ pub fn build_image(options: &ImageOptions, target: &ImageTarget) -> Result<Image
     // same binary then gives the same layer in every image, which a registry stores once and a
     // push of another model's image does not send again.
     let base = layer_blob(&blobs_dir, options.gzip, |tar| {
-        base_layer(tar, &options.binary, 0)
+        base_layer(tar, &options.binary, &shared, 0)
     })?;
     reports.push(layer_report("tiffin", &base));
     layers.push(base);
+    // ONNX Runtime in a layer of its own, also at the epoch: images of other tiffin builds with
+    // the same library share it.
+    if let Some(ort) = &options.onnxruntime {
+        let layer = layer_blob(&blobs_dir, options.gzip, |tar| ort_layer(tar, ort, 0))?;
+        reports.push(layer_report("onnxruntime", &layer));
+        layers.push(layer);
+    }
     for package in &checked {
         let layer = layer_blob(&blobs_dir, options.gzip, |tar| {
             package_layer(tar, package, mtime)
@@ -188,6 +228,12 @@ pub fn build_image(options: &ImageOptions, target: &ImageTarget) -> Result<Image
     }
 
     let created = rfc3339(mtime)?;
+    let mut env = vec!["PATH=/usr/bin:/bin".to_owned()];
+    if options.onnxruntime.is_some() {
+        // Read by `serve` (and every command that runs a model) as --runtime and --ort-lib.
+        env.push("TIFFIN_RUNTIME=ort".to_owned());
+        env.push(format!("TIFFIN_ORT_LIB=/{ORT_LIBRARY}"));
+    }
     let labels: BTreeMap<String, String> = checked
         .iter()
         .map(|p| (format!("dev.tiffin.package.{}", p.name), p.digest.clone()))
@@ -200,7 +246,7 @@ pub fn build_image(options: &ImageOptions, target: &ImageTarget) -> Result<Image
             "User": format!("{USER_ID}:{USER_ID}"),
             "Entrypoint": ["/usr/bin/tiffin"],
             "Cmd": ["serve", format!("/{MODELS_DIR}"), "--host", "0.0.0.0", "--port", PORT.to_string()],
-            "Env": ["PATH=/usr/bin:/bin"],
+            "Env": env,
             "ExposedPorts": { format!("{PORT}/tcp"): {} },
             "WorkingDir": "/",
             "Labels": labels,
@@ -421,11 +467,67 @@ pub fn check_static(binary: &Path) -> Result<()> {
             "is dynamically linked (it names a program interpreter), and the image has no C \
              library to load it with: give a static tiffin with --binary (`cargo xtask dist` \
              builds one, or `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
-             --target x86_64-unknown-linux-gnu -p tiffin-cli`)"
+             --target x86_64-unknown-linux-gnu -p tiffin-cli`); the dynamic build with ONNX \
+             Runtime goes in with --ort-lib, which brings the libraries it needs"
                 .into(),
         ));
     }
     Ok(())
+}
+
+/// Checks the inputs of an image with ONNX Runtime and returns the shared libraries the binary
+/// and the library need: the binary must be dynamically linked (a static one cannot load the
+/// library), the library must be ONNX Runtime, and its notices must be given. Whether the binary
+/// was built with ONNX Runtime support it does not say without being run: the command line asks
+/// it (`tiffin --version`).
+fn check_ort(binary: &Path, ort: &OnnxRuntimeFiles) -> Result<Vec<SharedFile>> {
+    let bad = |path: &Path, reason: &str| Error::BadInput {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if libs::dynamic(binary)?.interpreter.is_none() {
+        return Err(bad(
+            binary,
+            "is statically linked, and a static tiffin cannot load ONNX Runtime: give the \
+             dynamically linked build with ONNX Runtime support with --binary (`cargo xtask \
+             dist` makes tiffin-VERSION-x86_64-unknown-linux-gnu-ort.tar.gz)",
+        ));
+    }
+    if !holds(&ort.library, ORT_MARKER)? {
+        return Err(bad(
+            &ort.library,
+            "does not export OrtGetApiBase, so it is not ONNX Runtime: give libonnxruntime.so \
+             (version 1.17 or later) with --ort-lib",
+        ));
+    }
+    if ort.notices.is_empty() {
+        return Err(bad(
+            &ort.library,
+            "goes into the image without its licence and notices: give them with --ort-notice \
+             (the onnxruntime wheel's onnxruntime/LICENSE and onnxruntime/ThirdPartyNotices.txt)",
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for notice in &ort.notices {
+        let name = notice.file_name().and_then(|n| n.to_str());
+        match name {
+            Some(name) if names.insert(name) => {}
+            _ => {
+                return Err(bad(
+                    notice,
+                    "is a notice without a file name of its own: each --ort-notice goes into \
+                     the image by its name, so two may not share one",
+                ));
+            }
+        }
+    }
+    libs::closure(&ort.root, &[binary, &ort.library])
+}
+
+/// Whether the file at `path` holds `needle` anywhere.
+fn holds(path: &Path, needle: &[u8]) -> Result<bool> {
+    let bytes = std::fs::read(path).map_err(Error::read(path))?;
+    Ok(memchr::memmem::find(&bytes, needle).is_some())
 }
 
 /// The deterministic header of an image entry.
@@ -463,43 +565,152 @@ fn file_entry<W: Write>(
     tar.append_data(&mut h, path, data)
 }
 
-/// The binary's layer: the folders, the user, `/tmp`, `/models` and `/usr/bin/tiffin`, sorted.
-fn base_layer<W: Write>(tar: &mut tar::Builder<W>, binary: &Path, mtime: u64) -> Result<()> {
+/// One entry of a layer built from a list.
+enum Item {
+    /// A folder with its mode and owner.
+    Dir { mode: u32, owner: u32 },
+    /// A file with the given bytes.
+    Bytes { mode: u32, data: Vec<u8> },
+    /// A file copied from the host.
+    File { mode: u32, path: PathBuf },
+}
+
+/// Writes `items` (paths relative to the image's root, folders ending in `/`) in sorted order,
+/// adding every parent folder not listed (0755, root's), all dated `mtime`.
+fn tree_layer<W: Write>(
+    tar: &mut tar::Builder<W>,
+    mut items: BTreeMap<String, Item>,
+    mtime: u64,
+) -> Result<()> {
+    let parents: Vec<String> = items
+        .keys()
+        .flat_map(|path| {
+            path.trim_end_matches('/')
+                .match_indices('/')
+                .map(|(at, _)| path[..=at].to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for parent in parents {
+        items.entry(parent).or_insert(Item::Dir {
+            mode: 0o755,
+            owner: 0,
+        });
+    }
+    for (path, item) in items {
+        match item {
+            Item::Dir { mode, owner } => {
+                dir_entry(tar, &path, mode, owner, mtime).map_err(|e| Error::Write {
+                    path: PathBuf::from(&path),
+                    source: e,
+                })?
+            }
+            Item::Bytes { mode, data } => {
+                file_entry(tar, &path, mode, data.len() as u64, &data[..], mtime).map_err(|e| {
+                    Error::Write {
+                        path: PathBuf::from(&path),
+                        source: e,
+                    }
+                })?
+            }
+            Item::File { mode, path: source } => {
+                let file = File::open(&source).map_err(Error::read(&source))?;
+                let size = file.metadata().map_err(Error::read(&source))?.len();
+                file_entry(tar, &path, mode, size, file, mtime).map_err(|e| Error::Write {
+                    path: source.clone(),
+                    source: e,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The binary's layer: the folders, the user, `/tmp`, `/models` and `/usr/bin/tiffin`, and for
+/// a dynamically linked binary the `shared` libraries it needs, sorted.
+fn base_layer<W: Write>(
+    tar: &mut tar::Builder<W>,
+    binary: &Path,
+    shared: &[SharedFile],
+    mtime: u64,
+) -> Result<()> {
     let passwd = format!(
         "root:x:0:0:root:/root:/sbin/nologin\ntiffin:x:{USER_ID}:{USER_ID}:tiffin:/tmp:/sbin/nologin\n"
     );
     let group = format!("root:x:0:\ntiffin:x:{USER_ID}:\n");
-    let file = File::open(binary).map_err(Error::read(binary))?;
-    let size = file.metadata().map_err(Error::read(binary))?.len();
-    let w = |e| Error::Write {
-        path: binary.to_owned(),
-        source: e,
-    };
-    dir_entry(tar, "etc/", 0o755, 0, mtime).map_err(w)?;
-    file_entry(
-        tar,
-        "etc/group",
-        0o644,
-        group.len() as u64,
-        group.as_bytes(),
-        mtime,
-    )
-    .map_err(w)?;
-    file_entry(
-        tar,
-        "etc/passwd",
-        0o644,
-        passwd.len() as u64,
-        passwd.as_bytes(),
-        mtime,
-    )
-    .map_err(w)?;
-    dir_entry(tar, &format!("{MODELS_DIR}/"), 0o755, USER_ID, mtime).map_err(w)?;
-    dir_entry(tar, "tmp/", 0o1777, 0, mtime).map_err(w)?;
-    dir_entry(tar, "usr/", 0o755, 0, mtime).map_err(w)?;
-    dir_entry(tar, "usr/bin/", 0o755, 0, mtime).map_err(w)?;
-    file_entry(tar, "usr/bin/tiffin", 0o755, size, file, mtime).map_err(w)?;
-    Ok(())
+    let mut items = BTreeMap::from([
+        (
+            "etc/group".to_owned(),
+            Item::Bytes {
+                mode: 0o644,
+                data: group.into_bytes(),
+            },
+        ),
+        (
+            "etc/passwd".to_owned(),
+            Item::Bytes {
+                mode: 0o644,
+                data: passwd.into_bytes(),
+            },
+        ),
+        (
+            format!("{MODELS_DIR}/"),
+            Item::Dir {
+                mode: 0o755,
+                owner: USER_ID,
+            },
+        ),
+        (
+            "tmp/".to_owned(),
+            Item::Dir {
+                mode: 0o1777,
+                owner: 0,
+            },
+        ),
+        (
+            "usr/bin/tiffin".to_owned(),
+            Item::File {
+                mode: 0o755,
+                path: binary.to_owned(),
+            },
+        ),
+    ]);
+    for file in shared {
+        items.insert(
+            file.in_image.clone(),
+            Item::File {
+                mode: 0o755,
+                path: file.source.clone(),
+            },
+        );
+    }
+    tree_layer(tar, items, mtime)
+}
+
+/// ONNX Runtime's layer: the library at [`ORT_LIBRARY`], its notices under [`ORT_NOTICES`].
+fn ort_layer<W: Write>(
+    tar: &mut tar::Builder<W>,
+    ort: &OnnxRuntimeFiles,
+    mtime: u64,
+) -> Result<()> {
+    let mut items = BTreeMap::from([(
+        ORT_LIBRARY.to_owned(),
+        Item::File {
+            mode: 0o755,
+            path: ort.library.clone(),
+        },
+    )]);
+    for notice in &ort.notices {
+        let name = notice.file_name().unwrap_or_default().to_string_lossy();
+        items.insert(
+            format!("{ORT_NOTICES}/{name}"),
+            Item::File {
+                mode: 0o644,
+                path: notice.clone(),
+            },
+        );
+    }
+    tree_layer(tar, items, mtime)
 }
 
 /// A package's layer: `/models/NAME/VERSION/` and its files, sorted, readable by everyone.
@@ -741,7 +952,7 @@ mod tests {
         let build = || {
             let mut tar = tar::Builder::new(Vec::new());
             tar.mode(tar::HeaderMode::Deterministic);
-            base_layer(&mut tar, bin.path(), 1_700_000_000).unwrap();
+            base_layer(&mut tar, bin.path(), &[], 1_700_000_000).unwrap();
             tar.into_inner().unwrap()
         };
         let bytes = build();

@@ -9,6 +9,7 @@
 
 mod client;
 pub mod image;
+pub mod libs;
 mod reference;
 
 use std::collections::BTreeMap;

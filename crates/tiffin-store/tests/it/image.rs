@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use std::io::Read;
-use tiffin_store::oci::image::{ImageOptions, ImageTarget, build_image};
+use tiffin_store::oci::image::{ImageOptions, ImageTarget, OnnxRuntimeFiles, build_image};
 
 use tiffin_testkit::{copy_tree, pack_fixture};
 
@@ -16,6 +16,7 @@ fn static_binary(dir: &Path) -> PathBuf {
     bytes[..4].copy_from_slice(b"\x7fELF");
     bytes[4] = 2; // 64-bit
     bytes[5] = 1; // little-endian
+    bytes[18..20].copy_from_slice(&62u16.to_le_bytes()); // e_machine: x86_64
     bytes[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
     bytes[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
     bytes[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
@@ -32,6 +33,7 @@ fn options(packages: Vec<PathBuf>, binary: PathBuf) -> ImageOptions {
         binary,
         gzip: true,
         signer: None,
+        onnxruntime: None,
     }
 }
 
@@ -188,4 +190,174 @@ fn an_image_without_packages_is_the_binary_layer_alone() {
     for wanted in ["index.json", "oci-layout", "manifest.json"] {
         assert!(names.contains(&wanted.to_owned()), "{wanted} in {names:?}");
     }
+}
+
+/// The names and modes of a gzipped layer's entries.
+fn layer_entries(layout: &Path, digest: &str) -> Vec<(String, u32)> {
+    let mut tar = Vec::new();
+    GzDecoder::new(&blob(layout, digest)[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().mode().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A copy of `from` with `marker` appended: an ELF file reads the same with bytes after its
+/// sections, so a copy of the C library with ONNX Runtime's symbol name stands for the library.
+fn with_marker(from: &Path, to: &Path, marker: &[u8]) -> PathBuf {
+    let mut bytes = std::fs::read(from).unwrap();
+    bytes.extend_from_slice(marker);
+    std::fs::write(to, bytes).unwrap();
+    to.to_owned()
+}
+
+#[test]
+fn an_image_with_onnx_runtime_carries_the_library_its_notices_and_the_shared_libraries() {
+    let (_out, packed) = pack_fixture("iris");
+    let dir = tempfile::tempdir().unwrap();
+    // The test executable is a dynamically linked x86_64 program; the C library it loads stands
+    // for libonnxruntime.so (both are ELF shared objects needing libc's loader).
+    let me = std::env::current_exe().unwrap();
+    let libc = tiffin_store::oci::libs::closure(Path::new("/"), &[&me])
+        .unwrap()
+        .into_iter()
+        .find(|f| f.in_image.ends_with("/libc.so.6"))
+        .unwrap();
+    let binary = me.clone();
+    let library = with_marker(
+        &libc.source,
+        &dir.path().join("libonnxruntime.so.1.32.0"),
+        b"OrtGetApiBase",
+    );
+    let notices = dir.path().join("notices");
+    std::fs::create_dir(&notices).unwrap();
+    std::fs::write(notices.join("LICENSE"), "MIT License").unwrap();
+    std::fs::write(notices.join("ThirdPartyNotices.txt"), "notices").unwrap();
+    let ort = OnnxRuntimeFiles {
+        library: library.clone(),
+        notices: vec![
+            notices.join("LICENSE"),
+            notices.join("ThirdPartyNotices.txt"),
+        ],
+        root: PathBuf::from("/"),
+    };
+    let with = |binary: &Path, ort: OnnxRuntimeFiles| ImageOptions {
+        onnxruntime: Some(ort),
+        ..options(vec![packed.folder.clone()], binary.to_owned())
+    };
+    let layout = dir.path().join("layout");
+    let report = build_image(
+        &with(&binary, ort.clone()),
+        &ImageTarget::Layout {
+            dir: layout.clone(),
+            tag: "iris:1.0.0".into(),
+        },
+    )
+    .unwrap();
+    let holds: Vec<&str> = report.layers.iter().map(|l| l.holds.as_str()).collect();
+    assert_eq!(holds, ["tiffin", "onnxruntime", "iris:1.0.0"]);
+
+    let base = layer_entries(&layout, &report.layers[0].digest);
+    let names: Vec<&str> = base.iter().map(|e| e.0.as_str()).collect();
+    // Every library the binary needs, as the closure finds it, plus the loader it names.
+    for file in tiffin_store::oci::libs::closure(Path::new("/"), &[&binary, &library]).unwrap() {
+        assert!(
+            names.contains(&file.in_image.as_str()),
+            "{file:?} in {names:?}"
+        );
+    }
+    let interpreter = tiffin_store::oci::libs::dynamic(&me)
+        .unwrap()
+        .interpreter
+        .unwrap();
+    assert!(
+        names.contains(&interpreter.trim_start_matches('/')),
+        "{interpreter} in {names:?}"
+    );
+    assert!(names.contains(&"usr/bin/tiffin"), "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "entries are sorted");
+    // Every parent folder is listed before what it holds.
+    for name in &names {
+        if let Some((parent, _)) = name.trim_end_matches('/').rsplit_once('/') {
+            assert!(names.contains(&format!("{parent}/").as_str()), "{name}");
+        }
+    }
+
+    let ort_layer = layer_entries(&layout, &report.layers[1].digest);
+    let ort_names: Vec<&str> = ort_layer.iter().map(|e| e.0.as_str()).collect();
+    for wanted in [
+        "usr/lib/onnxruntime/libonnxruntime.so",
+        "usr/share/doc/onnxruntime/LICENSE",
+        "usr/share/doc/onnxruntime/ThirdPartyNotices.txt",
+    ] {
+        assert!(ort_names.contains(&wanted), "{wanted} in {ort_names:?}");
+    }
+
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(
+        &layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&blob(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let env: Vec<&str> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"TIFFIN_RUNTIME=ort"), "{env:?}");
+    assert!(
+        env.contains(&"TIFFIN_ORT_LIB=/usr/lib/onnxruntime/libonnxruntime.so"),
+        "{env:?}"
+    );
+
+    // Refused, each naming the fix, and nothing written: a static binary, a library that is not
+    // ONNX Runtime, no notices.
+    let target = ImageTarget::Layout {
+        dir: dir.path().join("refused"),
+        tag: "x:1".into(),
+    };
+    let refusal = |options: ImageOptions| build_image(&options, &target).unwrap_err().to_string();
+    let err = refusal(with(&static_binary(dir.path()), ort.clone()));
+    assert!(
+        err.contains("statically linked") && err.contains("-ort"),
+        "{err}"
+    );
+    let err = refusal(with(
+        &binary,
+        OnnxRuntimeFiles {
+            library: libc.source.clone(),
+            ..ort.clone()
+        },
+    ));
+    assert!(
+        err.contains("not ONNX Runtime") && err.contains("--ort-lib"),
+        "{err}"
+    );
+    let err = refusal(with(
+        &binary,
+        OnnxRuntimeFiles {
+            notices: Vec::new(),
+            ..ort.clone()
+        },
+    ));
+    assert!(err.contains("--ort-notice"), "{err}");
+    assert!(!dir.path().join("refused").exists());
 }
