@@ -48,7 +48,7 @@ impl Default for HashArgs {
 
 pub(crate) fn run(args: &HashArgs) -> Result<()> {
     let target = process::target_dir()?;
-    let tiffin = build_cli(&target)?;
+    let tiffin = build_cli()?;
     let scratch = Scratch::create(target.join("xtask-bench"), args.keep)?;
     // Every command runs in the scratch folder with relative paths, so the table shows commands
     // short enough to read and to paste.
@@ -167,18 +167,12 @@ pub(crate) fn run(args: &HashArgs) -> Result<()> {
     Ok(())
 }
 
-/// Builds the CLI in release and returns the path of the binary below `target`.
-pub(super) fn build_cli(target: &Path) -> Result<PathBuf> {
-    let mut build = process::cargo();
-    // With ONNX Runtime support, so that `bench server` can compare the two runtimes (the
-    // binary stays tract's unless `--runtime ort` is given).
-    build
-        .args(["build", "--release", "-p", "tiffin-cli", "--locked"])
-        .args(crate::onnxruntime::FEATURES);
-    process::announce(&process::shown(&build));
-    process::run(&mut build)?;
-    let binary = format!("tiffin{}", std::env::consts::EXE_SUFFIX);
-    Ok(target.join("release").join(binary))
+/// The release `tiffin` the benchmarks drive: the `-ort` build of `cargo xtask dist`, with ONNX
+/// Runtime support so that `bench server` can compare the two engines (tract unless `--runtime
+/// ort` is given). It is the binary the ONNX Runtime archive ships, and one release build shared
+/// with the dist step rather than another of its own.
+pub(super) fn build_cli() -> Result<PathBuf> {
+    crate::dist::ort_binary()
 }
 
 /// The scratch folder of a run, deleted when the run ends, failed or not, unless kept.

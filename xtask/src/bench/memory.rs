@@ -45,7 +45,7 @@ struct Measured {
 
 pub(crate) fn run(args: &MemoryArgs) -> Result<()> {
     let target = process::target_dir()?;
-    let tiffin = super::hash::build_cli(&target)?;
+    let tiffin = super::hash::build_cli()?;
     let library = crate::onnxruntime::library()?;
     let library = library.to_str().context("a UTF-8 path")?.to_owned();
     let python = interop::python("bench-memory-venv", "xtask/requirements-bench-memory.txt")?;
