@@ -610,6 +610,11 @@ pub(crate) struct ServeArgs {
     /// model with few requests on many cores.
     #[arg(long, default_value_t = 1)]
     pub(crate) model_threads: usize,
+    /// With --runtime ort: sessions each model is loaded into, each holding a copy of the
+    /// weights, so that that many requests run it at once; 1 runs them in turn behind a lock.
+    /// See docs/runtime.md for which serves better.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) ort_sessions: usize,
     #[command(flatten)]
     pub(crate) runtime: RuntimeArgs,
     /// Runs measured to take less than this many microseconds run on the async workers rather

@@ -68,6 +68,10 @@ pub struct LoadOptions {
     /// products on a machine with idle cores: on 2 cores mnist_cnn at batch 64 ran slower
     /// with 2 (see docs/runtime.md), and a server already runs requests in parallel.
     pub threads: usize,
+    /// ONNX Runtime sessions the model is loaded into, each with its own copy of the weights,
+    /// so that that many calls run at once; 1, the default, runs calls in turn behind one lock
+    /// (`Session::run` takes `&mut`). tract runs concurrent calls on one plan and ignores it.
+    pub sessions: usize,
 }
 
 impl Default for LoadOptions {
@@ -76,6 +80,7 @@ impl Default for LoadOptions {
             runtime: Runtime::Tract,
             plan_cache: 8,
             threads: 1,
+            sessions: 1,
         }
     }
 }
@@ -96,6 +101,12 @@ impl LoadOptions {
     /// The options with `threads` set (0 counts as 1).
     pub fn with_threads(mut self, threads: usize) -> LoadOptions {
         self.threads = threads.max(1);
+        self
+    }
+
+    /// The options with `sessions` set (0 counts as 1).
+    pub fn with_sessions(mut self, sessions: usize) -> LoadOptions {
+        self.sessions = sessions.max(1);
         self
     }
 }
@@ -243,7 +254,13 @@ impl Model {
         options: &LoadOptions,
     ) -> Result<Model, Error> {
         let engine = guarded("loading", || {
-            crate::onnxruntime::OrtEngine::load(library, onnx, signature, options.threads)
+            crate::onnxruntime::OrtEngine::load(
+                library,
+                onnx,
+                signature,
+                options.threads,
+                options.sessions,
+            )
         })?;
         let (inputs, dims) = declared_axes(signature);
         Ok(Model {

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError, TryLockError};
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -78,11 +79,14 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// A session behind a lock: `Session::run` takes `&mut self` (onnxruntime's execution
-/// providers are not all safe to run concurrently), so concurrent calls take turns and each
-/// spreads its work over the session's own threads.
+/// Sessions behind locks: `Session::run` takes `&mut self` (onnxruntime's execution providers
+/// are not all safe to run concurrently), so with one session concurrent calls take turns and
+/// each spreads its work over the session's own threads; with several (each a copy of the
+/// weights), a call takes a free one and as many run at once.
 pub(crate) struct OrtEngine {
-    session: Mutex<Session>,
+    sessions: Vec<Mutex<Session>>,
+    /// Where the next call starts looking for a free session, so that calls spread over them.
+    next: AtomicUsize,
     /// The session's input names in the signature's order.
     input_names: Vec<String>,
     /// For each declared output, its index among the session's outputs.
@@ -93,18 +97,20 @@ impl fmt::Debug for OrtEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OrtEngine")
             .field("inputs", &self.input_names)
+            .field("sessions", &self.sessions.len())
             .finish_non_exhaustive()
     }
 }
 
 impl OrtEngine {
-    /// Loads `bytes` (an ONNX model) into a session with `threads` intra-op threads, and checks
-    /// it against `signature`, reporting every problem at once.
+    /// Loads `onnx` into `sessions` sessions with `threads` intra-op threads each, and checks
+    /// the first against `signature`, reporting every problem at once.
     pub(crate) fn load(
         library: &Path,
         onnx: ModelSource,
         signature: &Signature,
         threads: usize,
+        sessions: usize,
     ) -> Result<OrtEngine, Error> {
         let env = environment(library)?;
         // A file is given to ONNX Runtime by its path unless it needs rewriting: read that way,
@@ -134,19 +140,20 @@ impl OrtEngine {
             .with_log_level(ort::logging::LogLevel::Fatal)
             .map_err(builder_error)?;
         let mut builder = builder;
-        let session = match &onnx {
-            ModelSource::File(path) => builder.commit_from_file(path),
-            ModelSource::Bytes(bytes) => builder.commit_from_memory(bytes),
-            ModelSource::Dir(path) => {
-                return Err(Error::Source(format!(
-                    "an ONNX model is one file, but {} is a folder",
-                    path.display()
-                )));
+        let mut commit = || {
+            match &onnx {
+                ModelSource::File(path) => builder.commit_from_file(path),
+                ModelSource::Bytes(bytes) => builder.commit_from_memory(bytes),
+                ModelSource::Dir(path) => {
+                    return Err(Error::Source(format!(
+                        "an ONNX model is one file, but {} is a folder",
+                        path.display()
+                    )));
+                }
             }
-        }
-        .map_err(|e| session_error(e.to_string()))?;
-        // onnxruntime holds its own copy of the weights now.
-        drop(onnx);
+            .map_err(|e| session_error(e.to_string()))
+        };
+        let session = commit()?;
 
         let graph_inputs: Vec<GraphTensor> = session.inputs().iter().map(outlet).collect();
         let graph_outputs: Vec<GraphTensor> = session.outputs().iter().map(outlet).collect();
@@ -188,8 +195,16 @@ impl OrtEngine {
                     .unwrap_or_default()
             })
             .collect();
+        // The others only once the first has passed the checks: a wrong package costs one load.
+        let mut all = vec![Mutex::new(session)];
+        for _ in 1..sessions.max(1) {
+            all.push(Mutex::new(commit()?));
+        }
+        // onnxruntime holds its own copies of the weights now.
+        drop(onnx);
         Ok(OrtEngine {
-            session: Mutex::new(session),
+            sessions: all,
+            next: AtomicUsize::new(0),
             input_names: signature.inputs.iter().map(|s| s.name.clone()).collect(),
             outputs,
         })
@@ -209,7 +224,7 @@ impl OrtEngine {
         for (name, t) in self.input_names.iter().zip(inputs) {
             values.push((name.as_str(), to_ort(t).map_err(run_error)?));
         }
-        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut session = self.session();
         let outputs = session.run(values).map_err(run_error)?;
         signature
             .outputs
@@ -223,6 +238,26 @@ impl OrtEngine {
                 })
             })
             .collect()
+    }
+}
+
+impl OrtEngine {
+    /// A free session if there is one, looking from a place that moves on with every call;
+    /// else a wait for the one there.
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        let count = self.sessions.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        for i in 0..count {
+            match self.sessions[(start + i) % count].try_lock() {
+                Ok(session) => return session,
+                // A call that panicked inside onnxruntime left the session as it was.
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.sessions[start]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

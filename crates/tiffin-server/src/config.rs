@@ -53,6 +53,10 @@ pub struct Config {
     /// Threads one model run spreads its matrix products over; 1 (the default) is off, since
     /// the server runs requests in parallel already.
     pub model_threads: usize,
+    /// ONNX Runtime sessions each model is loaded into (each a copy of its weights), so that
+    /// that many requests run it at once; 1 (the default) runs them in turn behind a lock.
+    /// tract ignores it: its plans run concurrent requests already.
+    pub ort_sessions: usize,
     /// The engine that runs every model (tract unless asked otherwise).
     pub runtime: tiffin_core::runtime::Runtime,
     /// Concretized plans kept per model (one per batch size, or per shape for a model typed
@@ -93,6 +97,7 @@ impl Default for Config {
             allow_partial: false,
             inline_below: Duration::from_micros(50),
             model_threads: 1,
+            ort_sessions: 1,
             runtime: tiffin_core::runtime::Runtime::Tract,
             plan_cache: 8,
             force_plan_cache: None,

@@ -232,6 +232,7 @@ pub(crate) fn load_package(path: &Path, config: &Config) -> Result<Checked, Load
     let options = LoadOptions::default()
         .with_plan_cache(plan_cache(config, report.manifest.as_ref()))
         .with_threads(config.model_threads)
+        .with_sessions(config.ort_sessions)
         .with_runtime(config.runtime.clone());
     // A model packed and checked on another engine fails with the way to run it.
     let note = report

@@ -241,7 +241,7 @@ fn pack_with(tiffin: &Path, fixture: &Path, out: &Path, examples: Option<&Path>)
 
 pub(crate) fn run(args: &ServerArgs) -> Result<()> {
     let target = process::target_dir()?;
-    let tiffin = super::hash::build_cli(&target)?;
+    let tiffin = super::hash::build_cli()?;
     let wrk = wrk()?;
     let scratch = target.join("bench-server");
     let _ = std::fs::remove_dir_all(&scratch);
@@ -392,6 +392,7 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
     let library = library.to_str().context("a UTF-8 path")?;
     let ort = ["--runtime", "ort", "--ort-lib", library];
     let ort_two = [&ort[..], &["--model-threads", "2"]].concat();
+    let ort_sessions = [&ort[..], &["--ort-sessions", "2"]].concat();
     let setups = [
         ("tract unbatched", vec![cnn.as_str()]),
         // Batching asked for: the load measures whether it pays and runs requests singly when
@@ -419,6 +420,16 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         (
             "ort --model-threads 2 --max-batch-size 64",
             [&batched[..], &ort_two].concat(),
+        ),
+        // Two sessions (two copies of the weights), one thread each: two requests run the
+        // model at once instead of taking turns at one session's lock.
+        (
+            "ort --ort-sessions 2 unbatched",
+            [&[cnn.as_str()][..], &ort_sessions].concat(),
+        ),
+        (
+            "ort --ort-sessions 2 --max-batch-size 64",
+            [&batched[..], &ort_sessions].concat(),
         ),
     ];
     let servers = setups

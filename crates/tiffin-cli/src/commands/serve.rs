@@ -64,6 +64,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         allow_partial: args.allow_partial,
         inline_below: Duration::from_micros(args.inline_below_us),
         model_threads: args.model_threads,
+        ort_sessions: args.ort_sessions,
         runtime: args.runtime.runtime(),
         ui: !args.no_ui,
         verifier: tiffin_core::Verifier::from_pem_files(args.key.as_deref(), args.root.as_deref())?,

@@ -7,7 +7,11 @@ use tiffin_runtime::{LoadOptions, Model, Tensor};
 
 use crate::common::*;
 
-fn concurrent_runs_match_sequential(name: &str, options: LoadOptions, tolerance: &Tolerance) {
+pub(crate) fn concurrent_runs_match_sequential(
+    name: &str,
+    options: LoadOptions,
+    tolerance: &Tolerance,
+) {
     let model = Arc::new(
         Model::load(
             &source(name),

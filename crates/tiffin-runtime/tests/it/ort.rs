@@ -125,3 +125,28 @@ fn what_onnx_runtime_cannot_run_is_refused() {
     assert!(matches!(err, Error::OrtLibrary { .. }), "{text}");
     assert!(text.contains("/no/such/libonnxruntime.so"), "{text}");
 }
+
+/// A model loaded into two sessions runs calls on both at once (each thread finds a free one)
+/// and answers as one session does, at every batch size.
+#[test]
+fn two_sessions_answer_as_one() {
+    let options = ort_options().with_sessions(2);
+    let model = Model::load(
+        &source("mnist_cnn"),
+        ModelFormat::Onnx,
+        &signature("mnist_cnn"),
+        &options,
+    )
+    .unwrap();
+    assert!(format!("{model:?}").contains("sessions: 2"), "{model:?}");
+    let one = load_ort("mnist_cnn", &signature("mnist_cnn")).unwrap();
+    assert!(format!("{one:?}").contains("sessions: 1"), "{one:?}");
+    let image = head_rows(&reference("mnist_cnn").inputs["image"], 3);
+    assert_close(
+        "two sessions against one",
+        &model.run(std::slice::from_ref(&image)).unwrap()[0],
+        &one.run(&[image]).unwrap()[0],
+        &SAME_MACHINE,
+    );
+    crate::concurrency::concurrent_runs_match_sequential("mnist_cnn", options, &SAME_MACHINE);
+}
