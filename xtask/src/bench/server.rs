@@ -370,102 +370,177 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
     );
     drop(server);
 
-    // A convolution model, one image per request, 64 connections: unbatched and batched, both
-    // servers up at once and driven in turn, round by round.
-    // A synthetic image (the one of the examples): the run's cost does not depend on the pixel
-    // values.
+    // Convolution models, one image per request, 64 connections: unbatched and batched, every
+    // server up at once and driven in turn, round by round. A synthetic image (the one of the
+    // examples): the run's cost does not depend on the pixel values.
     let body = serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": image}]}).to_string();
-    println!();
-    let cnn = cnn_dir
-        .join("mnist_cnn-1.0.0.tiffin")
-        .to_str()
-        .context("a UTF-8 path")?
-        .to_owned();
-    let batched = [
-        cnn.as_str(),
-        "--max-batch-size",
-        "64",
-        "--max-delay-us",
-        "2000",
-    ];
     let library = crate::onnxruntime::library()?;
     let library = library.to_str().context("a UTF-8 path")?;
-    let ort = ["--runtime", "ort", "--ort-lib", library];
-    let ort_two = [&ort[..], &["--model-threads", "2"]].concat();
-    let ort_sessions = [&ort[..], &["--ort-sessions", "2"]].concat();
-    let setups = [
-        ("tract unbatched", vec![cnn.as_str()]),
-        // Batching asked for: the load measures whether it pays and runs requests singly when
-        // it does not (the log line says which).
-        ("tract --max-batch-size 64 (probed)", batched.to_vec()),
-        // Merged whatever it costs, as before the probe.
-        (
-            "tract --max-batch-size 64 --no-batch-probe",
-            [&batched[..], &["--no-batch-probe"]].concat(),
-        ),
-        // ONNX Runtime, one session taking turns: one thread per run, then two.
-        ("ort unbatched", [&[cnn.as_str()][..], &ort].concat()),
-        (
-            "ort --max-batch-size 64 (probed)",
-            [&batched[..], &ort].concat(),
-        ),
-        (
-            "ort --max-batch-size 64 --no-batch-probe",
-            [&batched[..], &ort, &["--no-batch-probe"]].concat(),
-        ),
-        (
-            "ort --model-threads 2 unbatched",
-            [&[cnn.as_str()][..], &ort_two].concat(),
-        ),
-        (
-            "ort --model-threads 2 --max-batch-size 64",
-            [&batched[..], &ort_two].concat(),
-        ),
-        // Two sessions (two copies of the weights), one thread each: two requests run the
-        // model at once instead of taking turns at one session's lock.
-        (
-            "ort --ort-sessions 2 unbatched",
-            [&[cnn.as_str()][..], &ort_sessions].concat(),
-        ),
-        (
-            "ort --ort-sessions 2 --max-batch-size 64",
-            [&batched[..], &ort_sessions].concat(),
-        ),
-    ];
-    let servers = setups
-        .iter()
-        .map(|(_, args)| Bench::start(&tiffin, args))
-        .collect::<Result<Vec<_>>>()?;
-    let mut loads: Vec<Vec<Load>> = servers.iter().map(|_| Vec::new()).collect();
-    for _ in 0..rounds {
-        for (server, runs) in servers.iter().zip(&mut loads) {
-            let url = format!("{}/v2/models/mnist_cnn/infer", server.url);
-            runs.push(run_wrk(&wrk, &scratch, &url, Some(&body), 64, seconds)?);
-        }
-    }
-    println!("mnist_cnn, one image per request, through /v2/models/mnist_cnn/infer:");
-    for (ix, ((label, _), runs)) in setups.iter().zip(&loads).enumerate() {
-        // Each runtime's setups against its own unbatched one (ONNX Runtime's with two threads
-        // against its one-thread unbatched figure too).
-        let base = if ix < 3 { 0 } else { 3 };
-        let gains: Vec<f64> = runs
-            .iter()
-            .zip(&loads[base])
-            .map(|(run, unbatched)| run.rps / unbatched.rps)
-            .collect();
-        let each: Vec<String> = gains.iter().map(|g| format!("{g:.1}x")).collect();
-        let load = Load::median(runs);
-        println!(
-            "{label:<44} 64 conns {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  {:.2}x {} unbatched ({})",
-            load.rps,
-            load.p50_ms,
-            load.p99_ms,
-            median(gains.iter().copied()),
-            if base == 0 { "tract" } else { "ort" },
-            each.join(" ")
-        );
-    }
+    let cnn = cnn_dir.join("mnist_cnn-1.0.0.tiffin");
+    let drive = Drive {
+        tiffin: &tiffin,
+        wrk: &wrk,
+        scratch: &scratch,
+        library,
+        body: &body,
+        rounds,
+        seconds,
+    };
+    println!();
+    drive.batching_table("mnist_cnn", &cnn)?;
+    // A wider network of the same signature (the Keras MNIST example's shape), made at run time
+    // with numpy and onnx: the model is most of a request's cost here, as it is for the CNN
+    // issue #16 measured, where batching's saving on the model shows in the throughput.
+    let wide = wide_cnn(&tiffin, &scratch, &examples)?;
+    println!();
+    drive.batching_table("cnn_wide", &wide)?;
     Ok(())
+}
+
+/// What every batching table is driven with.
+struct Drive<'a> {
+    tiffin: &'a Path,
+    wrk: &'a Path,
+    scratch: &'a Path,
+    library: &'a str,
+    body: &'a str,
+    rounds: usize,
+    seconds: u64,
+}
+
+impl Drive<'_> {
+    /// Serves the package at `package` (model `model`, one 1x28x28 image in) in every setup at
+    /// once, drives each with 64 connections in turn for `rounds` rounds, and prints each
+    /// setup's median against its engine's unbatched figure.
+    fn batching_table(&self, model: &str, package: &Path) -> Result<()> {
+        let package = package.to_str().context("a UTF-8 path")?;
+        let batched = [package, "--max-batch-size", "64", "--max-delay-us", "2000"];
+        let ort = ["--runtime", "ort", "--ort-lib", self.library];
+        let ort_two = [&ort[..], &["--model-threads", "2"]].concat();
+        let ort_sessions = [&ort[..], &["--ort-sessions", "2"]].concat();
+        let setups = [
+            ("tract unbatched", vec![package]),
+            // Batching asked for: the load measures whether it pays and runs requests singly
+            // when it does not (the log line says which).
+            ("tract --max-batch-size 64 (probed)", batched.to_vec()),
+            // Merged whatever it costs, as before the probe.
+            (
+                "tract --max-batch-size 64 --no-batch-probe",
+                [&batched[..], &["--no-batch-probe"]].concat(),
+            ),
+            // ONNX Runtime, one session taking turns: one thread per run, then two.
+            ("ort unbatched", [&[package][..], &ort].concat()),
+            (
+                "ort --max-batch-size 64 (probed)",
+                [&batched[..], &ort].concat(),
+            ),
+            (
+                "ort --max-batch-size 64 --no-batch-probe",
+                [&batched[..], &ort, &["--no-batch-probe"]].concat(),
+            ),
+            (
+                "ort --model-threads 2 unbatched",
+                [&[package][..], &ort_two].concat(),
+            ),
+            (
+                "ort --model-threads 2 --max-batch-size 64",
+                [&batched[..], &ort_two].concat(),
+            ),
+            // Two sessions (two copies of the weights), one thread each: two requests run the
+            // model at once instead of taking turns at one session's lock.
+            (
+                "ort --ort-sessions 2 unbatched",
+                [&[package][..], &ort_sessions].concat(),
+            ),
+            (
+                "ort --ort-sessions 2 --max-batch-size 64",
+                [&batched[..], &ort_sessions].concat(),
+            ),
+        ];
+        let servers = setups
+            .iter()
+            .map(|(_, args)| Bench::start(self.tiffin, args))
+            .collect::<Result<Vec<_>>>()?;
+        let mut loads: Vec<Vec<Load>> = servers.iter().map(|_| Vec::new()).collect();
+        for _ in 0..self.rounds {
+            for (server, runs) in servers.iter().zip(&mut loads) {
+                let url = format!("{}/v2/models/{model}/infer", server.url);
+                runs.push(run_wrk(
+                    self.wrk,
+                    self.scratch,
+                    &url,
+                    Some(self.body),
+                    64,
+                    self.seconds,
+                )?);
+            }
+        }
+        println!("{model}, one image per request, through /v2/models/{model}/infer:");
+        for (ix, ((label, _), runs)) in setups.iter().zip(&loads).enumerate() {
+            // Each runtime's setups against its own unbatched one (ONNX Runtime's with two
+            // threads or two sessions against its one-thread, one-session figure too).
+            let base = if ix < 3 { 0 } else { 3 };
+            let gains: Vec<f64> = runs
+                .iter()
+                .zip(&loads[base])
+                .map(|(run, unbatched)| run.rps / unbatched.rps)
+                .collect();
+            let each: Vec<String> = gains.iter().map(|g| format!("{g:.1}x")).collect();
+            let load = Load::median(runs);
+            println!(
+                "{label:<44} 64 conns {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  {:.2}x {} unbatched ({})",
+                load.rps,
+                load.p50_ms,
+                load.p99_ms,
+                median(gains.iter().copied()),
+                if base == 0 { "tract" } else { "ort" },
+                each.join(" ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Makes the wide CNN (`make_cnn.py`, in the virtualenv `bench memory` uses) and packs it with
+/// `examples` for the batching probe; returns the archive.
+fn wide_cnn(tiffin: &Path, scratch: &Path, examples: &Path) -> Result<PathBuf> {
+    let python =
+        crate::interop::python("bench-memory-venv", "xtask/requirements-bench-memory.txt")?;
+    let source = scratch.join("cnn_wide");
+    std::fs::create_dir_all(&source)?;
+    let mut make = Command::new(&python);
+    make.arg(process::workspace_root().join("xtask/src/bench/make_cnn.py"))
+        .arg(source.join("model.onnx"));
+    process::announce(&process::shown(&make));
+    process::run(&mut make)?;
+    std::fs::write(
+        source.join("tiffin.toml"),
+        r#"[package]
+name = "cnn_wide"
+version = "1.0.0"
+description = "The Keras MNIST example's shape with seeded random weights, for measuring batching."
+authors = ["tiffin bench"]
+license = "MIT"
+
+[model]
+path = "model.onnx"
+format = "onnx"
+
+[[signature.inputs]]
+name = "image"
+dtype = "f32"
+shape = ["batch", 1, 28, 28]
+
+[[signature.outputs]]
+name = "logits"
+dtype = "f32"
+shape = ["batch", 10]
+"#,
+    )?;
+    let out = scratch.join("cnn_wide_out");
+    std::fs::create_dir_all(&out)?;
+    pack_with(tiffin, &source, &out, Some(examples))?;
+    Ok(out.join("cnn_wide-1.0.0.tiffin"))
 }
 
 /// The middle value (the mean of the two middle ones for an even count).
