@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tiffin_manifest::{DType, Dim, ModelFormat, Signature};
 use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::optim::{Optimizer, OptimizerSession, TypedPass};
 
 use crate::error::Error;
 use crate::graph::{
@@ -312,18 +313,27 @@ impl Model {
                 Ok(fact.shape.iter().cloned().collect())
             })
             .collect::<Result<_, Error>>()?;
+        // The cache keeps the decluttered model to concretize from: one more copy of the
+        // weights beside the plan's own (packed) copy, which a large model cannot afford.
+        let large = weight_bytes(&model) > PLAN_CACHE_MAX_WEIGHTS;
+        let (mut optimized, kept) = if options.plan_cache > 0 && !large {
+            (model.clone(), Some(model))
+        } else {
+            // Optimized in place, so that each weight is freed once its packed form replaces
+            // it, rather than held beside the packed copy until the plan is built.
+            (model, None)
+        };
         // The model is decluttered already: only the optimizing passes are left.
-        let mut optimized = model.clone();
-        optimized
-            .optimize()
-            .map_err(|e| Error::Optimize { reason: reason(&e) })?;
+        if large {
+            optimized.optimize_with_session(&mut codegen_one_fold_at_a_time().session())
+        } else {
+            optimized.optimize()
+        }
+        .map_err(|e| Error::Optimize { reason: reason(&e) })?;
         let plan = optimized
             .into_runnable()
             .map_err(|e| Error::Optimize { reason: reason(&e) })?;
-        // The cache keeps the decluttered model to concretize from: one more copy of the
-        // weights beside the plan's own (packed) copy, which a large model cannot afford.
-        let plans = (options.plan_cache > 0 && weight_bytes(&model) <= PLAN_CACHE_MAX_WEIGHTS)
-            .then(|| Arc::new(PlanCache::new(model, options.plan_cache)));
+        let plans = kept.map(|model| Arc::new(PlanCache::new(model, options.plan_cache)));
         let executor = executor(options)?;
         Ok(Model {
             signature: signature.clone(),
@@ -833,6 +843,68 @@ fn substitutions(dims: &[NamedDim], sizes: &[usize]) -> HashMap<Symbol, TDim> {
         .zip(sizes)
         .filter_map(|(d, &size)| d.symbol.clone().map(|s| (s, (size as i64).to_dim())))
         .collect()
+}
+
+/// tract's optimizing passes (`TypedModel::optimize`), with constants folded one at a time:
+/// each fold (a weight packed for the matrix product, say) is followed by the compaction that
+/// frees what it replaced, where tract folds every constant of the graph before compacting, and
+/// so holds every weight twice at that point. Each compaction walks the whole graph, so this
+/// is kept for models whose weights make that worth it.
+fn codegen_one_fold_at_a_time() -> Optimizer {
+    let mut optimizer = Optimizer::codegen();
+    // tract does not export its constant-folding pass; it is known by its debug form. Should
+    // that change, nothing is wrapped and the passes are tract's own.
+    let prop_const = Optimizer::prop_consts()
+        .passes
+        .first()
+        .map(|pass| format!("{pass:?}"));
+    optimizer.passes = std::mem::take(&mut optimizer.passes)
+        .into_iter()
+        .map(|pass| {
+            if prop_const.as_ref() == Some(&format!("{pass:?}")) {
+                Box::new(OnePatch {
+                    inner: pass,
+                    stop: false,
+                })
+            } else {
+                pass
+            }
+        })
+        .collect();
+    optimizer
+}
+
+/// A pass that gives the optimizer one patch at a time: after each, tract compacts the graph
+/// and restarts the pass from its beginning.
+#[derive(Debug, Clone)]
+struct OnePatch {
+    inner: Box<dyn TypedPass>,
+    /// A patch was given since the last reset.
+    stop: bool,
+}
+
+impl TypedPass for OnePatch {
+    fn reset(&mut self) -> TractResult<()> {
+        self.stop = false;
+        self.inner.reset()
+    }
+
+    fn next(
+        &mut self,
+        session: &mut OptimizerSession,
+        model: &TypedModel,
+    ) -> TractResult<Option<TypedModelPatch>> {
+        if self.stop {
+            return Ok(None);
+        }
+        let patch = self.inner.next(session, model)?;
+        self.stop = patch.is_some();
+        Ok(patch)
+    }
+
+    fn run_direct(&mut self, model: &mut TypedModel) -> TractResult<bool> {
+        self.inner.run_direct(model)
+    }
 }
 
 fn optimize(model: TypedModel) -> Result<Plan, Error> {
@@ -1398,5 +1470,61 @@ mod tests {
                 assert!(matches!(e, Error::Parse { .. }), "{e}");
             }
         }
+    }
+
+    /// Constants folded one at a time give the plan tract's own passes give: the same outputs
+    /// for every fixture that types with symbols.
+    #[test]
+    fn folding_one_constant_at_a_time_gives_the_same_plan() {
+        let optimizer = codegen_one_fold_at_a_time();
+        let wrapped = optimizer
+            .passes
+            .iter()
+            .filter(|p| format!("{p:?}").starts_with("OnePatch"))
+            .count();
+        assert_eq!(wrapped, 1, "tract's constant folding pass was not found");
+        let mut compared = 0;
+        for name in ONNX_FIXTURES {
+            let dir = fixture(name);
+            let text = std::fs::read_to_string(dir.join("tiffin.toml")).unwrap();
+            let signature = tiffin_manifest::Authoring::from_toml_str(&text)
+                .unwrap()
+                .signature;
+            let source = ModelSource::File(dir.join("model.onnx"));
+            let parsed = crate::graph::parse(&source, ModelFormat::Onnx).unwrap();
+            let Ok(Typed { model, .. }) = confront(&parsed, &signature) else {
+                continue;
+            };
+            let model = parsed.declutter(model).unwrap();
+            let mut theirs = model.clone();
+            theirs.optimize().unwrap();
+            let mut ours = model;
+            ours.optimize_with_session(&mut codegen_one_fold_at_a_time().session())
+                .unwrap();
+            let reference = reference(name);
+            let inputs: TVec<TValue> = signature
+                .inputs
+                .iter()
+                .map(|i| {
+                    crate::tract_io::to_tract(&reference.inputs[&i.name])
+                        .unwrap()
+                        .into_tvalue()
+                })
+                .collect();
+            let run = |model: TypedModel| -> Vec<Tensor> {
+                let plan = model.into_runnable().unwrap();
+                plan.run(inputs.clone())
+                    .unwrap()
+                    .iter()
+                    .map(|v| crate::tract_io::from_tract(v).unwrap())
+                    .collect()
+            };
+            assert_eq!(run(ours), run(theirs), "{name}");
+            compared += 1;
+        }
+        assert!(
+            compared >= 10,
+            "only {compared} fixtures typed with symbols"
+        );
     }
 }
