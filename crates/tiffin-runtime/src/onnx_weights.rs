@@ -247,29 +247,41 @@ impl<R: Read + Seek> Wire<R> {
     }
 
     /// Copies the value of a field of this wire type onto `out`, with its key (`key`, already
-    /// read) in front.
+    /// read) in front; `false`, with nothing copied, when `out` would then pass `max` bytes.
     fn copy_field(
         &mut self,
         key: (u64, u64),
         end: u64,
         out: &mut Vec<u8>,
-    ) -> Result<(), Unfollowed> {
-        put_varint(out, key.0 << 3 | key.1);
+        max: usize,
+    ) -> Result<bool, Unfollowed> {
+        // A key, a varint value or a length is at most 10 bytes.
+        let room = |n: u64| (out.len() as u64).saturating_add(n) <= max as u64;
+        let fixed = |n: u64, wire: &mut Self, out: &mut Vec<u8>| {
+            put_varint(out, key.0 << 3 | key.1);
+            wire.take(n, end, out)
+        };
         match key.1 {
-            WIRE_VARINT => {
+            WIRE_VARINT if room(20) => {
                 let v = self.varint()?;
+                put_varint(out, key.0 << 3 | key.1);
                 put_varint(out, v);
-                Ok(())
             }
-            WIRE_FIXED64 => self.take(8, end, out),
-            WIRE_FIXED32 => self.take(4, end, out),
+            WIRE_FIXED64 if room(18) => fixed(8, self, out)?,
+            WIRE_FIXED32 if room(14) => fixed(4, self, out)?,
             WIRE_LEN => {
                 let n = self.varint()?;
+                if !room(n.saturating_add(20)) {
+                    return Ok(false);
+                }
+                put_varint(out, key.0 << 3 | key.1);
                 put_varint(out, n);
-                self.take(n, end, out)
+                self.take(n, end, out)?;
             }
-            _ => Err(Unfollowed),
+            WIRE_VARINT | WIRE_FIXED64 | WIRE_FIXED32 => return Ok(false),
+            _ => return Err(Unfollowed),
         }
+        Ok(true)
     }
 
     fn seek_to(&mut self, pos: u64) -> io::Result<()> {
@@ -367,8 +379,8 @@ fn walk_tensor<R: Read + Seek>(
             raw = Some((wire.pos, n));
             wire.skip(n, end)?;
         } else {
-            wire.copy_field(key, end, &mut header)?;
-            if header.len() > MAX_HEADER {
+            // Checked before the field is read, so that a large one is never copied here.
+            if !wire.copy_field(key, end, &mut header, MAX_HEADER)? {
                 return Ok(None);
             }
         }
@@ -617,7 +629,7 @@ mod tests {
 
     /// Initializers tract reads some other way, or refuses, stay in the protobuf for it to do
     /// so: booleans, external data, values not in `raw_data`, a size that does not match the
-    /// dims, negative dims, no name, `raw_data` given twice.
+    /// dims, negative dims, no name, `raw_data` given twice; and one with a large field besides.
     #[test]
     fn initializers_tract_reads_otherwise_stay() {
         let big = floats(1024);
@@ -635,7 +647,12 @@ mod tests {
             float_data: vec![1.0; 1024],
             ..Default::default()
         };
+        // Other fields larger than a header may be (tract would read `raw_data` here, but
+        // the walk never copies a large field to find out).
+        let mut both = raw("both", &[1024], DataType::Float, big.clone());
+        both.float_data = vec![0.5; MAX_HEADER / 4 + 1];
         let initializers = vec![
+            both,
             raw("bool", &[4096], DataType::Bool, vec![1; 4096]),
             external,
             listed,
