@@ -137,6 +137,7 @@ pub fn read_files(
         }
         PackageKind::Archive => {
             let file = File::open(path).map_err(Error::read(path))?;
+            let archive_len = file.metadata().map_err(Error::read(path))?.len();
             let mut archive = tar::Archive::new(BufReader::new(file));
             // With seeks, the members not wanted are passed over rather than read: loading a
             // model beside 1 GiB of other files read that gigabyte again.
@@ -146,10 +147,13 @@ pub fn read_files(
                 let mut entry = entry.map_err(Error::read(path))?;
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                 if entry.header().entry_type() == tar::EntryType::Regular && wanted(&name) {
-                    // The declared size only as a hint, capped: an unverified archive's
-                    // header could claim any size, and reading stops at the data it holds.
-                    let mut bytes =
-                        Vec::with_capacity(entry.size().min(MAX_MANIFEST_SIZE) as usize);
+                    // The declared size only as a hint, capped by the archive's own length:
+                    // an unverified archive's header could claim any size, and reading stops
+                    // at the data it holds. A hint capped lower made a large model's buffer
+                    // grow by doubling, and the reader zeroes the spare room it reads into, so
+                    // a 1 GiB model held 1.5 GiB.
+                    let hint = entry.size().min(archive_len);
+                    let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
                     entry.read_to_end(&mut bytes).map_err(Error::read(path))?;
                     out.insert(name, bytes);
                 }

@@ -13,6 +13,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::{DimFact, ShapeFactoid};
 
 use crate::error::{Error, SignatureProblem, TensorKind};
+use crate::onnx_weights::{MIN_STRIPPED, OnnxModel, ReadError, read_stripped};
 
 /// Where a model's bytes come from.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,7 +25,8 @@ pub enum ModelSource {
     Dir(PathBuf),
     /// One file, read when the model loads: ONNX Runtime reads an ONNX file itself, without the
     /// process holding its bytes (a 1 GiB model then peaks at 1.3x its size, not 2.3x); tract
-    /// reads it whole first, as with [`ModelSource::Bytes`].
+    /// reads an ONNX file's large weights straight into its tensors, and the rest of the file
+    /// (or an NNEF file whole) as with [`ModelSource::Bytes`].
     File(PathBuf),
 }
 
@@ -57,8 +59,9 @@ impl fmt::Debug for ModelSource {
 /// A model read from its source, before the signature types it.
 pub(crate) enum Parsed {
     /// The ONNX protobuf, kept so that it can be turned into a tract model more than once (with
-    /// and without the graph's `value_info`) and so that classifier attributes can be read.
-    Onnx(Box<pb::ModelProto>),
+    /// and without the graph's `value_info`) and so that classifier attributes can be read; its
+    /// large initializers are kept beside it as tensors (see [`crate::onnx_weights`]).
+    Onnx(Box<OnnxModel>),
     /// An NNEF model, typed by its own declarations.
     Nnef(Box<TypedModel>),
 }
@@ -140,27 +143,53 @@ pub(crate) fn reason(e: &TractError) -> String {
 
 /// Reads a model from its source as `format`.
 pub(crate) fn parse(source: &ModelSource, format: ModelFormat) -> Result<Parsed, Error> {
+    parse_with(source, format, MIN_STRIPPED)
+}
+
+/// [`parse`], reading the ONNX initializers of at least `min` bytes into tensors beside the
+/// protobuf (`u64::MAX`: none, the whole file decoded as tract would).
+pub(crate) fn parse_with(
+    source: &ModelSource,
+    format: ModelFormat,
+    min: u64,
+) -> Result<Parsed, Error> {
     let failed = |e: TractError| Error::Parse {
         format,
         reason: reason(&e),
     };
     match (format, source) {
+        (ModelFormat::Onnx, ModelSource::File(path)) => {
+            let cannot =
+                |e: std::io::Error| Error::Source(format!("cannot read {}: {e}", path.display()));
+            let file = std::fs::File::open(path).map_err(cannot)?;
+            let len = file.metadata().map_err(cannot)?.len();
+            // The large weights go from the file straight into tensors; a file without any
+            // is read whole, as before.
+            match read_stripped(file, len, min) {
+                Ok(Some(model)) => onnx_parsed(model),
+                Ok(None) => {
+                    let bytes = ModelSource::File(path.clone()).into_bytes()?;
+                    onnx_parsed(decode_onnx(&bytes)?)
+                }
+                Err(ReadError::Decode(e)) => Err(failed(e.into())),
+                Err(ReadError::Io(e)) => Err(cannot(e)),
+            }
+        }
         (_, ModelSource::File(path)) => {
             let bytes = ModelSource::File(path.clone()).into_bytes()?;
-            parse(&ModelSource::Bytes(bytes), format)
+            parse_with(&ModelSource::Bytes(bytes), format, min)
         }
         (ModelFormat::Onnx, ModelSource::Bytes(bytes)) => {
-            // Decoded from the bytes as they are: tract's `proto_model_for_read` first copies the
-            // whole file into a buffer of its own, a third copy of the weights at the peak.
-            let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(&bytes[..])
-                .map_err(|e| failed(e.into()))?;
-            if proto.graph.is_none() {
-                return Err(Error::Parse {
+            let cursor = std::io::Cursor::new(&bytes[..]);
+            match read_stripped(cursor, bytes.len() as u64, min) {
+                Ok(Some(model)) => onnx_parsed(model),
+                Ok(None) => onnx_parsed(decode_onnx(bytes)?),
+                Err(ReadError::Decode(e)) => Err(failed(e.into())),
+                Err(ReadError::Io(e)) => Err(Error::Parse {
                     format,
-                    reason: "the ONNX file holds no graph".into(),
-                });
+                    reason: e.to_string(),
+                }),
             }
-            Ok(Parsed::Onnx(Box::new(proto)))
         }
         (ModelFormat::Onnx, ModelSource::Dir(path)) => Err(Error::Source(format!(
             "an ONNX model is one file, but {} was given as a folder; give the bytes of the .onnx file",
@@ -183,6 +212,30 @@ pub(crate) fn parse(source: &ModelSource, format: ModelFormat) -> Result<Parsed,
             Ok(Parsed::Nnef(Box::new(model)))
         }
     }
+}
+
+/// Decodes a whole ONNX file, its weights inside the protobuf.
+fn decode_onnx(bytes: &[u8]) -> Result<OnnxModel, Error> {
+    // Decoded from the bytes as they are: tract's `proto_model_for_read` first copies the whole
+    // file into a buffer of its own, a third copy of the weights at the peak.
+    let proto = <pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| Error::Parse {
+        format: ModelFormat::Onnx,
+        reason: reason(&e.into()),
+    })?;
+    Ok(OnnxModel {
+        proto,
+        weights: Vec::new(),
+    })
+}
+
+fn onnx_parsed(model: OnnxModel) -> Result<Parsed, Error> {
+    if model.proto.graph.is_none() {
+        return Err(Error::Parse {
+            format: ModelFormat::Onnx,
+            reason: "the ONNX file holds no graph".into(),
+        });
+    }
+    Ok(Parsed::Onnx(Box::new(model)))
 }
 
 /// One dimension as the graph itself declares it.
@@ -275,14 +328,13 @@ fn typed_tensor(name: String, fact: &TypedFact) -> GraphTensor {
 /// The graph's own inputs and outputs, in graph order.
 pub(crate) fn graph_io(parsed: &Parsed) -> Result<(Vec<GraphTensor>, Vec<GraphTensor>), Error> {
     match parsed {
-        Parsed::Onnx(proto) => {
-            let graph = proto.graph.as_ref().ok_or_else(|| Error::Parse {
+        Parsed::Onnx(onnx) => {
+            let graph = onnx.proto.graph.as_ref().ok_or_else(|| Error::Parse {
                 format: ModelFormat::Onnx,
                 reason: "the ONNX file holds no graph".into(),
             })?;
             // Inputs that an initializer fills are constants, not inputs of the model.
-            let initialized: HashSet<&str> =
-                graph.initializer.iter().map(|t| t.name.as_str()).collect();
+            let initialized = onnx.initializer_names();
             let inputs = graph
                 .input
                 .iter()
@@ -713,8 +765,8 @@ fn confront_as(parsed: &Parsed, declared: &Signature, concrete: bool) -> Result<
             }
         }
     }
-    if let Parsed::Onnx(proto) = parsed {
-        let labels = onnx_class_labels(proto);
+    if let Parsed::Onnx(onnx) = parsed {
+        let labels = onnx_class_labels(&onnx.proto);
         for spec in &declared.outputs {
             let (Some(graph), Some(declared)) = (labels.get(&spec.name), &spec.class_labels) else {
                 continue;
@@ -811,21 +863,21 @@ fn type_model(
     outputs: &[String],
 ) -> Result<TypedModel, Error> {
     match parsed {
-        Parsed::Onnx(proto) => {
-            let Err(Error::Typing { reason: first }) = onnx_typed(proto, facts, outputs, false)
+        Parsed::Onnx(onnx) => {
+            let Err(Error::Typing { reason: first }) = onnx_typed(onnx, facts, outputs, false)
             else {
-                return onnx_typed(proto, facts, outputs, false);
+                return onnx_typed(onnx, facts, outputs, false);
             };
             // Shapes some exporters write into `value_info` use symbols of their own that do
             // not unify with the declared ones; the graph types without them.
-            let second = onnx_typed(proto, facts, outputs, true);
+            let second = onnx_typed(onnx, facts, outputs, true);
             if !matches!(second, Err(Error::Typing { .. })) {
                 return second;
             }
             // Casts of shape values (PaddlePaddle's exporter writes Shape -> Cast(int32) ->
             // Slice -> Cast(int64) -> Reshape) hide a symbolic size from tract, which then
             // cannot type the Reshape; without the casts the sizes stay symbolic.
-            if let Some(rewritten) = without_shape_casts(proto) {
+            if let Some(rewritten) = without_shape_casts(onnx) {
                 let third = onnx_typed(&rewritten, facts, outputs, true);
                 if !matches!(third, Err(Error::Typing { .. })) {
                     return third;
@@ -850,7 +902,7 @@ fn type_model(
 /// possibly sliced, gathered, squeezed or concatenated) is an `Identity`; `None` when there is
 /// no such cast. Shape values are sizes, which every integer type holds, so the graph computes
 /// the same sizes; tract then keeps them symbolic instead of needing them as numbers.
-fn without_shape_casts(proto: &pb::ModelProto) -> Option<pb::ModelProto> {
+fn without_shape_casts(onnx: &OnnxModel) -> Option<OnnxModel> {
     use pb::tensor_proto::DataType;
     const CARRY: [&str; 7] = [
         "Slice",
@@ -867,7 +919,7 @@ fn without_shape_casts(proto: &pb::ModelProto) -> Option<pb::ModelProto> {
             .and_then(|to| DataType::try_from(to).ok())
             .is_some_and(|dt| matches!(dt, DataType::Int32 | DataType::Int64))
     };
-    let mut proto = proto.clone();
+    let mut proto = onnx.proto.clone();
     let graph = proto.graph.as_mut()?;
     let mut shape_valued: HashSet<String> = HashSet::new();
     let mut changed = false;
@@ -888,7 +940,10 @@ fn without_shape_casts(proto: &pb::ModelProto) -> Option<pb::ModelProto> {
             shape_valued.extend(node.output.iter().cloned());
         }
     }
-    changed.then_some(proto)
+    changed.then(|| OnnxModel {
+        proto,
+        weights: onnx.weights.clone(),
+    })
 }
 
 fn select_outputs<F, O>(model: &Graph<F, O>, names: &[String]) -> TractResult<Vec<OutletId>>
@@ -910,19 +965,17 @@ where
 }
 
 fn onnx_typed(
-    proto: &pb::ModelProto,
+    onnx: &OnnxModel,
     facts: &[InputFact],
     outputs: &[String],
     ignore_value_info: bool,
 ) -> Result<TypedModel, Error> {
     let typing = |e: TractError| Error::Typing { reason: reason(&e) };
-    let onnx = onnx_framework().with_ignore_value_info(ignore_value_info);
-    let mut model = onnx
-        .model_for_proto_model(proto)
-        .map_err(|e| Error::Parse {
-            format: ModelFormat::Onnx,
-            reason: reason(&e),
-        })?;
+    let framework = onnx_framework().with_ignore_value_info(ignore_value_info);
+    let mut model = onnx_inference(&framework, onnx).map_err(|e| Error::Parse {
+        format: ModelFormat::Onnx,
+        reason: reason(&e),
+    })?;
     unsupported_operators(&model)?;
     model
         .set_input_names(facts.iter().map(|f| &f.name))
@@ -934,6 +987,45 @@ fn onnx_typed(
     let outlets = select_outputs(&model, outputs).map_err(typing)?;
     model.select_output_outlets(&outlets).map_err(typing)?;
     model.into_typed().map_err(typing)
+}
+
+/// The graph as tract-onnx reads it (what its `model_for_proto_model` returns), with the weights
+/// read beside the protobuf put back as constants: tract-onnx sees each as an input no one
+/// fills (or as a graph input, when the graph lists it among them), and each such source
+/// becomes the constant tract-onnx would have made of the initializer.
+fn onnx_inference(framework: &tract_onnx::Onnx, onnx: &OnnxModel) -> TractResult<InferenceModel> {
+    let tract_onnx::model::ParseResult {
+        mut model,
+        unresolved_inputs,
+        outlets_by_name,
+    } = framework.parse(&onnx.proto, None)?;
+    let mut filled = HashSet::new();
+    for weight in &onnx.weights {
+        // A weight no node reads is left out; one whose name a node's output also takes is
+        // shadowed by that output, as it is in tract-onnx.
+        let Some(&outlet) = outlets_by_name.get(&weight.name) else {
+            continue;
+        };
+        if !model.inputs.contains(&outlet) {
+            continue;
+        }
+        let fact = TypedFact::try_from(weight.tensor.clone())?;
+        let konst = tract_onnx::tract_core::ops::konst::Const::new(weight.tensor.clone())?;
+        model.node_mut(outlet.node).op = Box::new(konst);
+        model.set_outlet_fact(outlet, fact.into())?;
+        model.inputs.retain(|&input| input != outlet);
+        filled.insert(weight.name.as_str());
+    }
+    let unresolved: Vec<&String> = unresolved_inputs
+        .iter()
+        .filter(|name| !filled.contains(name.as_str()))
+        .collect();
+    if !unresolved.is_empty() {
+        return Err(TractError::msg(format!(
+            "Could not resolve inputs at top-level: {unresolved:?}"
+        )));
+    }
+    Ok(model)
 }
 
 /// Refuses, up front and by name, the operators tract left unimplemented: otherwise they only
@@ -1094,7 +1186,7 @@ fn graph_signature_unguarded(
             })
             .collect();
         let feature_names = match &parsed {
-            Parsed::Onnx(proto) => onnx_feature_names(proto, &g.name, graph_inputs.len() == 1),
+            Parsed::Onnx(onnx) => onnx_feature_names(&onnx.proto, &g.name, graph_inputs.len() == 1),
             Parsed::Nnef(_) => None,
         };
         inputs.push(TensorSpec {
@@ -1159,7 +1251,7 @@ fn graph_signature_unguarded(
         Err(e) => return declared_outputs(&parsed, inputs, &graph_outputs).ok_or(e),
     };
     let labels = match &parsed {
-        Parsed::Onnx(proto) => onnx_class_labels(proto),
+        Parsed::Onnx(onnx) => onnx_class_labels(&onnx.proto),
         Parsed::Nnef(_) => HashMap::new(),
     };
     let mut outputs = Vec::new();
@@ -1237,7 +1329,7 @@ fn declared_outputs(
     graph_outputs: &[GraphTensor],
 ) -> Option<Signature> {
     let labels = match parsed {
-        Parsed::Onnx(proto) => onnx_class_labels(proto),
+        Parsed::Onnx(onnx) => onnx_class_labels(&onnx.proto),
         Parsed::Nnef(_) => return None,
     };
     let outputs = graph_outputs
@@ -1330,8 +1422,8 @@ fn graph_ops_unguarded(source: &ModelSource, format: ModelFormat) -> Result<Grap
     let (inputs, _) = graph_io(&parsed)?;
     let mut ops = GraphOps::default();
     match &parsed {
-        Parsed::Onnx(proto) => {
-            let graph = proto.graph.as_ref().ok_or_else(|| Error::Parse {
+        Parsed::Onnx(onnx) => {
+            let graph = onnx.proto.graph.as_ref().ok_or_else(|| Error::Parse {
                 format,
                 reason: "the ONNX file holds no graph".into(),
             })?;

@@ -13,6 +13,7 @@ mod graph;
 mod model;
 mod nnef;
 mod onnx_ml;
+mod onnx_weights;
 #[cfg(feature = "ort")]
 mod onnxruntime;
 mod tensor;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tiffin_manifest::{DType, Dim, ModelFormat, Signature};
 use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::optim::{Optimizer, OptimizerSession, TypedPass};
 
 use crate::error::Error;
 use crate::graph::{
@@ -329,18 +330,27 @@ impl Model {
                 Ok(fact.shape.iter().cloned().collect())
             })
             .collect::<Result<_, Error>>()?;
+        // The cache keeps the decluttered model to concretize from: one more copy of the
+        // weights beside the plan's own (packed) copy, which a large model cannot afford.
+        let large = weight_bytes(&model) > PLAN_CACHE_MAX_WEIGHTS;
+        let (mut optimized, kept) = if options.plan_cache > 0 && !large {
+            (model.clone(), Some(model))
+        } else {
+            // Optimized in place, so that each weight is freed once its packed form replaces
+            // it, rather than held beside the packed copy until the plan is built.
+            (model, None)
+        };
         // The model is decluttered already: only the optimizing passes are left.
-        let mut optimized = model.clone();
-        optimized
-            .optimize()
-            .map_err(|e| Error::Optimize { reason: reason(&e) })?;
+        if large {
+            optimized.optimize_with_session(&mut codegen_one_fold_at_a_time().session())
+        } else {
+            optimized.optimize()
+        }
+        .map_err(|e| Error::Optimize { reason: reason(&e) })?;
         let plan = optimized
             .into_runnable()
             .map_err(|e| Error::Optimize { reason: reason(&e) })?;
-        // The cache keeps the decluttered model to concretize from: one more copy of the
-        // weights beside the plan's own (packed) copy, which a large model cannot afford.
-        let plans = (options.plan_cache > 0 && weight_bytes(&model) <= PLAN_CACHE_MAX_WEIGHTS)
-            .then(|| Arc::new(PlanCache::new(model, options.plan_cache)));
+        let plans = kept.map(|model| Arc::new(PlanCache::new(model, options.plan_cache)));
         let executor = executor(options)?;
         Ok(Model {
             signature: signature.clone(),
@@ -672,19 +682,10 @@ impl Model {
 
 /// The bytes of an ONNX graph's initializers (its weights); 0 for NNEF.
 fn initializer_bytes(parsed: &Parsed) -> usize {
-    let Parsed::Onnx(proto) = parsed else {
-        return 0;
-    };
-    proto.graph.as_ref().map_or(0, |g| {
-        g.initializer
-            .iter()
-            .map(|t| {
-                t.raw_data.len()
-                    + 4 * (t.float_data.len() + t.int32_data.len())
-                    + 8 * (t.double_data.len() + t.int64_data.len() + t.uint64_data.len())
-            })
-            .sum()
-    })
+    match parsed {
+        Parsed::Onnx(onnx) => onnx.initializer_bytes(),
+        Parsed::Nnef(_) => 0,
+    }
 }
 
 /// The first input with a zero-sized axis, and that axis.
@@ -859,6 +860,68 @@ fn substitutions(dims: &[NamedDim], sizes: &[usize]) -> HashMap<Symbol, TDim> {
         .zip(sizes)
         .filter_map(|(d, &size)| d.symbol.clone().map(|s| (s, (size as i64).to_dim())))
         .collect()
+}
+
+/// tract's optimizing passes (`TypedModel::optimize`), with constants folded one at a time:
+/// each fold (a weight packed for the matrix product, say) is followed by the compaction that
+/// frees what it replaced, where tract folds every constant of the graph before compacting, and
+/// so holds every weight twice at that point. Each compaction walks the whole graph, so this
+/// is kept for models whose weights make that worth it.
+fn codegen_one_fold_at_a_time() -> Optimizer {
+    let mut optimizer = Optimizer::codegen();
+    // tract does not export its constant-folding pass; it is known by its debug form. Should
+    // that change, nothing is wrapped and the passes are tract's own.
+    let prop_const = Optimizer::prop_consts()
+        .passes
+        .first()
+        .map(|pass| format!("{pass:?}"));
+    optimizer.passes = std::mem::take(&mut optimizer.passes)
+        .into_iter()
+        .map(|pass| {
+            if prop_const.as_ref() == Some(&format!("{pass:?}")) {
+                Box::new(OnePatch {
+                    inner: pass,
+                    stop: false,
+                })
+            } else {
+                pass
+            }
+        })
+        .collect();
+    optimizer
+}
+
+/// A pass that gives the optimizer one patch at a time: after each, tract compacts the graph
+/// and restarts the pass from its beginning.
+#[derive(Debug, Clone)]
+struct OnePatch {
+    inner: Box<dyn TypedPass>,
+    /// A patch was given since the last reset.
+    stop: bool,
+}
+
+impl TypedPass for OnePatch {
+    fn reset(&mut self) -> TractResult<()> {
+        self.stop = false;
+        self.inner.reset()
+    }
+
+    fn next(
+        &mut self,
+        session: &mut OptimizerSession,
+        model: &TypedModel,
+    ) -> TractResult<Option<TypedModelPatch>> {
+        if self.stop {
+            return Ok(None);
+        }
+        let patch = self.inner.next(session, model)?;
+        self.stop = patch.is_some();
+        Ok(patch)
+    }
+
+    fn run_direct(&mut self, model: &mut TypedModel) -> TractResult<bool> {
+        self.inner.run_direct(model)
+    }
 }
 
 fn optimize(model: TypedModel) -> Result<Plan, Error> {
@@ -1206,5 +1269,279 @@ mod tests {
             "no size given for dim `batch`; give every one of `batch`"
         );
         assert!(!mnist(0).prepare(&[("batch", 1)]).unwrap());
+    }
+
+    /// The fixtures with an ONNX model.
+    const ONNX_FIXTURES: [&str; 15] = [
+        "bert_tiny",
+        "breast_cancer",
+        "breast_cancer_gbt",
+        "breast_cancer_mlp",
+        "breast_cancer_rf",
+        "breast_cancer_scaled",
+        "churn_model",
+        "diabetes_tree_reg",
+        "forest300",
+        "iris",
+        "iris_gbt",
+        "iris_rf",
+        "mnist_cnn",
+        "silero_vad",
+        "text_direction",
+    ];
+
+    /// Loads a parsed model and runs it on `inputs`; also says how many of its initializers
+    /// were read into tensors beside the protobuf.
+    fn run_parsed(
+        parsed: Parsed,
+        signature: &Signature,
+        inputs: &[Tensor],
+    ) -> (usize, Vec<Tensor>) {
+        let beside = match &parsed {
+            Parsed::Onnx(onnx) => onnx.weights.len(),
+            Parsed::Nnef(_) => 0,
+        };
+        let options = LoadOptions::default().with_plan_cache(0);
+        let model = Model::load_parsed(parsed, signature, &options).unwrap();
+        (beside, model.run(inputs).unwrap())
+    }
+
+    /// Every fixture answers the same with its initializers read into tensors beside the
+    /// protobuf (all of them, whatever their size) as with them decoded inside it: the
+    /// constants take the place of the initializers, in the main graph and in the branches of
+    /// silero_vad's `If`s that use them.
+    #[test]
+    fn fixtures_answer_the_same_with_weights_beside_the_protobuf() {
+        let mut beside = 0;
+        for name in ONNX_FIXTURES {
+            let dir = fixture(name);
+            let text = std::fs::read_to_string(dir.join("tiffin.toml")).unwrap();
+            let signature = tiffin_manifest::Authoring::from_toml_str(&text)
+                .unwrap()
+                .signature;
+            let reference = reference(name);
+            let inputs: Vec<Tensor> = signature
+                .inputs
+                .iter()
+                .map(|i| reference.inputs[&i.name].clone())
+                .collect();
+            let source = ModelSource::File(dir.join("model.onnx"));
+            let parse = |min| crate::graph::parse_with(&source, ModelFormat::Onnx, min).unwrap();
+            let (none, whole) = run_parsed(parse(u64::MAX), &signature, &inputs);
+            assert_eq!(none, 0, "{name}");
+            let (weights, apart) = run_parsed(parse(1), &signature, &inputs);
+            beside += weights;
+            assert_eq!(apart.len(), whole.len(), "{name}");
+            for (got, want) in apart.iter().zip(&whole) {
+                crate::testutil::assert_close(name, got, want, &crate::testutil::SAME_MACHINE);
+            }
+        }
+        assert!(beside > 0, "no fixture had an initializer to read beside");
+    }
+
+    /// A model with a 1 MiB weight, which the main graph reads (`z`) and an `If` branch reads
+    /// from the outer scope (`y`), from a file and from bytes: the weight goes into a tensor
+    /// beside the protobuf, and the model computes what it computed decoded whole.
+    #[test]
+    fn a_large_weight_is_read_beside_the_protobuf() {
+        use tract_onnx::pb;
+        use tract_onnx::pb::tensor_proto::DataType;
+        const N: usize = 512;
+        let weights: Vec<f32> = (0..N * N).map(|i| (i % 7) as f32 - 3.0).collect();
+        let float = |name: &str| pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: DataType::Float as i32,
+                    shape: None,
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let node = |op: &str, inputs: &[&str], output: &str| pb::NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: inputs.iter().map(|&i| i.into()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        };
+        let branch = |name: &str, nodes: Vec<pb::NodeProto>, output: &str| pb::AttributeProto {
+            name: name.into(),
+            r#type: pb::attribute_proto::AttributeType::Graph as i32,
+            g: Some(pb::GraphProto {
+                name: name.into(),
+                node: nodes,
+                output: vec![float(output)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut choose = node("If", &["cond"], "y");
+        choose.attribute = vec![
+            branch("then_branch", vec![node("MatMul", &["x", "w"], "t")], "t"),
+            branch("else_branch", vec![node("Neg", &["x"], "e")], "e"),
+        ];
+        let proto = pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            graph: Some(pb::GraphProto {
+                name: "dense".into(),
+                node: vec![choose, node("MatMul", &["x", "w"], "z")],
+                initializer: vec![
+                    pb::TensorProto {
+                        name: "w".into(),
+                        dims: vec![N as i64, N as i64],
+                        data_type: DataType::Float as i32,
+                        raw_data: weights.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                        ..Default::default()
+                    },
+                    pb::TensorProto {
+                        name: "cond".into(),
+                        data_type: DataType::Bool as i32,
+                        int32_data: vec![1],
+                        ..Default::default()
+                    },
+                ],
+                input: vec![float("x")],
+                output: vec![float("y"), float("z")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let bytes = prost::Message::encode_to_vec(&proto);
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        let signature: Signature = serde_json::from_value(serde_json::json!({
+            "inputs": [{"name": "x", "dtype": "f32", "shape": ["batch", N]}],
+            "outputs": [
+                {"name": "y", "dtype": "f32", "shape": ["batch", N]},
+                {"name": "z", "dtype": "f32", "shape": ["batch", N]},
+            ],
+        }))
+        .unwrap();
+        let x: Vec<f32> = (0..2 * N).map(|i| (i % 5) as f32 * 0.5).collect();
+        let input = Tensor::new(vec![2, N], TensorData::F32(x.clone())).unwrap();
+        let want: Vec<f32> = (0..2 * N)
+            .map(|ix| {
+                let (row, col) = (ix / N, ix % N);
+                (0..N).map(|k| x[row * N + k] * weights[k * N + col]).sum()
+            })
+            .collect();
+        let sources = [
+            ModelSource::File(file.path().to_owned()),
+            ModelSource::Bytes(bytes),
+        ];
+        for source in &sources {
+            let parse = |min| crate::graph::parse_with(source, ModelFormat::Onnx, min).unwrap();
+            let (none, whole) =
+                run_parsed(parse(u64::MAX), &signature, std::slice::from_ref(&input));
+            let (beside, apart) = run_parsed(
+                crate::graph::parse(source, ModelFormat::Onnx).unwrap(),
+                &signature,
+                std::slice::from_ref(&input),
+            );
+            assert_eq!((none, beside), (0, 1), "{source:?}");
+            assert_eq!(apart, whole, "{source:?}");
+            let TensorData::F32(z) = apart[1].data() else {
+                panic!("z is not f32");
+            };
+            assert_eq!(z, &want, "{source:?}");
+            assert_eq!(apart[0], apart[1], "{source:?}");
+        }
+    }
+
+    /// A file cut short is refused with the decoder's error, whether the cut falls in a large
+    /// weight or in the graph before it; a weight's data past the end of the file is never
+    /// read as zeros.
+    #[test]
+    fn a_cut_file_is_refused() {
+        use tract_onnx::pb;
+        let proto = pb::ModelProto {
+            graph: Some(pb::GraphProto {
+                initializer: vec![pb::TensorProto {
+                    name: "w".into(),
+                    dims: vec![1 << 18],
+                    data_type: pb::tensor_proto::DataType::Float as i32,
+                    raw_data: vec![1; 1 << 20],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let bytes = prost::Message::encode_to_vec(&proto);
+        for cut in [bytes.len() - 1, bytes.len() / 2, 10, 3] {
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            std::io::Write::write_all(&mut file, &bytes[..cut]).unwrap();
+            for source in [
+                ModelSource::File(file.path().to_owned()),
+                ModelSource::Bytes(bytes[..cut].to_vec()),
+            ] {
+                let Err(e) = crate::graph::parse(&source, ModelFormat::Onnx) else {
+                    panic!("a file cut at {cut} of {} was read", bytes.len());
+                };
+                assert!(matches!(e, Error::Parse { .. }), "{e}");
+            }
+        }
+    }
+
+    /// Constants folded one at a time give the plan tract's own passes give: the same outputs
+    /// for every fixture that types with symbols.
+    #[test]
+    fn folding_one_constant_at_a_time_gives_the_same_plan() {
+        let optimizer = codegen_one_fold_at_a_time();
+        let wrapped = optimizer
+            .passes
+            .iter()
+            .filter(|p| format!("{p:?}").starts_with("OnePatch"))
+            .count();
+        assert_eq!(wrapped, 1, "tract's constant folding pass was not found");
+        let mut compared = 0;
+        for name in ONNX_FIXTURES {
+            let dir = fixture(name);
+            let text = std::fs::read_to_string(dir.join("tiffin.toml")).unwrap();
+            let signature = tiffin_manifest::Authoring::from_toml_str(&text)
+                .unwrap()
+                .signature;
+            let source = ModelSource::File(dir.join("model.onnx"));
+            let parsed = crate::graph::parse(&source, ModelFormat::Onnx).unwrap();
+            let Ok(Typed { model, .. }) = confront(&parsed, &signature) else {
+                continue;
+            };
+            let model = parsed.declutter(model).unwrap();
+            let mut theirs = model.clone();
+            theirs.optimize().unwrap();
+            let mut ours = model;
+            ours.optimize_with_session(&mut codegen_one_fold_at_a_time().session())
+                .unwrap();
+            let reference = reference(name);
+            let inputs: TVec<TValue> = signature
+                .inputs
+                .iter()
+                .map(|i| {
+                    crate::tract_io::to_tract(&reference.inputs[&i.name])
+                        .unwrap()
+                        .into_tvalue()
+                })
+                .collect();
+            let run = |model: TypedModel| -> Vec<Tensor> {
+                let plan = model.into_runnable().unwrap();
+                plan.run(inputs.clone())
+                    .unwrap()
+                    .iter()
+                    .map(|v| crate::tract_io::from_tract(v).unwrap())
+                    .collect()
+            };
+            assert_eq!(run(ours), run(theirs), "{name}");
+            compared += 1;
+        }
+        assert!(
+            compared >= 10,
+            "only {compared} fixtures typed with symbols"
+        );
     }
 }
