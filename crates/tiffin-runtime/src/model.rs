@@ -1290,6 +1290,14 @@ mod tests {
         "text_direction",
     ];
 
+    /// The signature a fixture's tiffin.toml declares.
+    fn fixture_signature(name: &str) -> Signature {
+        let text = std::fs::read_to_string(fixture(name).join("tiffin.toml")).unwrap();
+        tiffin_manifest::Authoring::from_toml_str(&text)
+            .unwrap()
+            .signature
+    }
+
     /// Loads a parsed model and runs it on `inputs`; also says how many of its initializers
     /// were read into tensors beside the protobuf.
     fn run_parsed(
@@ -1315,10 +1323,7 @@ mod tests {
         let mut beside = 0;
         for name in ONNX_FIXTURES {
             let dir = fixture(name);
-            let text = std::fs::read_to_string(dir.join("tiffin.toml")).unwrap();
-            let signature = tiffin_manifest::Authoring::from_toml_str(&text)
-                .unwrap()
-                .signature;
+            let signature = fixture_signature(name);
             let reference = reference(name);
             let inputs: Vec<Tensor> = signature
                 .inputs
@@ -1503,10 +1508,7 @@ mod tests {
         let mut compared = 0;
         for name in ONNX_FIXTURES {
             let dir = fixture(name);
-            let text = std::fs::read_to_string(dir.join("tiffin.toml")).unwrap();
-            let signature = tiffin_manifest::Authoring::from_toml_str(&text)
-                .unwrap()
-                .signature;
+            let signature = fixture_signature(name);
             let source = ModelSource::File(dir.join("model.onnx"));
             let parsed = crate::graph::parse(&source, ModelFormat::Onnx).unwrap();
             let Ok(Typed { model, .. }) = confront(&parsed, &signature) else {
