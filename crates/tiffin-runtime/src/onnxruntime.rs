@@ -118,24 +118,14 @@ impl OrtEngine {
         // the process never holds the file's bytes beside the session's weights. A range of a
         // file (a model in an archive) is copied to a temporary file first, for the same reason;
         // `copy` keeps that file until the session is made.
-        let mut copy = None;
-        let onnx = match onnx {
-            ModelSource::File(path) if !file_mentions(&path, ZIPMAP)? => Given::Path(path),
+        let (onnx, copy) = match onnx {
+            ModelSource::File(path) if !file_mentions(&path, ZIPMAP)? => (Given::Path(path), None),
             ModelSource::Span { path, offset, len }
                 if !span_mentions(FileSpan::open(&path, offset, len)?, &path, ZIPMAP)? =>
             {
-                match TempCopy::of(&path, offset, len) {
-                    Ok(temp) => {
-                        let given = Given::Path(temp.path());
-                        copy = Some(temp);
-                        given
-                    }
-                    // No temporary file could be written (a read-only or full file system):
-                    // the bytes, at the cost of holding them while the session reads them.
-                    Err(_) => Given::Bytes(ModelSource::Span { path, offset, len }.into_bytes()?),
-                }
+                given_span(&path, offset, len, &std::env::temp_dir())?
             }
-            other => Given::Bytes(without_zipmap(other.into_bytes()?)?),
+            other => (Given::Bytes(without_zipmap(other.into_bytes()?)?), None),
         };
         let session_error = |e: String| Error::Parse {
             format: tiffin_manifest::ModelFormat::Onnx,
@@ -483,11 +473,35 @@ enum Given {
     Bytes(Vec<u8>),
 }
 
+/// A range of the file at `path` as ONNX Runtime is to read it: a temporary copy in `dir` by its
+/// path (with the copy, to keep until the session is made), or, when no copy can be written
+/// there (a read-only or full file system), its bytes, at the cost of holding them while the
+/// session reads them.
+fn given_span(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    dir: &Path,
+) -> Result<(Given, Option<TempCopy>), Error> {
+    match TempCopy::of(path, offset, len, dir) {
+        Ok(copy) => Ok((Given::Path(copy.path()), Some(copy))),
+        Err(_) => {
+            let bytes = ModelSource::Span {
+                path: path.to_owned(),
+                offset,
+                len,
+            }
+            .into_bytes()?;
+            Ok((Given::Bytes(bytes), None))
+        }
+    }
+}
+
 /// A copy of a range of a file in a temporary file, deleted when dropped: ONNX Runtime reads
 /// whole files or bytes in memory only, and from bytes a 1 GiB model peaked at over twice its
 /// size (the bytes beside the protobuf decoded from them), where from a file it peaks at 1.3x.
-/// The copy is in the system's temporary folder (`TMPDIR`), and costs the model's size on disk
-/// while the session is made. On Linux the file has no name (`O_TMPFILE`, or unlinked at once),
+/// The copy is in the system's temporary folder (`TMPDIR`) when loading, and costs the model's
+/// size on disk while the session is made. On Linux the file has no name (`O_TMPFILE`, or unlinked at once),
 /// so that a process killed while loading leaves nothing behind; ONNX Runtime opens it through
 /// `/proc/self/fd`.
 struct TempCopy {
@@ -498,15 +512,15 @@ struct TempCopy {
 }
 
 impl TempCopy {
-    /// Copies `len` bytes of the file at `path` from `offset`.
-    fn of(path: &Path, offset: u64, len: u64) -> std::io::Result<TempCopy> {
+    /// Copies `len` bytes of the file at `path` from `offset` into a temporary file in `dir`.
+    fn of(path: &Path, offset: u64, len: u64, dir: &Path) -> std::io::Result<TempCopy> {
         use std::io::{Read, Seek, SeekFrom};
         let mut from = std::fs::File::open(path)?;
         from.seek(SeekFrom::Start(offset))?;
         #[cfg(target_os = "linux")]
-        let mut file = tempfile::tempfile()?;
+        let mut file = tempfile::tempfile_in(dir)?;
         #[cfg(not(target_os = "linux"))]
-        let mut file = tempfile::NamedTempFile::new()?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
         // A file's `take` copies within the kernel where it can (`copy_file_range`).
         let copied = std::io::copy(&mut from.take(len), &mut file)?;
         if copied != len {
@@ -652,6 +666,45 @@ mod tests {
         let dims = &tensor.shape.as_ref().unwrap().dim;
         assert_eq!(dims.len(), 2);
         assert!(dims.iter().all(|d| d.value.is_none()));
+    }
+
+    /// A range is given as a temporary copy holding its bytes, gone once dropped; where no
+    /// copy can be written, as its bytes; a range past the end of the file is refused either way.
+    #[test]
+    fn a_range_is_given_as_a_copy_or_as_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("archive");
+        let inside: Vec<u8> = (0..100u8).collect();
+        std::fs::write(&path, [&[1; 50][..], &inside, &[2; 50]].concat()).unwrap();
+        let (given, copy) = given_span(&path, 50, 100, dir.path()).unwrap();
+        let Given::Path(copied) = given else {
+            panic!("no copy was made");
+        };
+        assert_eq!(std::fs::read(&copied).unwrap(), inside);
+        assert!(copy.is_some());
+        let names = || -> Vec<std::ffi::OsString> {
+            let entries = std::fs::read_dir(dir.path()).unwrap();
+            entries.map(|e| e.unwrap().file_name()).collect()
+        };
+        // On Linux the copy never has a name in the folder; elsewhere it has until dropped.
+        if cfg!(target_os = "linux") {
+            assert_eq!(names(), ["archive"]);
+        }
+        drop(copy);
+        assert_eq!(names(), ["archive"], "the copy outlived its owner");
+        // A file where the folder should be: nothing can be created in it.
+        let (given, copy) = given_span(&path, 50, 100, &path).unwrap();
+        assert!(copy.is_none());
+        let Given::Bytes(bytes) = given else {
+            panic!("a copy was made in a file");
+        };
+        assert_eq!(bytes, inside);
+        for dir in [dir.path(), path.as_path()] {
+            let Err(Error::Source(e)) = given_span(&path, 150, 100, dir) else {
+                panic!("a range past the end was given");
+            };
+            assert!(e.contains("verify it again"), "{e}");
+        }
     }
 
     /// The word is found wherever it lies, across two blocks too, and not where it is not.
