@@ -11,20 +11,36 @@ use tiffin_runtime::{Model, ModelSource, Tensor};
 use crate::package::{PackageKind, read_files};
 use crate::{Error, Result, examples};
 
-/// The model of a verified package as the runtime reads it: the one file's bytes, or for an NNEF
-/// folder the folder itself (package folders) or a tar of its files (archives).
+/// The model of a verified package as the runtime reads it: the one file (in a folder), or its
+/// range of the archive file, both read when the model loads; or for an NNEF folder the folder
+/// itself (package folders) or a tar of its files (archives).
+///
+/// Like every read after verification, this one trusts that the package has not changed since
+/// its digests were checked: the file (or the archive's member) is read again by the runtime, and
+/// a change in between is not seen. For an archive, the member must still have the size the
+/// manifest records and lie inside the archive, or its bytes are read as any other member's.
 pub fn model_source(path: &Path, kind: PackageKind, manifest: &Manifest) -> Result<ModelSource> {
     let model_path = manifest.model.path.as_str();
     let prefix = format!("{model_path}/");
-    let is_single_file = manifest
+    let single_file = manifest
         .files
         .iter()
-        .any(|f| f.path == model_path && f.role == FileRole::Model);
-    if is_single_file {
+        .find(|f| f.path == model_path && f.role == FileRole::Model);
+    if let Some(entry) = single_file {
         if kind == PackageKind::Folder {
             // Read when the model loads, by the runtime: ONNX Runtime then reads the file
             // itself and the process never holds its bytes beside the weights.
             return Ok(ModelSource::File(path.join(model_path)));
+        }
+        // A tiffin archive is an uncompressed tar, so a member's data is one range of the
+        // file: the runtime reads it there, as it reads a folder's file, rather than from a
+        // copy in memory held beside the weights (a 1 GiB model peaked at 2x its size).
+        if let Some((offset, len)) = member_span(path, model_path, entry.size)? {
+            return Ok(ModelSource::Span {
+                path: path.to_owned(),
+                offset,
+                len,
+            });
         }
         let mut files = read_files(path, kind, |p| p == model_path)?;
         let bytes = files
@@ -56,6 +72,31 @@ pub(crate) fn tensors_in(
         path: path.join(file),
         reason,
     })
+}
+
+/// Where the data of the regular member `member` lies in the archive at `path`, as (offset,
+/// length), when it has the manifest's `size` and lies inside the file; `None` otherwise (a
+/// member missing, of another kind or size, or declared past the archive's end), which is then
+/// read as before and fails there if it must.
+fn member_span(path: &Path, member: &str, size: u64) -> Result<Option<(u64, u64)>> {
+    let file = std::fs::File::open(path).map_err(Error::read(path))?;
+    let archive_len = file.metadata().map_err(Error::read(path))?.len();
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let mut count = crate::layout::EntryCount::new(path);
+    for entry in archive.entries_with_seek().map_err(Error::read(path))? {
+        count.add()?;
+        let entry = entry.map_err(Error::read(path))?;
+        if entry.path_bytes().as_ref() != member.as_bytes() {
+            continue;
+        }
+        let offset = entry.raw_file_position();
+        let inside = offset
+            .checked_add(size)
+            .is_some_and(|end| end <= archive_len);
+        let regular = entry.header().entry_type() == tar::EntryType::Regular;
+        return Ok((regular && entry.size() == size && inside).then_some((offset, size)));
+    }
+    Ok(None)
 }
 
 fn missing(path: &Path, model_path: &str) -> Error {

@@ -14,6 +14,7 @@ use tract_onnx::tract_hir::infer::{DimFact, ShapeFactoid};
 
 use crate::error::{Error, SignatureProblem, TensorKind};
 use crate::onnx_weights::{MIN_STRIPPED, OnnxModel, ReadError, read_stripped};
+use crate::span::FileSpan;
 
 /// Where a model's bytes come from.
 #[derive(Clone, PartialEq, Eq)]
@@ -28,15 +29,35 @@ pub enum ModelSource {
     /// reads an ONNX file's large weights straight into its tensors, and the rest of the file
     /// (or an NNEF file whole) as with [`ModelSource::Bytes`].
     File(PathBuf),
+    /// `len` bytes of a file from `offset`, read when the model loads, as
+    /// [`ModelSource::File`] reads a whole file: a model stored in an uncompressed archive
+    /// (a tiffin archive's member is one contiguous range of it). Nothing outside the range is
+    /// read; a range that passes the end of the file is refused. tract reads an ONNX model's
+    /// large weights from the range straight into its tensors; ONNX Runtime, which reads only
+    /// whole files or bytes in memory, is given a copy of the range in a temporary file
+    /// (deleted when the model has loaded), or its bytes where no temporary file can be made.
+    Span {
+        /// The file holding the model, e.g. a package archive.
+        path: PathBuf,
+        /// Where the model's first byte is in the file.
+        offset: u64,
+        /// The model's length in bytes.
+        len: u64,
+    },
 }
 
 impl ModelSource {
-    /// The model's bytes: read from the file for [`ModelSource::File`]; an error for a folder.
+    /// The model's bytes: read from the file for [`ModelSource::File`] and
+    /// [`ModelSource::Span`]; an error for a folder.
     pub fn into_bytes(self) -> Result<Vec<u8>, Error> {
         match self {
             ModelSource::Bytes(bytes) => Ok(bytes),
             ModelSource::File(path) => std::fs::read(&path)
                 .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display()))),
+            ModelSource::Span { path, offset, len } => {
+                let span = FileSpan::open(&path, offset, len)?;
+                read_span(span, &path)
+            }
             ModelSource::Dir(path) => Err(Error::Source(format!(
                 "{} is a folder, not one model file",
                 path.display()
@@ -52,6 +73,12 @@ impl fmt::Debug for ModelSource {
             ModelSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             ModelSource::Dir(p) => f.debug_tuple("Dir").field(p).finish(),
             ModelSource::File(p) => f.debug_tuple("File").field(p).finish(),
+            ModelSource::Span { path, offset, len } => f
+                .debug_struct("Span")
+                .field("path", path)
+                .field("offset", offset)
+                .field("len", len)
+                .finish(),
         }
     }
 }
@@ -158,25 +185,28 @@ pub(crate) fn parse_with(
         reason: reason(&e),
     };
     match (format, source) {
-        (ModelFormat::Onnx, ModelSource::File(path)) => {
+        (ModelFormat::Onnx, ModelSource::File(path) | ModelSource::Span { path, .. }) => {
             let cannot =
                 |e: std::io::Error| Error::Source(format!("cannot read {}: {e}", path.display()));
-            let file = std::fs::File::open(path).map_err(cannot)?;
-            let len = file.metadata().map_err(cannot)?.len();
+            let span = match source {
+                ModelSource::Span { offset, len, .. } => FileSpan::open(path, *offset, *len)?,
+                _ => FileSpan::whole(path)?,
+            };
+            let len = span.len();
             // The large weights go from the file straight into tensors; a file without any
             // is read whole, as before.
-            match read_stripped(file, len, min) {
+            match read_stripped(span, len, min) {
                 Ok(Some(model)) => onnx_parsed(model),
                 Ok(None) => {
-                    let bytes = ModelSource::File(path.clone()).into_bytes()?;
+                    let bytes = source.clone().into_bytes()?;
                     onnx_parsed(decode_onnx(&bytes)?)
                 }
                 Err(ReadError::Decode(e)) => Err(failed(e.into())),
                 Err(ReadError::Io(e)) => Err(cannot(e)),
             }
         }
-        (_, ModelSource::File(path)) => {
-            let bytes = ModelSource::File(path.clone()).into_bytes()?;
+        (_, ModelSource::File(_) | ModelSource::Span { .. }) => {
+            let bytes = source.clone().into_bytes()?;
             parse_with(&ModelSource::Bytes(bytes), format, min)
         }
         (ModelFormat::Onnx, ModelSource::Bytes(bytes)) => {
@@ -212,6 +242,27 @@ pub(crate) fn parse_with(
             Ok(Parsed::Nnef(Box::new(model)))
         }
     }
+}
+
+/// The bytes of a range of the file at `path`, all of them: a range that ends early (the file
+/// was cut since it was opened) is refused.
+fn read_span(span: FileSpan, path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let len = span.len();
+    // The range was checked against the file's length when opened, so the buffer is sized to
+    // what the file holds.
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    span.take(len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.len() as u64 != len {
+        return Err(Error::Source(format!(
+            "{} ended after {} of the model's {len} bytes; the file changed since it was verified: verify it again",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Decodes a whole ONNX file, its weights inside the protobuf.

@@ -16,6 +16,7 @@ mod onnx_ml;
 mod onnx_weights;
 #[cfg(feature = "ort")]
 mod onnxruntime;
+mod span;
 mod tensor;
 mod tract_io;
 

@@ -763,10 +763,13 @@ impl PerShape {
     }
 }
 
-/// An ONNX model as bytes or a file, the things ONNX Runtime takes.
+/// An ONNX model as bytes, a file or a range of one, the things ONNX Runtime is given.
 fn ort_source(source: ModelSource, format: ModelFormat) -> Result<ModelSource, Error> {
     match (format, source) {
-        (ModelFormat::Onnx, onnx @ (ModelSource::Bytes(_) | ModelSource::File(_))) => Ok(onnx),
+        (
+            ModelFormat::Onnx,
+            onnx @ (ModelSource::Bytes(_) | ModelSource::File(_) | ModelSource::Span { .. }),
+        ) => Ok(onnx),
         (ModelFormat::Onnx, ModelSource::Dir(path)) => Err(Error::Source(format!(
             "an ONNX model is one file, but {} was given as a folder; give the bytes of the .onnx file",
             path.display()
@@ -1420,6 +1423,10 @@ mod tests {
         let bytes = prost::Message::encode_to_vec(&proto);
         let mut file = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut file, &bytes).unwrap();
+        // The same bytes as a range of a file, with other bytes around them.
+        let mut framed = tempfile::NamedTempFile::new().unwrap();
+        let junk = vec![0x0a; 4099];
+        std::io::Write::write_all(&mut framed, &[&junk[..], &bytes, &junk].concat()).unwrap();
         let signature: Signature = serde_json::from_value(serde_json::json!({
             "inputs": [{"name": "x", "dtype": "f32", "shape": ["batch", N]}],
             "outputs": [
@@ -1438,6 +1445,11 @@ mod tests {
             .collect();
         let sources = [
             ModelSource::File(file.path().to_owned()),
+            ModelSource::Span {
+                path: framed.path().to_owned(),
+                offset: junk.len() as u64,
+                len: bytes.len() as u64,
+            },
             ModelSource::Bytes(bytes),
         ];
         for source in &sources {
@@ -1461,7 +1473,8 @@ mod tests {
 
     /// A file cut short is refused with the decoder's error, whether the cut falls in a large
     /// weight or in the graph before it; a weight's data past the end of the file is never
-    /// read as zeros.
+    /// read as zeros. So is a range of a file cut short, although the rest of the model follows
+    /// it in the file: nothing past the range is read.
     #[test]
     fn a_cut_file_is_refused() {
         use tract_onnx::pb;
@@ -1482,9 +1495,16 @@ mod tests {
         for cut in [bytes.len() - 1, bytes.len() / 2, 10, 3] {
             let mut file = tempfile::NamedTempFile::new().unwrap();
             std::io::Write::write_all(&mut file, &bytes[..cut]).unwrap();
+            let mut whole = tempfile::NamedTempFile::new().unwrap();
+            std::io::Write::write_all(&mut whole, &[&[7; 100][..], &bytes].concat()).unwrap();
             for source in [
                 ModelSource::File(file.path().to_owned()),
                 ModelSource::Bytes(bytes[..cut].to_vec()),
+                ModelSource::Span {
+                    path: whole.path().to_owned(),
+                    offset: 100,
+                    len: cut as u64,
+                },
             ] {
                 let Err(e) = crate::graph::parse(&source, ModelFormat::Onnx) else {
                     panic!("a file cut at {cut} of {} was read", bytes.len());

@@ -4,8 +4,9 @@
 //! virtualenv of the target folder, made at run time and never committed), packs it, then
 //! measures with each runtime (tract, and ONNX Runtime from the pinned wheel's library): the
 //! peak memory and time of `tiffin verify` (which loads the model), and the resident and peak
-//! memory of `tiffin serve` after loading it and answering one request. The goals of issue #16:
-//! resident at most 1.2x the model file, peak at most 1.5x.
+//! memory of `tiffin serve` after loading it and answering one request, for the package folder
+//! and for the archive (where the model is read from its range of the archive file). The goals
+//! of issue #16: resident at most 1.2x the model file, peak at most 1.5x.
 
 use std::path::Path;
 use std::process::Command;
@@ -93,7 +94,8 @@ shape = ["batch", {w}]
     pack.arg("pack").arg(&source).arg("--out").arg(&out);
     process::announce(&process::shown(&pack));
     process::run(&mut pack)?;
-    let package = out.join("dense/1.0.0");
+    let folder = out.join("dense/1.0.0");
+    let archive = out.join("dense-1.0.0.tiffin");
     let file = std::fs::metadata(&model)?.len() as f64;
     println!(
         "model file: {:.0} MiB ({} layers of {w}x{w} float32)",
@@ -102,15 +104,21 @@ shape = ["batch", {w}]
         w = args.width
     );
     println!(
-        "{:<34} {:>10} {:>8} {:>12} {:>8} {:>8}",
+        "{:<42} {:>10} {:>8} {:>12} {:>8} {:>8}",
         "", "peak MiB", "x file", "resident MiB", "x file", "seconds"
     );
     let ort = ["--runtime", "ort", "--ort-lib", library.as_str()];
     for (runtime, extra) in [("tract", &[][..]), ("ort", &ort[..])] {
-        let verify = verify(&tiffin, &package, extra)?;
-        report(&format!("verify ({runtime})"), &verify, file);
-        let serve = serve(&tiffin, &package, extra, args.width)?;
-        report(&format!("serve, one request ({runtime})"), &serve, file);
+        for (form, package) in [("folder", &folder), ("archive", &archive)] {
+            let verify = verify(&tiffin, package, extra)?;
+            report(&format!("verify, {form} ({runtime})"), &verify, file);
+            let serve = serve(&tiffin, package, extra, args.width)?;
+            report(
+                &format!("serve, one request, {form} ({runtime})"),
+                &serve,
+                file,
+            );
+        }
     }
     Ok(())
 }
@@ -123,7 +131,7 @@ fn report(label: &str, m: &Measured, file: f64) {
         |r| format!("{:>12.0} {:>7.2}x", r / MIB, r / file),
     );
     println!(
-        "{label:<34} {:>10.0} {:>7.2}x {resident} {:>8}",
+        "{label:<42} {:>10.0} {:>7.2}x {resident} {:>8}",
         m.peak / MIB,
         m.peak / file,
         m.seconds.map_or_else(|| "-".into(), |s| format!("{s:.2}"))

@@ -6,5 +6,6 @@ mod hostile;
 mod pack;
 mod parity;
 mod sign;
+mod source;
 mod support;
 mod tamper;

@@ -11,3 +11,4 @@ mod ort;
 mod parity;
 mod per_shape;
 mod signature;
+mod span;
