@@ -293,6 +293,19 @@ impl Model {
         }
     }
 
+    /// How many runs of this model make progress at once: for ONNX Runtime the sessions it is
+    /// loaded into (each takes one call at a time; more callers wait for one), `None` for tract,
+    /// whose runs share nothing mutable and go as wide as the caller's threads. A batcher
+    /// closes a batch only once a run can start, so that the requests arriving meanwhile join
+    /// it rather than a batch that would wait.
+    pub fn parallel_runs(&self) -> Option<usize> {
+        match &self.engine {
+            Engine::Tract(_) | Engine::PerShape(_) => None,
+            #[cfg(feature = "ort")]
+            Engine::Ort(engine) => Some(engine.sessions()),
+        }
+    }
+
     /// The named dims tract types and optimizes the model for one size at a time, because it
     /// cannot type the graph with them as symbols (the first call of each new combination of
     /// sizes builds its plan); empty when the model runs on one plan for every size.

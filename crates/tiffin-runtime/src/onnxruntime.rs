@@ -245,6 +245,11 @@ impl OrtEngine {
 }
 
 impl OrtEngine {
+    /// The sessions the model is loaded into.
+    pub(crate) fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// A free session if there is one, looking from a place that moves on with every call;
     /// else a wait for the one there.
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {

@@ -1,9 +1,10 @@
 //! Dynamic batching: concurrent requests to one model merged into one run, then split back.
 //!
 //! One collector task per model takes requests from a bounded channel. It waits for a first
-//! request, reserves a slot in the inference pool (while it waits, more requests arrive and the
-//! batch grows on its own under load), then takes what has arrived, and keeps taking until the
-//! batch holds `max_rows` rows or the first request has waited `max_delay`. A lone request is
+//! request, waits until the model can start a run (an ONNX Runtime model runs one call per
+//! session at a time), reserves a slot in the inference pool (while it waits, more requests
+//! arrive and the batch grows on its own under load), then takes what has arrived, and keeps
+//! taking until the batch holds `max_rows` rows or the first request has waited `max_delay`. A lone request is
 //! therefore never held longer than `max_delay` for company. A request that would overflow the
 //! batch, or whose non-batch axes differ (images of another size), starts the next batch
 //! instead. The merged run's outputs are cut back into each caller's rows, in order.
@@ -13,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use tiffin_core::Loaded;
 use tiffin_core::runtime::Tensor;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::metrics::ModelMetrics;
-use crate::pool::Pool;
+use crate::pool::{Pool, Turns};
 
 /// When to close a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,16 +44,18 @@ pub(crate) struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the collector for `loaded` on the current tokio runtime.
+    /// Starts the collector for `loaded` (whose runs take `turns`) on the current tokio
+    /// runtime.
     pub(crate) fn start(
         loaded: Arc<Loaded>,
+        turns: Turns,
         policy: BatchPolicy,
         pool: Arc<Pool>,
         queue: usize,
         metrics: Arc<ModelMetrics>,
     ) -> Batcher {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        tokio::spawn(collect(rx, loaded, policy, pool, metrics));
+        tokio::spawn(collect(rx, loaded, turns, policy, pool, metrics));
         Batcher { tx, policy }
     }
 
@@ -96,6 +99,7 @@ fn stacks_with(first: &Job, job: &Job) -> bool {
 async fn collect(
     mut rx: mpsc::Receiver<Job>,
     loaded: Arc<Loaded>,
+    turns: Turns,
     policy: BatchPolicy,
     pool: Arc<Pool>,
     metrics: Arc<ModelMetrics>,
@@ -109,6 +113,12 @@ async fn collect(
                 None => return,
             },
         };
+        // A model that runs a bounded number of calls at once (ONNX Runtime's sessions) gets
+        // a batch closed only when one of them is free. Closed earlier, a batch would wait at
+        // the session's lock with the requests that arrive meanwhile queued behind it instead
+        // of in it: with one session under load, every other batch was the few requests that
+        // came in the instant after the previous one closed.
+        let turn = turns.take().await;
         let slot = match pool.reserve().await {
             Ok(slot) => slot,
             Err(err) => {
@@ -142,14 +152,22 @@ async fn collect(
             }
         }
         metrics.batch(rows);
-        tokio::spawn(run_batch(batch, slot, loaded.clone(), metrics.clone()));
+        tokio::spawn(run_batch(
+            batch,
+            slot,
+            turn,
+            loaded.clone(),
+            metrics.clone(),
+        ));
     }
 }
 
-/// Runs one batch in its pool slot and answers each of its requests.
+/// Runs one batch in its pool slot (and, for a model of bounded parallel runs, its `turn`,
+/// given back when the run ends) and answers each of its requests.
 async fn run_batch(
     batch: Vec<Job>,
     slot: crate::pool::Slot,
+    turn: Option<OwnedSemaphorePermit>,
     loaded: Arc<Loaded>,
     metrics: Arc<ModelMetrics>,
 ) {
@@ -163,6 +181,7 @@ async fn run_batch(
     let result = Pool::run(slot, move || {
         let start = Instant::now();
         let parts = run_merged(&loaded, inputs);
+        drop(turn);
         (parts, start.elapsed())
     })
     .await;

@@ -101,6 +101,26 @@ impl Pool {
     }
 }
 
+/// Turns at one model that runs a bounded number of calls at once (ONNX Runtime: one per
+/// session). A request waits for a turn here, on the executor, before it takes a pool slot: a
+/// run that met a busy session would otherwise block its thread at the session's lock (an async
+/// worker, for a short run made inline), and its measured cost would count the wait.
+#[derive(Debug, Clone)]
+pub(crate) struct Turns(Option<Arc<Semaphore>>);
+
+impl Turns {
+    /// Turns for a model of `parallel_runs` runs at once; `None` (tract) takes no turns.
+    pub(crate) fn new(parallel_runs: Option<usize>) -> Turns {
+        Turns(parallel_runs.map(|runs| Arc::new(Semaphore::new(runs.max(1)))))
+    }
+
+    /// Waits for a turn, held until the permit is dropped; `None` for a model that takes none.
+    pub(crate) async fn take(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed, so acquiring fails never.
+        self.0.as_ref()?.clone().acquire_owned().await.ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +144,22 @@ mod tests {
         assert_eq!(Pool::run(running, || 7).await.unwrap(), 7);
         assert!(waiter.await.unwrap().is_ok());
         assert_eq!(pool.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn turns_bound_runs_at_once_and_tract_takes_none() {
+        assert!(Turns::new(None).take().await.is_none());
+        let turns = Turns::new(Some(2));
+        let first = turns.take().await.unwrap();
+        let _second = turns.take().await.unwrap();
+        // A third waits until one is given back.
+        let third = {
+            let turns = turns.clone();
+            tokio::spawn(async move { turns.take().await.is_some() })
+        };
+        tokio::task::yield_now().await;
+        assert!(!third.is_finished());
+        drop(first);
+        assert!(third.await.unwrap());
     }
 }

@@ -20,7 +20,7 @@ use crate::batch::{BatchPolicy, Batcher};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, ModelLabels, ModelMetrics};
-use crate::pool::Pool;
+use crate::pool::{Pool, Turns};
 use crate::probe::{self, BatchProbe};
 
 /// A package that could not be served, and why (for the operator: it names the path).
@@ -382,6 +382,8 @@ pub struct Served {
     pub(crate) has_batch_dim: bool,
     /// What a run of this model has cost, measured on the runs served so far.
     pub(crate) cost: RunCost,
+    /// Its turns, for an engine that runs a bounded number of calls at once.
+    pub(crate) turns: Turns,
 }
 
 /// A model's measured cost per input value, which decides where its runs happen.
@@ -484,9 +486,11 @@ impl Served {
             ),
             _ => {}
         }
+        let turns = Turns::new(loaded.model.parallel_runs());
         let batcher = matches!(batching, Batching::On { .. }).then(|| {
             Batcher::start(
                 loaded.clone(),
+                turns.clone(),
                 policy,
                 pool.clone(),
                 config.max_queue,
@@ -504,6 +508,7 @@ impl Served {
             metrics: model_metrics,
             has_batch_dim,
             cost: RunCost::new(),
+            turns,
         }
     }
 

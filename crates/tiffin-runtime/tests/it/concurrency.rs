@@ -12,6 +12,7 @@ pub(crate) fn concurrent_runs_match_sequential(
     options: LoadOptions,
     tolerance: &Tolerance,
 ) {
+    let sessions = options.sessions;
     let model = Arc::new(
         Model::load(
             &source(name),
@@ -21,6 +22,9 @@ pub(crate) fn concurrent_runs_match_sequential(
         )
         .unwrap(),
     );
+    // tract's runs go as wide as the callers; ONNX Runtime's one per session at a time.
+    let parallel = (model.runtime() == "ort").then_some(sessions);
+    assert_eq!(model.parallel_runs(), parallel);
     let r = reference(name);
     let inputs = reference_inputs(&model, &r);
     let calls: Vec<Vec<Tensor>> = [1, 7, 64, 3]

@@ -141,6 +141,9 @@ fn two_sessions_answer_as_one() {
     assert!(format!("{model:?}").contains("sessions: 2"), "{model:?}");
     let one = load_ort("mnist_cnn", &signature("mnist_cnn")).unwrap();
     assert!(format!("{one:?}").contains("sessions: 1"), "{one:?}");
+    // What a batcher reads to close a batch only when a session is free.
+    assert_eq!(model.parallel_runs(), Some(2));
+    assert_eq!(one.parallel_runs(), Some(1));
     let image = head_rows(&reference("mnist_cnn").inputs["image"], 3);
     assert_close(
         "two sessions against one",
