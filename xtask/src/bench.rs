@@ -10,6 +10,7 @@ use crate::process;
 
 mod hash;
 mod memory;
+mod peer;
 mod runtime;
 mod server;
 
@@ -41,9 +42,10 @@ enum BenchCommand {
     Memory(memory::MemoryArgs),
     /// Requests per second and latency of `tiffin serve` under load from wrk.
     ///
-    /// A classifier through each protocol at 1, 8 and 64 connections beside the health
-    /// endpoint on the same server, a convolution model at 64 connections without and with
-    /// batching, start-up time and memory with every fixture loaded.
+    /// A classifier through each protocol at 1, 8 and 64 connections with both engines, batched
+    /// and not, beside the health endpoint on the same server; `/predict` against a FastAPI +
+    /// onnxruntime peer; convolution models at 64 connections without and with batching;
+    /// start-up time and memory with every fixture loaded.
     Server(server::ServerArgs),
     /// Run every benchmark: `bench hash`, the criterion benches of tiffin-hash, `bench runtime`,
     /// the criterion bench of one request through the server's router, `bench server`,

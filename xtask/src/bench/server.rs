@@ -1,14 +1,16 @@
 //! `cargo xtask bench server`: requests per second and latency of `tiffin serve` under load.
 //!
-//! Starts the release server on loopback and drives it with wrk (installed from Debian's
-//! packages when missing) at 1, 8 and 64 connections: a classifier (breast_cancer, 30
-//! features) through `/v2/.../infer`, `/invocations` and `/predict`, beside
-//! `GET /v2/health/live` on the same server as the framework's own ceiling; then a
-//! convolution model (mnist_cnn, one image per request) at 64 connections without and with
-//! dynamic batching. It also reports the time from launch to ready and the server's memory with
-//! every fixture loaded. Each measurement is taken several times, in turn with the others, and
-//! reported as its median. The load generator shares the machine's cores with the server, as the
-//! goals in the server issue assume.
+//! Starts release servers on loopback and drives them with wrk (installed from Debian's
+//! packages when missing), in parts that `--only` picks: start-up time and memory with every
+//! fixture loaded; a classifier (breast_cancer, 30 features) through `/v2/.../infer`,
+//! `/invocations` and `/predict` at 1, 8 and 64 connections with tract and ONNX Runtime, each
+//! unbatched and batched, beside `GET /v2/health/live` on the same server as the framework's own
+//! ceiling; `/predict` of a small logistic regression (iris) against the FastAPI + onnxruntime
+//! peer ([`super::peer`]) at 8 connections; and convolution models (mnist_cnn and a wider one
+//! made at run time, one image per request) at 64 connections without and with dynamic
+//! batching. Each measurement is taken several times, in turn with the others, and reported as
+//! its median. The load generator shares the machine's cores with the servers, as the goals in
+//! the server issues assume.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,6 +31,23 @@ pub(crate) struct ServerArgs {
     /// printed are the medians, and the share of health is taken within each round.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// The parts to run, comma-separated; every one when none is named.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Section>,
+}
+
+/// The parts of the server bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// Start-up time and memory with every fixture loaded.
+    Startup,
+    /// A classifier through each protocol at 1, 8 and 64 connections, with tract and ONNX
+    /// Runtime, unbatched and batched, beside the health endpoint.
+    Protocols,
+    /// `/predict` against the FastAPI + onnxruntime peer at 8 connections.
+    Peer,
+    /// Convolution models at 64 connections without and with dynamic batching.
+    Batching,
 }
 
 impl Default for ServerArgs {
@@ -36,6 +55,7 @@ impl Default for ServerArgs {
         ServerArgs {
             duration: 5,
             rounds: 3,
+            only: Vec::new(),
         }
     }
 }
@@ -50,10 +70,19 @@ struct Bench {
 impl Bench {
     /// Starts `tiffin serve` on a free port and waits until it is ready.
     fn start(tiffin: &Path, args: &[&str]) -> Result<Bench> {
+        Bench::start_with(tiffin, args, &[])
+    }
+
+    /// [`Bench::start`] with environment variables `env` set for the server.
+    fn start_with(tiffin: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Bench> {
         let started = Instant::now();
         let mut command = Command::new(tiffin);
         // Per-request log lines are written as in production (info), and drained.
-        command.arg("serve").args(args).args(["--port", "0"]);
+        command
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0"])
+            .envs(env.iter().copied());
         let mut server = Server::start(command)?;
         let address = server.wait_until_ready(Duration::from_secs(120))?;
         let ready_ms = started.elapsed().as_millis() as u64;
@@ -118,12 +147,58 @@ fn wrk() -> Result<PathBuf> {
     Ok(PathBuf::from("wrk"))
 }
 
+/// A request body and the headers that describe it.
+struct Post {
+    bytes: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Post {
+    /// A JSON body.
+    fn json(text: &str) -> Post {
+        Post {
+            bytes: text.as_bytes().to_vec(),
+            headers: vec![("Content-Type", "application/json".to_owned())],
+        }
+    }
+
+    /// A V2 inference request with its tensors in the binary data extension: the JSON header,
+    /// then the tensors' raw bytes, as Triton's clients send images.
+    fn v2_binary(header: &str, tensors: &[u8]) -> Post {
+        Post {
+            bytes: [header.as_bytes(), tensors].concat(),
+            headers: vec![
+                ("Content-Type", "application/octet-stream".to_owned()),
+                ("Inference-Header-Content-Length", header.len().to_string()),
+            ],
+        }
+    }
+
+    /// The wrk script that sends this body: a Lua string of the bytes, every one that is not
+    /// plain printable ASCII written as a decimal escape.
+    fn script(&self) -> String {
+        let mut body = String::with_capacity(self.bytes.len() * 2);
+        for &byte in &self.bytes {
+            if byte.is_ascii_graphic() && byte != b'\\' && byte != b'\'' || byte == b' ' {
+                body.push(byte as char);
+            } else {
+                body.push_str(&format!("\\{byte:03}"));
+            }
+        }
+        let mut script = format!("wrk.method = 'POST'\nwrk.body = '{body}'\n");
+        for (name, value) in &self.headers {
+            script.push_str(&format!("wrk.headers['{name}'] = '{value}'\n"));
+        }
+        script
+    }
+}
+
 /// Runs wrk against `url` with `connections`, POSTing `body` when given, and reads its report.
 fn run_wrk(
     wrk: &Path,
     scratch: &Path,
     url: &str,
-    body: Option<&str>,
+    body: Option<&Post>,
     connections: usize,
     seconds: u64,
 ) -> Result<Load> {
@@ -139,13 +214,7 @@ fn run_wrk(
     ]);
     if let Some(body) = body {
         let script = scratch.join("post.lua");
-        let escaped = body.replace('\\', "\\\\").replace('\'', "\\'");
-        std::fs::write(
-            &script,
-            format!(
-                "wrk.method = 'POST'\nwrk.body = '{escaped}'\nwrk.headers['Content-Type'] = 'application/json'\n"
-            ),
-        )?;
+        std::fs::write(&script, body.script())?;
         command.arg("-s").arg(&script);
     }
     command.arg(url);
@@ -240,48 +309,95 @@ fn pack_with(tiffin: &Path, fixture: &Path, out: &Path, examples: Option<&Path>)
 }
 
 pub(crate) fn run(args: &ServerArgs) -> Result<()> {
+    let wants = |section| args.only.is_empty() || args.only.contains(&section);
     let target = process::target_dir()?;
     let tiffin = super::hash::build_cli()?;
     let wrk = wrk()?;
     let scratch = target.join("bench-server");
     let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
     let fixtures = process::workspace_root().join("fixtures");
-    let (classifier_dir, cnn_dir, all_dir) = (
-        scratch.join("classifier"),
-        scratch.join("cnn"),
-        scratch.join("all"),
+    let library = crate::onnxruntime::library()?;
+    let drive = Drive {
+        tiffin: &tiffin,
+        wrk: &wrk,
+        scratch: &scratch,
+        library: library.to_str().context("a UTF-8 path")?,
+        rounds: args.rounds.max(1),
+        seconds: args.duration,
+    };
+    println!(
+        "medians of {} rounds of {} s; every ratio is taken within each round (listed after it)",
+        drive.rounds, drive.seconds
     );
-    for dir in [&classifier_dir, &cnn_dir, &all_dir] {
-        std::fs::create_dir_all(dir)?;
+    if wants(Section::Startup) {
+        startup(&tiffin, &fixtures, &scratch)?;
     }
-    pack(&tiffin, &fixtures.join("breast_cancer"), &classifier_dir)?;
-    // With two example images, as a package made for serving has: the batching probe times
-    // them at load.
-    let image: Vec<f32> = (0..28 * 28).map(|i| (i % 17) as f32 / 17.0).collect();
-    let examples = scratch.join("mnist-examples.json");
-    let rows: Vec<Vec<Vec<Vec<f32>>>> = (0..2)
-        .map(|_| vec![image.chunks(28).map(<[f32]>::to_vec).collect()])
-        .collect();
-    std::fs::write(&examples, serde_json::json!({ "image": rows }).to_string())?;
-    pack_with(
-        &tiffin,
-        &fixtures.join("mnist_cnn"),
-        &cnn_dir,
-        Some(&examples),
-    )?;
+    if wants(Section::Protocols) {
+        drive.protocols_table(&fixtures)?;
+    }
+    if wants(Section::Peer) {
+        drive.peer_table(&fixtures)?;
+    }
+    if wants(Section::Batching) {
+        // With two example images, as a package made for serving has: the batching probe
+        // times them at load.
+        let cnn_dir = scratch.join("cnn");
+        std::fs::create_dir_all(&cnn_dir)?;
+        let image: Vec<f32> = (0..28 * 28).map(|i| (i % 17) as f32 / 17.0).collect();
+        let examples = scratch.join("mnist-examples.json");
+        let rows: Vec<Vec<Vec<Vec<f32>>>> = (0..2)
+            .map(|_| vec![image.chunks(28).map(<[f32]>::to_vec).collect()])
+            .collect();
+        std::fs::write(&examples, serde_json::json!({ "image": rows }).to_string())?;
+        pack_with(
+            &tiffin,
+            &fixtures.join("mnist_cnn"),
+            &cnn_dir,
+            Some(&examples),
+        )?;
+        // Convolution models, one image per request, 64 connections: unbatched and batched,
+        // every server up at once and driven in turn, round by round. A synthetic image (the
+        // one of the examples): the run's cost does not depend on the pixel values.
+        // In JSON, and in the binary data extension as Triton's clients send images: the
+        // smaller the cost of reading a request, the larger the model's share of it, and the
+        // more batching's saving on the model shows.
+        let json = Post::json(&serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": image}]}).to_string());
+        let header = serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "parameters": {"binary_data_size": image.len() * 4}}]}).to_string();
+        let raw: Vec<u8> = image.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let binary = Post::v2_binary(&header, &raw);
+        let bodies = [(&json, "JSON tensors"), (&binary, "binary tensors")];
+        let cnn = cnn_dir.join("mnist_cnn-1.0.0.tiffin");
+        for (body, how) in bodies {
+            println!();
+            drive.batching_table("mnist_cnn", &cnn, body, how)?;
+        }
+        // A wider network of the same signature (the Keras MNIST example's shape), made at
+        // run time with numpy and onnx: the model is most of a request's cost here, as it is
+        // for the CNN issue #16 measured, where batching's saving on the model shows in the
+        // throughput.
+        let wide = wide_cnn(&tiffin, &scratch, &examples)?;
+        for (body, how) in bodies {
+            println!();
+            drive.batching_table("cnn_wide", &wide, body, how)?;
+        }
+    }
+    Ok(())
+}
+
+/// Start-up time and memory with every fixture loaded.
+fn startup(tiffin: &Path, fixtures: &Path, scratch: &Path) -> Result<()> {
+    let all_dir = scratch.join("all");
+    std::fs::create_dir_all(&all_dir)?;
     let mut fixture_names = Vec::new();
-    for entry in std::fs::read_dir(&fixtures)? {
+    for entry in std::fs::read_dir(fixtures)? {
         let dir = entry?.path();
         if dir.join("tiffin.toml").is_file() {
-            pack(&tiffin, &dir, &all_dir)?;
+            pack(tiffin, &dir, &all_dir)?;
             fixture_names.push(dir.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
-    let seconds = args.duration;
-    let rounds = args.rounds.max(1);
-
-    // Memory and start-up with every fixture loaded.
-    let all = Bench::start(&tiffin, &[all_dir.to_str().context("a UTF-8 path")?])?;
+    let all = Bench::start(tiffin, &[all_dir.to_str().context("a UTF-8 path")?])?;
     let memory = all.memory()?;
     println!(
         "every fixture ({} models): ready {} ms after launch, RSS {:.1} MiB ({:.1} MiB not file pages)",
@@ -290,129 +406,205 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         memory.rss,
         memory.anon
     );
-    drop(all);
-
-    let server = Bench::start(
-        &tiffin,
-        &[classifier_dir
-            .join("breast_cancer-1.0.0.tiffin")
-            .to_str()
-            .context("a UTF-8 path")?],
-    )?;
-    println!(
-        "breast_cancer alone: ready {} ms after launch",
-        server.ready_ms
-    );
-    let x = reference_rows(&fixtures.join("breast_cancer"), "X", 30, 1)?;
-    let row = serde_json::Value::Array(x.clone());
-    let v2 = serde_json::json!({"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": x}]}).to_string();
-    let mlflow = serde_json::json!({"inputs": [row.clone()]}).to_string();
-    let simple = serde_json::json!({"X": [row]}).to_string();
-    let base = &server.url;
-    let endpoints: [(&str, String, Option<&str>); 4] = [
-        (
-            "GET /v2/health/live",
-            format!("{base}/v2/health/live"),
-            None,
-        ),
-        (
-            "POST /v2/models/m/infer",
-            format!("{base}/v2/models/breast_cancer/infer"),
-            Some(&v2),
-        ),
-        (
-            "POST /invocations",
-            format!("{base}/invocations"),
-            Some(&mlflow),
-        ),
-        ("POST /predict", format!("{base}/predict"), Some(&simple)),
-    ];
-    println!();
-    println!(
-        "medians of {rounds} rounds of {seconds} s; the share of health is taken within each round"
-    );
-    println!(
-        "{:<26} {:>5} {:>10} {:>9} {:>9} {:>9}  vs live, each round",
-        "endpoint", "conns", "req/s", "p50 ms", "p99 ms", "vs live"
-    );
-    for connections in [1, 8, 64] {
-        // Every endpoint once per round, in turn, so that a slow spell of the machine falls on
-        // one round of each rather than on every run of one endpoint.
-        let mut loads: Vec<Vec<Load>> = endpoints.iter().map(|_| Vec::new()).collect();
-        for _ in 0..rounds {
-            for ((_, url, body), runs) in endpoints.iter().zip(&mut loads) {
-                runs.push(run_wrk(&wrk, &scratch, url, *body, connections, seconds)?);
-            }
-        }
-        let health = &loads[0];
-        for ((name, _, _), runs) in endpoints.iter().zip(&loads) {
-            let shares: Vec<f64> = runs
-                .iter()
-                .zip(health)
-                .map(|(run, h)| run.rps / h.rps * 100.0)
-                .collect();
-            let each: Vec<String> = shares.iter().map(|s| format!("{s:.0}%")).collect();
-            let load = Load::median(runs);
-            println!(
-                "{name:<26} {connections:>5} {:>10.0} {:>9.3} {:>9.3} {:>8.0}%  {}",
-                load.rps,
-                load.p50_ms,
-                load.p99_ms,
-                median(shares.iter().copied()),
-                each.join(" ")
-            );
-        }
-    }
-    let memory = server.memory()?;
-    println!(
-        "breast_cancer server after the runs: RSS {:.1} MiB, peak {:.1} MiB",
-        memory.rss, memory.peak
-    );
-    drop(server);
-
-    // Convolution models, one image per request, 64 connections: unbatched and batched, every
-    // server up at once and driven in turn, round by round. A synthetic image (the one of the
-    // examples): the run's cost does not depend on the pixel values.
-    let body = serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": image}]}).to_string();
-    let library = crate::onnxruntime::library()?;
-    let library = library.to_str().context("a UTF-8 path")?;
-    let cnn = cnn_dir.join("mnist_cnn-1.0.0.tiffin");
-    let drive = Drive {
-        tiffin: &tiffin,
-        wrk: &wrk,
-        scratch: &scratch,
-        library,
-        body: &body,
-        rounds,
-        seconds,
-    };
-    println!();
-    drive.batching_table("mnist_cnn", &cnn)?;
-    // A wider network of the same signature (the Keras MNIST example's shape), made at run time
-    // with numpy and onnx: the model is most of a request's cost here, as it is for the CNN
-    // issue #16 measured, where batching's saving on the model shows in the throughput.
-    let wide = wide_cnn(&tiffin, &scratch, &examples)?;
-    println!();
-    drive.batching_table("cnn_wide", &wide)?;
     Ok(())
 }
 
-/// What every batching table is driven with.
+/// What every table is driven with.
 struct Drive<'a> {
     tiffin: &'a Path,
     wrk: &'a Path,
     scratch: &'a Path,
     library: &'a str,
-    body: &'a str,
     rounds: usize,
     seconds: u64,
 }
 
 impl Drive<'_> {
+    /// A classifier (breast_cancer, one row of 30 features) through each protocol at 1, 8 and
+    /// 64 connections, on four servers: tract and ONNX Runtime, each unbatched and with
+    /// `--max-batch-size 64` (whose load-time probe decides whether merging pays), each beside
+    /// its own health endpoint as the framework's ceiling.
+    fn protocols_table(&self, fixtures: &Path) -> Result<()> {
+        let dir = self.scratch.join("classifier");
+        std::fs::create_dir_all(&dir)?;
+        pack(self.tiffin, &fixtures.join("breast_cancer"), &dir)?;
+        let package = dir.join("breast_cancer-1.0.0.tiffin");
+        let package = package.to_str().context("a UTF-8 path")?;
+        let ort = ["--runtime", "ort", "--ort-lib", self.library];
+        let batched = ["--max-batch-size", "64", "--max-delay-us", "2000"];
+        let setups: [(&str, Vec<&str>); 4] = [
+            ("tract", vec![package]),
+            ("tract batched", [&[package][..], &batched].concat()),
+            ("ort", [&[package][..], &ort].concat()),
+            ("ort batched", [&[package][..], &ort, &batched].concat()),
+        ];
+        let servers = setups
+            .iter()
+            .map(|(_, args)| Bench::start(self.tiffin, args))
+            .collect::<Result<Vec<_>>>()?;
+        let x = reference_rows(&fixtures.join("breast_cancer"), "X", 30, 1)?;
+        let row = serde_json::Value::Array(x.clone());
+        let v2 = Post::json(&serde_json::json!({"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": x}]}).to_string());
+        let mlflow = Post::json(&serde_json::json!({"inputs": [row.clone()]}).to_string());
+        let simple = Post::json(&serde_json::json!({"X": [row]}).to_string());
+        let endpoints: [(&str, &str, Option<&Post>); 4] = [
+            ("GET /v2/health/live", "/v2/health/live", None),
+            (
+                "POST /v2/models/m/infer",
+                "/v2/models/breast_cancer/infer",
+                Some(&v2),
+            ),
+            ("POST /invocations", "/invocations", Some(&mlflow)),
+            ("POST /predict", "/predict", Some(&simple)),
+        ];
+        println!();
+        println!("breast_cancer, one row per request:");
+        println!(
+            "{:<14} {:<24} {:>5} {:>9} {:>8} {:>8} {:>8}  vs live, each round",
+            "server", "endpoint", "conns", "req/s", "p50 ms", "p99 ms", "vs live"
+        );
+        for connections in [1, 8, 64] {
+            // Every server's every endpoint once per round, in turn, so that a slow spell of
+            // the machine falls on one round of each rather than on every run of one.
+            let mut loads: Vec<Vec<Vec<Load>>> = servers
+                .iter()
+                .map(|_| endpoints.iter().map(|_| Vec::new()).collect())
+                .collect();
+            for _ in 0..self.rounds {
+                for (server, server_loads) in servers.iter().zip(&mut loads) {
+                    for ((_, path, body), runs) in endpoints.iter().zip(server_loads.iter_mut()) {
+                        let url = format!("{}{path}", server.url);
+                        runs.push(self.wrk(&url, *body, connections)?);
+                    }
+                }
+            }
+            for ((label, _), server_loads) in setups.iter().zip(&loads) {
+                let health = &server_loads[0];
+                for ((name, _, _), runs) in endpoints.iter().zip(server_loads) {
+                    let shares: Vec<f64> = runs
+                        .iter()
+                        .zip(health)
+                        .map(|(run, h)| run.rps / h.rps * 100.0)
+                        .collect();
+                    let each: Vec<String> = shares.iter().map(|s| format!("{s:.0}%")).collect();
+                    let load = Load::median(runs);
+                    println!(
+                        "{label:<14} {name:<24} {connections:>5} {:>9.0} {:>8.3} {:>8.3} {:>7.0}%  {}",
+                        load.rps,
+                        load.p50_ms,
+                        load.p99_ms,
+                        median(shares.iter().copied()),
+                        each.join(" ")
+                    );
+                }
+            }
+        }
+        for ((label, _), server) in setups.iter().zip(&servers) {
+            let memory = server.memory()?;
+            println!(
+                "{label} server after the runs: RSS {:.1} MiB, peak {:.1} MiB",
+                memory.rss, memory.peak
+            );
+        }
+        Ok(())
+    }
+
+    /// `/predict` of a 4-feature logistic regression (iris, one row per request) at 8
+    /// connections: `tiffin serve` with each engine, and with its request log lines off, against
+    /// the FastAPI + onnxruntime peer serving the same ONNX file, all up at once and driven in
+    /// turn. The goal of issue #16: 10x the peer's requests per second, a tenth of its p50.
+    fn peer_table(&self, fixtures: &Path) -> Result<()> {
+        let dir = self.scratch.join("iris");
+        std::fs::create_dir_all(&dir)?;
+        pack(self.tiffin, &fixtures.join("iris"), &dir)?;
+        let package = dir.join("iris-1.0.0.tiffin");
+        let package = package.to_str().context("a UTF-8 path")?;
+        let x = reference_rows(&fixtures.join("iris"), "X", 4, 1)?;
+        let json = serde_json::json!({ "X": [x] }).to_string();
+        let body = Post::json(&json);
+        let ort = ["--runtime", "ort", "--ort-lib", self.library];
+        // Every log line but the request's: the bench waits for the `listening on` line.
+        let quiet = [("TIFFIN_LOG", "info,tiffin_server::protocol=warn")];
+        let tiffins = [
+            ("tiffin, tract", Bench::start(self.tiffin, &[package])?),
+            (
+                "tiffin, ort",
+                Bench::start(self.tiffin, &[&[package][..], &ort].concat())?,
+            ),
+            (
+                "tiffin, tract, no request log",
+                Bench::start_with(self.tiffin, &[package], &quiet)?,
+            ),
+            (
+                "tiffin, ort, no request log",
+                Bench::start_with(self.tiffin, &[&[package][..], &ort].concat(), &quiet)?,
+            ),
+        ];
+        let peer = super::peer::Peer::start(
+            &fixtures.join("iris/model.onnx"),
+            &json,
+            &self.scratch.join("peer.log"),
+        )?;
+        let mut urls: Vec<(&str, String)> = tiffins
+            .iter()
+            .map(|(label, server)| (*label, format!("{}/predict", server.url)))
+            .collect();
+        urls.push((
+            "FastAPI + onnxruntime, 2 workers",
+            format!("http://{}/predict", peer.address),
+        ));
+        // A warm-up run of each, not counted: the peer's second worker and both engines'
+        // first calls are ready before anything is measured.
+        for (_, url) in &urls {
+            run_wrk(self.wrk, self.scratch, url, Some(&body), 8, 1)?;
+        }
+        let mut loads: Vec<Vec<Load>> = urls.iter().map(|_| Vec::new()).collect();
+        for _ in 0..self.rounds {
+            for ((_, url), runs) in urls.iter().zip(&mut loads) {
+                runs.push(self.wrk(url, Some(&body), 8)?);
+            }
+        }
+        let peer_runs = loads.last().context("the peer's runs")?;
+        println!();
+        println!("iris, one row per request, POST /predict, 8 connections:");
+        println!(
+            "{:<34} {:>9} {:>8} {:>8} {:>9} {:>9}  x peer, each round",
+            "server", "req/s", "p50 ms", "p99 ms", "x peer", "p50/peer"
+        );
+        for ((label, _), runs) in urls.iter().zip(&loads) {
+            let gains: Vec<f64> = runs
+                .iter()
+                .zip(peer_runs)
+                .map(|(run, peer)| run.rps / peer.rps)
+                .collect();
+            let p50s = runs
+                .iter()
+                .zip(peer_runs)
+                .map(|(run, peer)| run.p50_ms / peer.p50_ms);
+            let each: Vec<String> = gains.iter().map(|g| format!("{g:.1}x")).collect();
+            let load = Load::median(runs);
+            println!(
+                "{label:<34} {:>9.0} {:>8.3} {:>8.3} {:>8.1}x {:>9.3}  {}",
+                load.rps,
+                load.p50_ms,
+                load.p99_ms,
+                median(gains.iter().copied()),
+                median(p50s),
+                each.join(" ")
+            );
+        }
+        Ok(())
+    }
+
+    /// One wrk run of this drive's length.
+    fn wrk(&self, url: &str, body: Option<&Post>, connections: usize) -> Result<Load> {
+        run_wrk(self.wrk, self.scratch, url, body, connections, self.seconds)
+    }
+
     /// Serves the package at `package` (model `model`, one 1x28x28 image in) in every setup at
     /// once, drives each with 64 connections in turn for `rounds` rounds, and prints each
     /// setup's median against its engine's unbatched figure.
-    fn batching_table(&self, model: &str, package: &Path) -> Result<()> {
+    fn batching_table(&self, model: &str, package: &Path, body: &Post, how: &str) -> Result<()> {
         let package = package.to_str().context("a UTF-8 path")?;
         let batched = [package, "--max-batch-size", "64", "--max-delay-us", "2000"];
         let ort = ["--runtime", "ort", "--ort-lib", self.library];
@@ -465,17 +657,10 @@ impl Drive<'_> {
         for _ in 0..self.rounds {
             for (server, runs) in servers.iter().zip(&mut loads) {
                 let url = format!("{}/v2/models/{model}/infer", server.url);
-                runs.push(run_wrk(
-                    self.wrk,
-                    self.scratch,
-                    &url,
-                    Some(self.body),
-                    64,
-                    self.seconds,
-                )?);
+                runs.push(self.wrk(&url, Some(body), 64)?);
             }
         }
-        println!("{model}, one image per request, through /v2/models/{model}/infer:");
+        println!("{model}, one image per request, through /v2/models/{model}/infer, {how}:");
         for (ix, ((label, _), runs)) in setups.iter().zip(&loads).enumerate() {
             // Each runtime's setups against its own unbatched one (ONNX Runtime's with two
             // threads or two sessions against its one-thread, one-session figure too).
@@ -564,6 +749,18 @@ mod tests {
         assert_eq!(parse_latency("1.50ms").unwrap(), 1.5);
         assert_eq!(parse_latency("2.00s").unwrap(), 2000.0);
         assert!(parse_latency("3m").is_err());
+    }
+
+    #[test]
+    fn wrk_scripts_escape_every_byte_lua_would_misread() {
+        let post = Post::v2_binary("{\"a\": 'b'}", &[0, 92, 65, 255, 10]);
+        assert_eq!(
+            post.script(),
+            "wrk.method = 'POST'\n\
+             wrk.body = '{\"a\": \\039b\\039}\\000\\092A\\255\\010'\n\
+             wrk.headers['Content-Type'] = 'application/octet-stream'\n\
+             wrk.headers['Inference-Header-Content-Length'] = '10'\n"
+        );
     }
 
     #[test]
