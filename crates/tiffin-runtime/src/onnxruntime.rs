@@ -156,7 +156,6 @@ impl OrtEngine {
             .map_err(|e| session_error(e.to_string()))
         };
         let session = commit()?;
-        drop(copy);
 
         let graph_inputs: Vec<GraphTensor> = session.inputs().iter().map(outlet).collect();
         let graph_outputs: Vec<GraphTensor> = session.outputs().iter().map(outlet).collect();
@@ -203,8 +202,9 @@ impl OrtEngine {
         for _ in 1..sessions.max(1) {
             all.push(Mutex::new(commit()?));
         }
-        // onnxruntime holds its own copies of the weights now.
-        drop(onnx);
+        // onnxruntime holds its own copies of the weights now; the temporary copy of a range,
+        // which every session is made from, goes only after the last one.
+        drop((onnx, copy));
         Ok(OrtEngine {
             sessions: all,
             next: AtomicUsize::new(0),

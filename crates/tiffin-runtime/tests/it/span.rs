@@ -76,6 +76,24 @@ fn every_fixture_reads_alike_from_a_range_through_onnx_runtime() {
     each_fixture(&LoadOptions::default().with_runtime(ort_runtime()));
 }
 
+/// Every session of a model in several (`serve --ort-sessions 2`) is made from the range's
+/// temporary copy, which must last until the last one is made.
+#[cfg(feature = "ort")]
+#[test]
+fn a_range_loads_into_two_onnx_runtime_sessions() {
+    let bytes = std::fs::read(fixture("mnist_cnn").join("model.onnx")).unwrap();
+    let (file, offset) = framed(&bytes, &JUNK.repeat(11));
+    let span = ModelSource::Span {
+        path: file.path().to_owned(),
+        offset,
+        len: bytes.len() as u64,
+    };
+    let options = LoadOptions::default()
+        .with_runtime(ort_runtime())
+        .with_sessions(2);
+    agree("mnist_cnn", vec![ModelSource::Bytes(bytes), span], &options);
+}
+
 /// Ranges that do not hold the whole model are refused, never read past: the model cut short
 /// (with the rest of it right after the range in the file), shifted by a byte, or over junk;
 /// and a range past the end of the file is refused by its sizes.
