@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tiffin_core::Loaded;
 use tiffin_core::runtime::Tensor;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::metrics::ModelMetrics;
@@ -114,12 +114,12 @@ async fn collect(
             },
         };
         // A model that runs a bounded number of calls at once (ONNX Runtime's sessions) gets
-        // a batch closed only when one of them is free. Closed earlier, a batch would wait at
-        // the session's lock with the requests that arrive meanwhile queued behind it instead
-        // of in it: with one session under load, every other batch was the few requests that
-        // came in the instant after the previous one closed.
-        let turn = turns.take().await;
-        let slot = match pool.reserve().await {
+        // a batch closed only when one of them is free (the slot holds the model's turn).
+        // Closed earlier, a batch would wait at the session's lock with the requests that
+        // arrive meanwhile queued behind it instead of in it: with one session under load,
+        // every other batch was the few requests that came in the instant after the previous
+        // one closed.
+        let slot = match pool.reserve(&turns).await {
             Ok(slot) => slot,
             Err(err) => {
                 let _ = first.reply.send(Err(err));
@@ -152,22 +152,14 @@ async fn collect(
             }
         }
         metrics.batch(rows);
-        tokio::spawn(run_batch(
-            batch,
-            slot,
-            turn,
-            loaded.clone(),
-            metrics.clone(),
-        ));
+        tokio::spawn(run_batch(batch, slot, loaded.clone(), metrics.clone()));
     }
 }
 
-/// Runs one batch in its pool slot (and, for a model of bounded parallel runs, its `turn`,
-/// given back when the run ends) and answers each of its requests.
+/// Runs one batch in its pool slot and answers each of its requests.
 async fn run_batch(
     batch: Vec<Job>,
     slot: crate::pool::Slot,
-    turn: Option<OwnedSemaphorePermit>,
     loaded: Arc<Loaded>,
     metrics: Arc<ModelMetrics>,
 ) {
@@ -181,7 +173,6 @@ async fn run_batch(
     let result = Pool::run(slot, move || {
         let start = Instant::now();
         let parts = run_merged(&loaded, inputs);
-        drop(turn);
         (parts, start.elapsed())
     })
     .await;

@@ -23,10 +23,13 @@ pub(crate) struct Pool {
     max_queue: usize,
 }
 
-/// A reserved slot in the pool: a model run may start.
+/// A reserved slot in the pool, with the model's turn where it takes turns: a model run may
+/// start.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    permit: OwnedSemaphorePermit,
+    // Both held for as long as the slot is, given back when it is dropped.
+    _permit: OwnedSemaphorePermit,
+    _turn: Option<OwnedSemaphorePermit>,
     /// How long the request waited for it.
     pub(crate) waited: Duration,
 }
@@ -50,12 +53,17 @@ impl Pool {
         }
     }
 
-    /// Waits for a free slot, or refuses at once with 503 when the queue is full.
-    pub(crate) async fn reserve(&self) -> Result<Slot, ApiError> {
+    /// Waits for the model's turn (see [`Turns`]) and then a free slot, or refuses at once with
+    /// 503 when the queue is full: a request waiting for its turn is queued like one waiting
+    /// for a thread, so the bound holds for a model that takes turns too.
+    pub(crate) async fn reserve(&self, turns: &Turns) -> Result<Slot, ApiError> {
         let start = Instant::now();
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+        if let Some(turn) = turns.try_take()
+            && let Ok(permit) = self.permits.clone().try_acquire_owned()
+        {
             return Ok(Slot {
-                permit,
+                _permit: permit,
+                _turn: turn,
                 waited: Duration::ZERO,
             });
         }
@@ -66,6 +74,9 @@ impl Pool {
             ));
         }
         let _waiting = Waiting(&self.waiting);
+        // The turn first, then a thread: a request waiting for its model holds no thread
+        // another model could use.
+        let turn = turns.take().await;
         let permit = self
             .permits
             .clone()
@@ -73,7 +84,8 @@ impl Pool {
             .await
             .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
         Ok(Slot {
-            permit,
+            _permit: permit,
+            _turn: turn,
             waited: start.elapsed(),
         })
     }
@@ -84,10 +96,9 @@ impl Pool {
         slot: Slot,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let permit = slot.permit;
         tokio::task::spawn_blocking(move || {
             let out = f();
-            drop(permit);
+            drop(slot);
             out
         })
         .await
@@ -102,7 +113,7 @@ impl Pool {
 }
 
 /// Turns at one model that runs a bounded number of calls at once (ONNX Runtime: one per
-/// session). A request waits for a turn here, on the executor, before it takes a pool slot: a
+/// session). A request waits for a turn on the executor, as part of [`Pool::reserve`]: a
 /// run that met a busy session would otherwise block its thread at the session's lock (an async
 /// worker, for a short run made inline), and its measured cost would count the wait.
 #[derive(Debug, Clone)]
@@ -115,9 +126,17 @@ impl Turns {
     }
 
     /// Waits for a turn, held until the permit is dropped; `None` for a model that takes none.
-    pub(crate) async fn take(&self) -> Option<OwnedSemaphorePermit> {
+    async fn take(&self) -> Option<OwnedSemaphorePermit> {
         // The semaphore is never closed, so acquiring fails never.
         self.0.as_ref()?.clone().acquire_owned().await.ok()
+    }
+
+    /// A turn if one is free now (`Some(None)` for a model that takes none); `None` if not.
+    fn try_take(&self) -> Option<Option<OwnedSemaphorePermit>> {
+        match &self.0 {
+            None => Some(None),
+            Some(turns) => turns.clone().try_acquire_owned().ok().map(Some),
+        }
     }
 }
 
@@ -128,21 +147,42 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_with_503() {
         let pool = Pool::new(1, 1);
-        let running = pool.reserve().await.unwrap();
+        let running = pool.reserve(&Turns::new(None)).await.unwrap();
         // One may wait...
         let pool = Arc::new(pool);
         let waiter = {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.reserve().await.map(|s| s.waited) })
+            tokio::spawn(async move { pool.reserve(&Turns::new(None)).await.map(|s| s.waited) })
         };
         while pool.queued() == 0 {
             tokio::task::yield_now().await;
         }
         // ...the next is refused.
-        let refused = pool.reserve().await.unwrap_err();
+        let refused = pool.reserve(&Turns::new(None)).await.unwrap_err();
         assert_eq!(refused.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(Pool::run(running, || 7).await.unwrap(), 7);
         assert!(waiter.await.unwrap().is_ok());
+        assert_eq!(pool.queued(), 0);
+    }
+
+    /// A request waiting for its model's turn is queued: with the queue full, the next one is
+    /// refused, though a pool thread is free.
+    #[tokio::test]
+    async fn a_request_waiting_for_its_turn_counts_against_the_queue() {
+        let pool = Arc::new(Pool::new(2, 1));
+        let turns = Turns::new(Some(1));
+        let running = pool.reserve(&turns).await.unwrap();
+        let waiter = {
+            let (pool, turns) = (pool.clone(), turns.clone());
+            tokio::spawn(async move { pool.reserve(&turns).await.is_ok() })
+        };
+        while pool.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = pool.reserve(&turns).await.unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        drop(running);
+        assert!(waiter.await.unwrap());
         assert_eq!(pool.queued(), 0);
     }
 

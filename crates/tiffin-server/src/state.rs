@@ -296,13 +296,8 @@ impl AppState {
         if let Some(batcher) = &served.batcher {
             return batcher.submit(inputs, rows).await;
         }
-        // A turn first (ONNX Runtime's sessions), then a pool thread: a request waiting for
-        // the model holds no thread other models could use.
-        let waiting = Instant::now();
-        let turn = served.turns.take().await;
-        let for_turn = waiting.elapsed();
-        let slot = self.inner.pool.reserve().await?;
-        let queued = for_turn + slot.waited;
+        let slot = self.inner.pool.reserve(&served.turns).await?;
+        let queued = slot.waited;
         let elements = inputs.iter().map(|t| t.data().len()).sum::<usize>();
         // A run the model's measured cost says is shorter than the hop to a blocking thread
         // and back runs here, on the async worker, still holding its pool slot so the number
@@ -312,16 +307,11 @@ impl AppState {
             .runs_inline(elements, self.inner.config.inline_below)
         {
             let timed = timed_run(loaded, &inputs);
-            drop((slot, turn));
+            drop(slot);
             timed
         } else {
             let model = loaded.clone();
-            crate::pool::Pool::run(slot, move || {
-                let timed = timed_run(&model, &inputs);
-                drop(turn);
-                timed
-            })
-            .await?
+            crate::pool::Pool::run(slot, move || timed_run(&model, &inputs)).await?
         };
         let outputs = outputs?;
         // The cost is the run alone, never the hop to the pool and back: under load that
