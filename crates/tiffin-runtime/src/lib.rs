@@ -28,6 +28,6 @@ pub use graph::{GraphOps, ModelSource, check_signature, graph_ops, graph_signatu
 pub use model::{LoadOptions, Model, PlanStats, Runtime};
 pub use nnef::to_nnef;
 pub use tensor::{
-    FlatJson, JsonValue, JsonValues, ShapeMismatch, Tensor, TensorData, ValueError, f16,
+    FlatJson, JsonInto, JsonValue, JsonValues, ShapeMismatch, Tensor, TensorData, ValueError, f16,
     flatten_json,
 };

@@ -303,97 +303,11 @@ impl TensorData {
     /// dtype, a string for a number, a number for a string. Floats also take the strings `NaN`,
     /// `Infinity` and `-Infinity`, which JSON cannot write as numbers.
     pub fn from_json(dtype: DType, values: &[serde_json::Value]) -> Result<TensorData, ValueError> {
-        use serde_json::Value;
-        fn each<T>(
-            values: &[Value],
-            f: impl Fn(&Value) -> Result<T, String>,
-        ) -> Result<Vec<T>, ValueError> {
-            values
-                .iter()
-                .enumerate()
-                .map(|(index, v)| f(v).map_err(|reason| ValueError { index, reason }))
-                .collect()
+        let mut sink = LeafSink::new(dtype, values.len());
+        for value in values {
+            sink.push(value);
         }
-        fn describe(v: &Value) -> String {
-            match v {
-                Value::String(_) => "a string".into(),
-                Value::Array(_) => "a list".into(),
-                Value::Object(_) => "an object".into(),
-                Value::Null => "null".into(),
-                // Not the value itself: errors go back to clients, and never echo their data.
-                Value::Bool(_) => "a boolean".into(),
-                Value::Number(n) if n.is_f64() => "a fractional number".into(),
-                Value::Number(_) => "the number".into(),
-            }
-        }
-        fn int<T: TryFrom<i64> + TryFrom<u64>>(v: &Value, name: &str) -> Result<T, String> {
-            let out_of_range = || format!("{} does not fit in {name}", describe(v));
-            match v {
-                Value::Number(n) if n.is_i64() => {
-                    T::try_from(n.as_i64().unwrap()).map_err(|_| out_of_range())
-                }
-                Value::Number(n) if n.is_u64() => {
-                    T::try_from(n.as_u64().unwrap()).map_err(|_| out_of_range())
-                }
-                Value::Number(n) => match n.as_f64() {
-                    // 3.0 is an integer written as a float (numpy does that); 3.5 is not.
-                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                        T::try_from(f as i64).map_err(|_| out_of_range())
-                    }
-                    _ => Err(format!(
-                        "{} is not an integer, expected {name}",
-                        describe(v)
-                    )),
-                },
-                _ => Err(format!("{} is not a number, expected {name}", describe(v))),
-            }
-        }
-        fn float(v: &Value, name: &str) -> Result<f64, String> {
-            match v {
-                Value::Number(n) => Ok(n.as_f64().expect("serde_json numbers convert to f64")),
-                Value::String(s) if s == "NaN" || s == "nan" => Ok(f64::NAN),
-                Value::String(s) if s == "Infinity" || s == "inf" => Ok(f64::INFINITY),
-                Value::String(s) if s == "-Infinity" || s == "-inf" => Ok(f64::NEG_INFINITY),
-                _ => Err(format!("{} is not a number, expected {name}", describe(v))),
-            }
-        }
-        Ok(match dtype {
-            DType::Bool => TensorData::Bool(each(values, |v| match v {
-                Value::Bool(b) => Ok(*b),
-                Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
-                Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
-                _ => Err(format!("{} is not a boolean, expected bool", describe(v))),
-            })?),
-            DType::U8 => TensorData::U8(each(values, |v| int(v, "u8"))?),
-            DType::U16 => TensorData::U16(each(values, |v| int(v, "u16"))?),
-            DType::U32 => TensorData::U32(each(values, |v| int(v, "u32"))?),
-            DType::U64 => TensorData::U64(each(values, |v| int(v, "u64"))?),
-            DType::I8 => TensorData::I8(each(values, |v| int(v, "i8"))?),
-            DType::I16 => TensorData::I16(each(values, |v| int(v, "i16"))?),
-            DType::I32 => TensorData::I32(each(values, |v| int(v, "i32"))?),
-            DType::I64 => TensorData::I64(each(values, |v| int(v, "i64"))?),
-            // A finite number too large for the narrower type would silently become infinite.
-            DType::F16 => TensorData::F16(each(values, |v| {
-                let f = float(v, "f16")?;
-                let h = f16::from_f64(f);
-                if f.is_finite() && !h.is_finite() {
-                    return Err("the number does not fit in f16".into());
-                }
-                Ok(h)
-            })?),
-            DType::F32 => TensorData::F32(each(values, |v| {
-                let f = float(v, "f32")?;
-                if f.is_finite() && !(f as f32).is_finite() {
-                    return Err("the number does not fit in f32".into());
-                }
-                Ok(f as f32)
-            })?),
-            DType::F64 => TensorData::F64(each(values, |v| float(v, "f64"))?),
-            DType::String => TensorData::String(each(values, |v| match v {
-                Value::String(s) => Ok(s.clone()),
-                _ => Err(format!("{} is not a string, expected string", describe(v))),
-            })?),
-        })
+        sink.finish()
     }
 
     /// The values of [`TensorData::to_json`], written straight to a serializer rather than built
@@ -489,6 +403,153 @@ impl TensorData {
     }
 }
 
+/// Values of one dtype taken from JSON leaves one at a time, by the rules of
+/// [`TensorData::from_json`]. The first leaf that does not fit is kept as the error, and the
+/// leaves after it are not converted.
+struct LeafSink {
+    data: TensorData,
+    index: usize,
+    error: Option<ValueError>,
+}
+
+impl LeafSink {
+    fn new(dtype: DType, capacity: usize) -> LeafSink {
+        let data = match dtype {
+            DType::Bool => TensorData::Bool(Vec::with_capacity(capacity)),
+            DType::U8 => TensorData::U8(Vec::with_capacity(capacity)),
+            DType::U16 => TensorData::U16(Vec::with_capacity(capacity)),
+            DType::U32 => TensorData::U32(Vec::with_capacity(capacity)),
+            DType::U64 => TensorData::U64(Vec::with_capacity(capacity)),
+            DType::I8 => TensorData::I8(Vec::with_capacity(capacity)),
+            DType::I16 => TensorData::I16(Vec::with_capacity(capacity)),
+            DType::I32 => TensorData::I32(Vec::with_capacity(capacity)),
+            DType::I64 => TensorData::I64(Vec::with_capacity(capacity)),
+            DType::F16 => TensorData::F16(Vec::with_capacity(capacity)),
+            DType::F32 => TensorData::F32(Vec::with_capacity(capacity)),
+            DType::F64 => TensorData::F64(Vec::with_capacity(capacity)),
+            DType::String => TensorData::String(Vec::with_capacity(capacity)),
+        };
+        LeafSink {
+            data,
+            index: 0,
+            error: None,
+        }
+    }
+
+    fn push(&mut self, value: &serde_json::Value) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(reason) = convert_into(&mut self.data, value) {
+            self.error = Some(ValueError {
+                index: self.index,
+                reason,
+            });
+        }
+        self.index += 1;
+    }
+
+    fn finish(self) -> Result<TensorData, ValueError> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self.data),
+        }
+    }
+}
+
+/// What a JSON value is, for an error: never the value itself, since errors go back to clients
+/// and never echo their data.
+fn describe(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+        Value::Null => "null".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Number(n) if n.is_f64() => "a fractional number".into(),
+        Value::Number(_) => "the number".into(),
+    }
+}
+
+fn int<T: TryFrom<i64> + TryFrom<u64>>(v: &serde_json::Value, name: &str) -> Result<T, String> {
+    use serde_json::Value;
+    let out_of_range = || format!("{} does not fit in {name}", describe(v));
+    match v {
+        Value::Number(n) if n.is_i64() => {
+            T::try_from(n.as_i64().expect("is_i64")).map_err(|_| out_of_range())
+        }
+        Value::Number(n) if n.is_u64() => {
+            T::try_from(n.as_u64().expect("is_u64")).map_err(|_| out_of_range())
+        }
+        Value::Number(n) => match n.as_f64() {
+            // 3.0 is an integer written as a float (numpy does that); 3.5 is not.
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                T::try_from(f as i64).map_err(|_| out_of_range())
+            }
+            _ => Err(format!(
+                "{} is not an integer, expected {name}",
+                describe(v)
+            )),
+        },
+        _ => Err(format!("{} is not a number, expected {name}", describe(v))),
+    }
+}
+
+fn float(v: &serde_json::Value, name: &str) -> Result<f64, String> {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => Ok(n.as_f64().expect("serde_json numbers convert to f64")),
+        Value::String(s) if s == "NaN" || s == "nan" => Ok(f64::NAN),
+        Value::String(s) if s == "Infinity" || s == "inf" => Ok(f64::INFINITY),
+        Value::String(s) if s == "-Infinity" || s == "-inf" => Ok(f64::NEG_INFINITY),
+        _ => Err(format!("{} is not a number, expected {name}", describe(v))),
+    }
+}
+
+/// Appends `v` to `data` as a value of its dtype, or says why it does not fit.
+fn convert_into(data: &mut TensorData, v: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
+    match data {
+        TensorData::Bool(out) => out.push(match v {
+            Value::Bool(b) => *b,
+            Value::Number(n) if n.as_u64() == Some(0) => false,
+            Value::Number(n) if n.as_u64() == Some(1) => true,
+            _ => return Err(format!("{} is not a boolean, expected bool", describe(v))),
+        }),
+        TensorData::U8(out) => out.push(int(v, "u8")?),
+        TensorData::U16(out) => out.push(int(v, "u16")?),
+        TensorData::U32(out) => out.push(int(v, "u32")?),
+        TensorData::U64(out) => out.push(int(v, "u64")?),
+        TensorData::I8(out) => out.push(int(v, "i8")?),
+        TensorData::I16(out) => out.push(int(v, "i16")?),
+        TensorData::I32(out) => out.push(int(v, "i32")?),
+        TensorData::I64(out) => out.push(int(v, "i64")?),
+        // A finite number too large for the narrower type would silently become infinite.
+        TensorData::F16(out) => {
+            let f = float(v, "f16")?;
+            let h = f16::from_f64(f);
+            if f.is_finite() && !h.is_finite() {
+                return Err("the number does not fit in f16".into());
+            }
+            out.push(h);
+        }
+        TensorData::F32(out) => {
+            let f = float(v, "f32")?;
+            if f.is_finite() && !(f as f32).is_finite() {
+                return Err("the number does not fit in f32".into());
+            }
+            out.push(f as f32);
+        }
+        TensorData::F64(out) => out.push(float(v, "f64")?),
+        TensorData::String(out) => match v {
+            Value::String(s) => out.push(s.clone()),
+            _ => return Err(format!("{} is not a string, expected string", describe(v))),
+        },
+    }
+    Ok(())
+}
+
 /// The JSON form of a tensor: `{"dtype": "f32", "shape": [2, 3], "data": [...]}`, the values
 /// flat and row-major (nested lists are accepted when reading), or `"b64"` with the base64 of
 /// the little-endian bytes instead of `"data"` for large fixed-size tensors. Golden examples and
@@ -525,11 +586,77 @@ impl<'de> serde::Deserialize<'de> for FlatJson {
     }
 }
 
-/// Reads one JSON value into a list of leaves: a list's items in turn, anything else as one
-/// leaf, exactly as `serde_json::Value` would read it.
-struct Leaves<'a>(&'a mut Vec<serde_json::Value>);
+/// The values of `dtype` that a JSON value's leaves give, read straight from the JSON text by
+/// the rules of [`TensorData::from_json`] (nested lists flattened row-major, as [`FlatJson`]
+/// reads them), with no list of JSON values built in between: for a request naming its dtype
+/// before its values, as the V2 protocol's clients write it. Malformed JSON is the
+/// deserializer's error; a leaf that does not fit the dtype is the `ValueError` inside.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonInto(pub DType);
 
-impl<'de> serde::de::DeserializeSeed<'de> for Leaves<'_> {
+impl<'de> serde::de::DeserializeSeed<'de> for JsonInto {
+    type Value = Result<TensorData, ValueError>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Result<TensorData, ValueError>, D::Error> {
+        let mut sink = LeafSink::new(self.0, 0);
+        serde::de::DeserializeSeed::deserialize(Leaves(&mut sink), deserializer)?;
+        Ok(sink.finish())
+    }
+}
+
+/// Where [`Leaves`] puts each leaf it reads.
+trait Leaf {
+    fn leaf(&mut self, value: serde_json::Value);
+
+    /// A number leaf, which a typed sink may take without making a JSON value of it.
+    fn number(&mut self, number: serde_json::Number) {
+        self.leaf(serde_json::Value::Number(number));
+    }
+}
+
+impl Leaf for Vec<serde_json::Value> {
+    fn leaf(&mut self, value: serde_json::Value) {
+        self.push(value);
+    }
+}
+
+impl Leaf for LeafSink {
+    fn leaf(&mut self, value: serde_json::Value) {
+        self.push(&value);
+    }
+
+    /// Numbers into a float tensor, most of what tensors in JSON hold, go straight in, by the
+    /// same rule as [`convert_into`]'s (a number too large for f32 goes the long way, to be
+    /// refused there).
+    fn number(&mut self, number: serde_json::Number) {
+        if self.error.is_none() {
+            let f = number.as_f64().expect("serde_json numbers convert to f64");
+            match &mut self.data {
+                TensorData::F32(out) if (f as f32).is_finite() => {
+                    out.push(f as f32);
+                    self.index += 1;
+                    return;
+                }
+                TensorData::F64(out) => {
+                    out.push(f);
+                    self.index += 1;
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.push(&serde_json::Value::Number(number));
+    }
+}
+
+/// Reads one JSON value as a sequence of leaves: a list's items in turn, anything else as one
+/// leaf, exactly as `serde_json::Value` would read it.
+struct Leaves<'a, L>(&'a mut L);
+
+impl<'de, L: Leaf> serde::de::DeserializeSeed<'de> for Leaves<'_, L> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -537,7 +664,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Leaves<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Leaves<'_> {
+impl<'de, L: Leaf> serde::de::Visitor<'de> for Leaves<'_, L> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -553,46 +680,46 @@ impl<'de> serde::de::Visitor<'de> for Leaves<'_> {
         let value = <serde_json::Value as serde::Deserialize>::deserialize(
             serde::de::value::MapAccessDeserializer::new(map),
         )?;
-        self.0.push(value);
+        self.0.leaf(value);
         Ok(())
     }
 
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.0.push(serde_json::Value::Bool(v));
+        self.0.leaf(serde_json::Value::Bool(v));
         Ok(())
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.0.push(serde_json::Value::Number(v.into()));
+        self.0.number(v.into());
         Ok(())
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.0.push(serde_json::Value::Number(v.into()));
+        self.0.number(v.into());
         Ok(())
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
         // As serde_json::Value reads it: a number JSON cannot hold becomes null.
-        self.0.push(
-            serde_json::Number::from_f64(v)
-                .map_or(serde_json::Value::Null, serde_json::Value::Number),
-        );
+        match serde_json::Number::from_f64(v) {
+            Some(number) => self.0.number(number),
+            None => self.0.leaf(serde_json::Value::Null),
+        }
         Ok(())
     }
 
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.0.push(serde_json::Value::String(v.to_owned()));
+        self.0.leaf(serde_json::Value::String(v.to_owned()));
         Ok(())
     }
 
     fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.0.push(serde_json::Value::String(v));
+        self.0.leaf(serde_json::Value::String(v));
         Ok(())
     }
 
     fn visit_unit<E>(self) -> Result<(), E> {
-        self.0.push(serde_json::Value::Null);
+        self.0.leaf(serde_json::Value::Null);
         Ok(())
     }
 
@@ -727,6 +854,75 @@ mod tests {
             assert_eq!(flat.0, expected, "{text}");
         }
         assert!(serde_json::from_str::<FlatJson>("[1, 2").is_err());
+    }
+
+    #[test]
+    fn json_read_into_a_dtype_gives_what_the_flattened_values_give() {
+        use serde::de::DeserializeSeed;
+        let cases = [
+            "[[1, 2.5], [-3, 18446744073709551615]]",
+            "[[[0.1]], [[1e300]], [[-0.0]], [-0], [0]]",
+            "[]",
+            "[[], []]",
+            "7",
+            "\"a\"",
+            "null",
+            "[true, false, null]",
+            "[[\"x\", \"y,]\"], [{\"k\": [1, 2]}, [3]]]",
+            "[1, [2, [3, [4]]]]",
+            "[\"NaN\", \"Infinity\", \"-inf\", 1E-5, -2.5e+3, 0.05882352963089943]",
+            "[-9223372036854775808, -9223372036854775809, 18446744073709551616, 1e2, 3.0]",
+            "[255, 256, -1, 1.5, 65535, 4294967296]",
+            "[0, 1, 2]",
+            "[\"tab\\t\", \"\\u00e9\", \"\"]",
+            "[3.4028235e38, 3.5e38, 1e-400]",
+            "[1, \"two\", 3.5, {}]",
+        ];
+        let dtypes = [
+            DType::Bool,
+            DType::U8,
+            DType::U16,
+            DType::U32,
+            DType::U64,
+            DType::I8,
+            DType::I16,
+            DType::I32,
+            DType::I64,
+            DType::F16,
+            DType::F32,
+            DType::F64,
+            DType::String,
+        ];
+        let mut refused = 0;
+        for text in cases {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut flat = Vec::new();
+            flatten_json(&value, &mut flat);
+            for dtype in dtypes {
+                let expected = TensorData::from_json(dtype, &flat);
+                let read = JsonInto(dtype)
+                    .deserialize(&mut serde_json::Deserializer::from_str(text))
+                    .unwrap();
+                refused += usize::from(expected.is_err());
+                // Debug, so that NaN compares equal to itself.
+                assert_eq!(
+                    format!("{read:?}"),
+                    format!("{expected:?}"),
+                    "{text} as {dtype:?}"
+                );
+            }
+        }
+        // Both outcomes are exercised: values that fit and values refused, by index.
+        assert!(
+            refused > 20 && refused < cases.len() * dtypes.len() - 20,
+            "{refused}"
+        );
+        // Malformed JSON is the deserializer's error, not a value's.
+        assert!(
+            JsonInto(DType::F32)
+                .deserialize(&mut serde_json::Deserializer::from_str("[1, 2"))
+                .is_err()
+        );
     }
 
     #[test]

@@ -162,6 +162,17 @@ impl Post {
         }
     }
 
+    /// A V2 inference request in JSON with one input, its fields in the order V2 clients write
+    /// them (tritonclient: name, shape, datatype, data), which lets the server read the data
+    /// straight into the datatype. serde_json's `json!` sorts the keys, putting `data` first.
+    fn v2_json(name: &str, shape: &[usize], datatype: &str, data: &serde_json::Value) -> Post {
+        let name = serde_json::Value::from(name);
+        let shape = serde_json::Value::from(shape.to_vec());
+        Post::json(&format!(
+            r#"{{"inputs":[{{"name":{name},"shape":{shape},"datatype":"{datatype}","data":{data}}}]}}"#
+        ))
+    }
+
     /// A V2 inference request with its tensors in the binary data extension: the JSON header,
     /// then the tensors' raw bytes, as Triton's clients send images.
     fn v2_binary(header: &str, tensors: &[u8]) -> Post {
@@ -362,7 +373,7 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         // In JSON, and in the binary data extension as Triton's clients send images: the
         // smaller the cost of reading a request, the larger the model's share of it, and the
         // more batching's saving on the model shows.
-        let json = Post::json(&serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": image}]}).to_string());
+        let json = Post::v2_json("image", &[1, 1, 28, 28], "FP32", &serde_json::json!(image));
         let header = serde_json::json!({"inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "parameters": {"binary_data_size": image.len() * 4}}]}).to_string();
         let raw: Vec<u8> = image.iter().flat_map(|v| v.to_le_bytes()).collect();
         let binary = Post::v2_binary(&header, &raw);
@@ -444,7 +455,7 @@ impl Drive<'_> {
             .collect::<Result<Vec<_>>>()?;
         let x = reference_rows(&fixtures.join("breast_cancer"), "X", 30, 1)?;
         let row = serde_json::Value::Array(x.clone());
-        let v2 = Post::json(&serde_json::json!({"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": x}]}).to_string());
+        let v2 = Post::v2_json("X", &[1, 30], "FP32", &row);
         let mlflow = Post::json(&serde_json::json!({"inputs": [row.clone()]}).to_string());
         let simple = Post::json(&serde_json::json!({"X": [row]}).to_string());
         let endpoints: [(&str, &str, Option<&Post>); 4] = [
@@ -760,6 +771,15 @@ mod tests {
              wrk.body = '{\"a\": \\039b\\039}\\000\\092A\\255\\010'\n\
              wrk.headers['Content-Type'] = 'application/octet-stream'\n\
              wrk.headers['Inference-Header-Content-Length'] = '10'\n"
+        );
+    }
+
+    #[test]
+    fn v2_json_bodies_put_the_datatype_before_the_data() {
+        let post = Post::v2_json("x\"y", &[1, 2], "FP32", &serde_json::json!([0.5, 1]));
+        assert_eq!(
+            String::from_utf8(post.bytes).unwrap(),
+            r#"{"inputs":[{"name":"x\"y","shape":[1,2],"datatype":"FP32","data":[0.5,1]}]}"#
         );
     }
 

@@ -15,12 +15,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tiffin_core::examples::ranked;
 use tiffin_core::manifest::{DType, Dim, Signature, TensorSpec};
 use tiffin_core::payload::shown;
-use tiffin_core::runtime::{FlatJson, JsonValues, Tensor, TensorData};
+use tiffin_core::runtime::{FlatJson, JsonInto, JsonValues, Tensor, TensorData, ValueError};
 
 use super::{Named, decode_body, encode_answer, json_error, read_body, tagged};
 use crate::error::{ApiError, Flavor};
@@ -268,19 +269,131 @@ struct InferRequest<'a> {
     outputs: Option<Vec<RequestedOutput<'a>>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One input of an inference request. Read by hand rather than derived, so that `data` can be
+/// read straight into values of the datatype when the request names it first.
+#[derive(Debug)]
 struct InputTensor<'a> {
-    #[serde(borrow)]
     name: Cow<'a, str>,
     shape: Vec<i64>,
-    #[serde(borrow)]
     datatype: Cow<'a, str>,
-    #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    /// The values, flattened as they are read: V2 gives the shape apart, so the nesting (nested
-    /// or flat, both allowed) carries nothing the shape does not.
-    #[serde(default)]
-    data: Option<FlatJson>,
+    data: Option<Data>,
+}
+
+/// An input's values. V2 gives the shape apart, so the nesting of `data` (nested or flat, both
+/// allowed) carries nothing the shape does not, and its leaves are read flat.
+#[derive(Debug)]
+enum Data {
+    /// Read straight into the datatype named before `data`, as clients write a tensor (name,
+    /// shape, datatype, data): reading 784 pixels this way costs a fifth less than reading them
+    /// as JSON values and converting those.
+    Typed(Result<TensorData, ValueError>),
+    /// Read as JSON values, when `data` comes before the datatype (or the datatype is not one
+    /// tiffin knows), to be converted once the datatype is known.
+    Leaves(FlatJson),
+}
+
+/// A string borrowed from the body when it holds no escapes, as names nearly always do.
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for InputTensor<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(InputVisitor(std::marker::PhantomData))
+    }
+}
+
+struct InputVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for InputVisitor<'a> {
+    type Value = InputTensor<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an input tensor: an object with name, shape, datatype and data")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InputTensor<'a>, A::Error> {
+        fn once<T, E: serde::de::Error>(
+            slot: &mut Option<T>,
+            field: &'static str,
+            value: T,
+        ) -> Result<(), E> {
+            match slot.replace(value) {
+                Some(_) => Err(E::duplicate_field(field)),
+                None => Ok(()),
+            }
+        }
+        let mut name = None;
+        let mut shape = None;
+        let mut datatype: Option<Cow<'a, str>> = None;
+        let mut parameters = None;
+        let mut data = None;
+        while let Some(Borrowed(key)) = map.next_key::<Borrowed<'de>>()? {
+            match &*key {
+                "name" => once(&mut name, "name", map.next_value::<Borrowed<'de>>()?.0)?,
+                "shape" => once(&mut shape, "shape", map.next_value::<Vec<i64>>()?)?,
+                "datatype" => once(
+                    &mut datatype,
+                    "datatype",
+                    map.next_value::<Borrowed<'de>>()?.0,
+                )?,
+                "parameters" => once(
+                    &mut parameters,
+                    "parameters",
+                    map.next_value::<Option<Map<String, Value>>>()?,
+                )?,
+                "data" => {
+                    // `"data": null` is no data, as it would be for a derived `Option`.
+                    let value = match datatype.as_deref().and_then(dtype_of) {
+                        Some(dtype) => map.next_value_seed(Maybe(dtype))?.map(Data::Typed),
+                        None => map.next_value::<Option<FlatJson>>()?.map(Data::Leaves),
+                    };
+                    once(&mut data, "data", value)?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(InputTensor {
+            name: name.ok_or_else(|| A::Error::missing_field("name"))?,
+            shape: shape.ok_or_else(|| A::Error::missing_field("shape"))?,
+            datatype: datatype.ok_or_else(|| A::Error::missing_field("datatype"))?,
+            parameters: parameters.flatten(),
+            data: data.flatten(),
+        })
+    }
+}
+
+/// [`JsonInto`] for a value that may be `null` (then `None`).
+struct Maybe(DType);
+
+impl<'de> DeserializeSeed<'de> for Maybe {
+    type Value = Option<Result<TensorData, ValueError>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Maybe {
+    type Value = Option<Result<TensorData, ValueError>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("tensor data or null")
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        JsonInto(self.0).deserialize(d).map(Some)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,10 +489,10 @@ async fn infer_served(
             }
             length => {
                 let (head, binary) = bytes.split_at(length.unwrap_or(bytes.len()));
-                let request: InferRequest =
+                let mut request: InferRequest =
                     serde_json::from_slice(head).map_err(|e| json_error(&e))?;
                 refuse_unsupported(&request)?;
-                let inputs = decode_inputs(sig, &request.inputs, binary)?;
+                let inputs = decode_inputs(sig, &mut request.inputs, binary)?;
                 (Some(request), inputs)
             }
         };
@@ -448,7 +561,7 @@ fn raw_input(sig: &Signature, bytes: &[u8]) -> Result<Tensor, ApiError> {
 /// datatype; a shape that holds exactly the values given.
 fn decode_inputs(
     sig: &Signature,
-    inputs: &[InputTensor<'_>],
+    inputs: &mut [InputTensor<'_>],
     binary: &[u8],
 ) -> Result<Vec<Tensor>, ApiError> {
     let names = || {
@@ -459,7 +572,7 @@ fn decode_inputs(
     };
     let mut by_name: Vec<Option<Tensor>> = vec![None; sig.inputs.len()];
     let mut offset: usize = 0;
-    for input in inputs {
+    for input in inputs.iter_mut() {
         let bad =
             |message: String| ApiError::bad_request(format!("input `{}`: {message}", input.name));
         let Some(position) = sig.inputs.iter().position(|s| s.name == input.name) else {
@@ -511,10 +624,14 @@ fn decode_inputs(
                 }
             }
             None => {
-                let data = input.data.as_ref().ok_or_else(|| {
+                let data = input.data.take().ok_or_else(|| {
                     bad("has neither `data` nor a `binary_data_size` parameter".into())
                 })?;
-                TensorData::from_json(dtype, &data.0).map_err(|e| bad(e.to_string()))?
+                match data {
+                    Data::Typed(read) => read,
+                    Data::Leaves(leaves) => TensorData::from_json(dtype, &leaves.0),
+                }
+                .map_err(|e| bad(e.to_string()))?
             }
         };
         by_name[position] = Some(Tensor::new(shape, data).map_err(|e| bad(e.to_string()))?);
