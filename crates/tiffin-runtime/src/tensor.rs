@@ -878,21 +878,7 @@ mod tests {
             "[3.4028235e38, 3.5e38, 1e-400]",
             "[1, \"two\", 3.5, {}]",
         ];
-        let dtypes = [
-            DType::Bool,
-            DType::U8,
-            DType::U16,
-            DType::U32,
-            DType::U64,
-            DType::I8,
-            DType::I16,
-            DType::I32,
-            DType::I64,
-            DType::F16,
-            DType::F32,
-            DType::F64,
-            DType::String,
-        ];
+        let dtypes = DType::ALL;
         let mut refused = 0;
         for text in cases {
             let value: serde_json::Value = serde_json::from_str(text).unwrap();

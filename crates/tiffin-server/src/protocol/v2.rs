@@ -285,8 +285,8 @@ struct InputTensor<'a> {
 #[derive(Debug)]
 enum Data {
     /// Read straight into the datatype named before `data`, as clients write a tensor (name,
-    /// shape, datatype, data): reading 784 pixels this way costs a fifth less than reading them
-    /// as JSON values and converting those.
+    /// shape, datatype, data): reading 784 pixels this way costs a sixth less than reading them
+    /// as JSON values and converting those (`cargo bench -p tiffin-runtime --bench json`).
     Typed(Result<TensorData, ValueError>),
     /// Read as JSON values, when `data` comes before the datatype (or the datatype is not one
     /// tiffin knows), to be converted once the datatype is known.
@@ -921,21 +921,7 @@ mod tests {
 
     #[test]
     fn every_dtype_has_a_v2_name_that_reads_back() {
-        for dtype in [
-            DType::Bool,
-            DType::U8,
-            DType::U16,
-            DType::U32,
-            DType::U64,
-            DType::I8,
-            DType::I16,
-            DType::I32,
-            DType::I64,
-            DType::F16,
-            DType::F32,
-            DType::F64,
-            DType::String,
-        ] {
+        for dtype in DType::ALL {
             assert_eq!(dtype_of(datatype(dtype)), Some(dtype));
         }
     }
