@@ -204,6 +204,15 @@ impl Post {
     }
 }
 
+/// Each round's requests per second of `runs` over those of `base` in the same round: servers
+/// driven in turn are compared within a round, where the machine's state is the same.
+fn ratios(runs: &[Load], base: &[Load]) -> Vec<f64> {
+    runs.iter()
+        .zip(base)
+        .map(|(run, b)| run.rps / b.rps)
+        .collect()
+}
+
 /// Runs wrk against `url` with `connections`, POSTing `body` when given, and reads its report.
 fn run_wrk(
     wrk: &Path,
@@ -492,11 +501,7 @@ impl Drive<'_> {
             for ((label, _), server_loads) in setups.iter().zip(&loads) {
                 let health = &server_loads[0];
                 for ((name, _, _), runs) in endpoints.iter().zip(server_loads) {
-                    let shares: Vec<f64> = runs
-                        .iter()
-                        .zip(health)
-                        .map(|(run, h)| run.rps / h.rps * 100.0)
-                        .collect();
+                    let shares: Vec<f64> = ratios(runs, health).iter().map(|r| r * 100.0).collect();
                     let each: Vec<String> = shares.iter().map(|s| format!("{s:.0}%")).collect();
                     let load = Load::median(runs);
                     println!(
@@ -583,11 +588,7 @@ impl Drive<'_> {
             "server", "req/s", "p50 ms", "p99 ms", "x peer", "p50/peer"
         );
         for ((label, _), runs) in urls.iter().zip(&loads) {
-            let gains: Vec<f64> = runs
-                .iter()
-                .zip(peer_runs)
-                .map(|(run, peer)| run.rps / peer.rps)
-                .collect();
+            let gains = ratios(runs, peer_runs);
             let p50s = runs
                 .iter()
                 .zip(peer_runs)
@@ -676,11 +677,7 @@ impl Drive<'_> {
             // Each runtime's setups against its own unbatched one (ONNX Runtime's with two
             // threads or two sessions against its one-thread, one-session figure too).
             let base = if ix < 3 { 0 } else { 3 };
-            let gains: Vec<f64> = runs
-                .iter()
-                .zip(&loads[base])
-                .map(|(run, unbatched)| run.rps / unbatched.rps)
-                .collect();
+            let gains = ratios(runs, &loads[base]);
             let each: Vec<String> = gains.iter().map(|g| format!("{g:.1}x")).collect();
             let load = Load::median(runs);
             println!(
@@ -781,6 +778,18 @@ mod tests {
             String::from_utf8(post.bytes).unwrap(),
             r#"{"inputs":[{"name":"x\"y","shape":[1,2],"datatype":"FP32","data":[0.5,1]}]}"#
         );
+    }
+
+    #[test]
+    fn ratios_pair_each_round_with_the_same_round_of_the_base() {
+        let load = |rps| Load {
+            rps,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+        };
+        let runs = [load(30.0), load(10.0), load(8.0)];
+        let base = [load(10.0), load(5.0), load(8.0)];
+        assert_eq!(ratios(&runs, &base), [3.0, 2.0, 1.0]);
     }
 
     #[test]
