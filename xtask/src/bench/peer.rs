@@ -61,6 +61,13 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// The process id of uvicorn's supervisor, whose children are the workers.
+    pub(super) fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         // SIGTERM to the group: uvicorn's supervisor and its workers shut down together. A

@@ -6,7 +6,8 @@
 //! `/invocations` and `/predict` at 1, 8 and 64 connections with tract and ONNX Runtime, each
 //! unbatched and batched, beside `GET /v2/health/live` on the same server as the framework's own
 //! ceiling; `/predict` of a small logistic regression (iris) against the FastAPI + onnxruntime
-//! peer ([`super::peer`]) at 8 connections; and convolution models (mnist_cnn and a wider one
+//! peer ([`super::peer`]) at 8 connections, with the CPU time per request of each server and
+//! of wrk; and convolution models (mnist_cnn and a wider one
 //! made at run time, one image per request) at 64 connections without and with dynamic
 //! batching. Each measurement is taken several times, in turn with the others, and reported as
 //! its median. The load generator shares the machine's cores with the servers, as the goals in
@@ -124,17 +125,104 @@ struct Load {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU time per request, when the run was given the server to watch.
+    cpu: Option<Cpu>,
+}
+
+/// CPU time per request, user and system, in microseconds: the server's (with the worker
+/// processes it forked) and the load generator's. Steadier than requests per second on a
+/// shared machine, and it shows where the two cores go: wrk runs on them too.
+#[derive(Clone, Copy)]
+struct Cpu {
+    server_us: f64,
+    wrk_us: f64,
 }
 
 impl Load {
     /// Each figure's median over `runs`.
     fn median(runs: &[Load]) -> Load {
+        let cpu = runs.iter().map(|l| l.cpu).collect::<Option<Vec<Cpu>>>();
         Load {
             rps: median(runs.iter().map(|l| l.rps)),
             p50_ms: median(runs.iter().map(|l| l.p50_ms)),
             p99_ms: median(runs.iter().map(|l| l.p99_ms)),
+            cpu: cpu.filter(|c| !c.is_empty()).map(|c| Cpu {
+                server_us: median(c.iter().map(|c| c.server_us)),
+                wrk_us: median(c.iter().map(|c| c.wrk_us)),
+            }),
         }
     }
+}
+
+/// Linux reports CPU times in /proc in clock ticks of USER_HZ, which it fixes at 100 for user
+/// space on every architecture tiffin builds for.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The fields of `/proc/PID/stat` after the command name (which may hold spaces and
+/// parentheses): the state first, so that field N of proc(5) is at index N - 3.
+fn stat_fields(text: &str) -> Option<Vec<&str>> {
+    let (_, rest) = text.rsplit_once(')')?;
+    Some(rest.split_whitespace().collect())
+}
+
+/// Seconds of CPU, user and system, that process `root` and every process under it have
+/// used (threads included, as /proc counts them per process): a server, or uvicorn's
+/// supervisor with its workers.
+fn tree_cpu_seconds(root: u32) -> Result<f64> {
+    // Parent and ticks of every process; one that ends while the folder is read is skipped.
+    let mut processes: Vec<(u32, u32, u64)> = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let fields = stat_fields(&text).context("a /proc stat line without its command")?;
+        let number = |n: usize| -> Result<u64> {
+            Ok(fields
+                .get(n - 3)
+                .with_context(|| format!("/proc/{pid}/stat has no field {n}"))?
+                .parse()?)
+        };
+        processes.push((pid, number(4)? as u32, number(14)? + number(15)?));
+    }
+    ensure!(
+        processes.iter().any(|&(pid, _, _)| pid == root),
+        "process {root} is not running"
+    );
+    let mut tree = vec![root];
+    let mut ticks = 0;
+    while let Some(pid) = tree.pop() {
+        for &(child, parent, used) in &processes {
+            if child == pid {
+                ticks += used;
+            }
+            if parent == pid {
+                tree.push(child);
+            }
+        }
+    }
+    Ok(ticks as f64 / TICKS_PER_SECOND)
+}
+
+/// Seconds of CPU, user and system, used by the children of this process that have ended
+/// and been waited for: read before and after a wrk run, the difference is wrk's.
+fn waited_children_cpu_seconds() -> Result<f64> {
+    let text = std::fs::read_to_string("/proc/self/stat")?;
+    let fields = stat_fields(&text).context("a /proc stat line without its command")?;
+    let number = |n: usize| -> Result<u64> {
+        Ok(fields
+            .get(n - 3)
+            .with_context(|| format!("/proc/self/stat has no field {n}"))?
+            .parse()?)
+    };
+    Ok((number(16)? + number(17)?) as f64 / TICKS_PER_SECOND)
 }
 
 /// Makes sure wrk is installed, from Debian's packages when it is not.
@@ -213,7 +301,8 @@ fn ratios(runs: &[Load], base: &[Load]) -> Vec<f64> {
         .collect()
 }
 
-/// Runs wrk against `url` with `connections`, POSTing `body` when given, and reads its report.
+/// Runs wrk against `url` with `connections`, POSTing `body` when given, and reads its report;
+/// with the server's process id, the CPU time per request too.
 fn run_wrk(
     wrk: &Path,
     scratch: &Path,
@@ -221,6 +310,7 @@ fn run_wrk(
     body: Option<&Post>,
     connections: usize,
     seconds: u64,
+    server: Option<u32>,
 ) -> Result<Load> {
     let mut command = Command::new(wrk);
     command.args([
@@ -238,9 +328,17 @@ fn run_wrk(
         command.arg("-s").arg(&script);
     }
     command.arg(url);
+    let before = match server {
+        Some(pid) => Some((tree_cpu_seconds(pid)?, waited_children_cpu_seconds()?)),
+        None => None,
+    };
     let output = command
         .output()
         .with_context(|| format!("cannot run `{}`", process::shown(&command)))?;
+    let after = match server {
+        Some(pid) => Some((tree_cpu_seconds(pid)?, waited_children_cpu_seconds()?)),
+        None => None,
+    };
     let text = String::from_utf8_lossy(&output.stdout);
     ensure!(
         output.status.success(),
@@ -265,10 +363,23 @@ fn run_wrk(
             .with_context(|| format!("no {p} latency in wrk's report:\n{text}"))?;
         parse_latency(line.split_whitespace().nth(1).context("a latency")?)
     };
+    // `  123456 requests in 2.00s, 12.34MB read`
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.split_once(" requests in ").map(|(n, _)| n.trim()))
+        .context("no request count in wrk's report")?
+        .parse()?;
+    let cpu = before
+        .zip(after)
+        .map(|((server0, wrk0), (server1, wrk1))| Cpu {
+            server_us: (server1 - server0) / requests * 1e6,
+            wrk_us: (wrk1 - wrk0) / requests * 1e6,
+        });
     Ok(Load {
         rps,
         p50_ms: percentile("50%")?,
         p99_ms: percentile("99%")?,
+        cpu,
     })
 }
 
@@ -528,7 +639,9 @@ impl Drive<'_> {
     /// `/predict` of a 4-feature logistic regression (iris, one row per request) at 8
     /// connections: `tiffin serve` with each engine, and with its request log lines off, against
     /// the FastAPI + onnxruntime peer serving the same ONNX file, all up at once and driven in
-    /// turn. The goal of issue #16: 10x the peer's requests per second, a tenth of its p50.
+    /// turn, with the CPU each server and wrk spent per request; and the first server's
+    /// health endpoint, the most a request costing no model and no body reaches. The goal of
+    /// issue #16: 10x the peer's requests per second, a tenth of its p50.
     fn peer_table(&self, fixtures: &Path) -> Result<()> {
         let dir = self.scratch.join("iris");
         std::fs::create_dir_all(&dir)?;
@@ -561,33 +674,60 @@ impl Drive<'_> {
             &json,
             &self.scratch.join("peer.log"),
         )?;
-        let mut urls: Vec<(&str, String)> = tiffins
+        // Each server's label, URL, body and process, the peer last. The first server's health
+        // endpoint, which runs no model and reads no body, is the framework's ceiling beside it.
+        let mut urls: Vec<(&str, String, Option<&Post>, u32)> = tiffins
             .iter()
-            .map(|(label, server)| (*label, format!("{}/predict", server.url)))
+            .map(|(label, bench)| {
+                let url = format!("{}/predict", bench.url);
+                (*label, url, Some(&body), bench.server.id())
+            })
             .collect();
+        urls.insert(
+            1,
+            (
+                "tiffin, tract, GET /v2/health/live",
+                format!("{}/v2/health/live", tiffins[0].1.url),
+                None,
+                tiffins[0].1.server.id(),
+            ),
+        );
         urls.push((
             "FastAPI + onnxruntime, 2 workers",
             format!("http://{}/predict", peer.address),
+            Some(&body),
+            peer.id(),
         ));
         // A warm-up run of each, not counted: the peer's second worker and both engines'
         // first calls are ready before anything is measured.
-        for (_, url) in &urls {
-            run_wrk(self.wrk, self.scratch, url, Some(&body), 8, 1)?;
+        for (_, url, body, _) in &urls {
+            run_wrk(self.wrk, self.scratch, url, *body, 8, 1, None)?;
         }
         let mut loads: Vec<Vec<Load>> = urls.iter().map(|_| Vec::new()).collect();
         for _ in 0..self.rounds {
-            for ((_, url), runs) in urls.iter().zip(&mut loads) {
-                runs.push(self.wrk(url, Some(&body), 8)?);
+            for ((_, url, body, pid), runs) in urls.iter().zip(&mut loads) {
+                runs.push(run_wrk(
+                    self.wrk,
+                    self.scratch,
+                    url,
+                    *body,
+                    8,
+                    self.seconds,
+                    Some(*pid),
+                )?);
             }
         }
         let peer_runs = loads.last().context("the peer's runs")?;
         println!();
-        println!("iris, one row per request, POST /predict, 8 connections:");
         println!(
-            "{:<34} {:>9} {:>8} {:>8} {:>9} {:>9}  x peer, each round",
-            "server", "req/s", "p50 ms", "p99 ms", "x peer", "p50/peer"
+            "iris, one row per request, POST /predict, 8 connections (CPU: microseconds of \
+             user and system time per request, of the server and of wrk):"
         );
-        for ((label, _), runs) in urls.iter().zip(&loads) {
+        println!(
+            "{:<34} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}  x peer, each round",
+            "server", "req/s", "p50 ms", "p99 ms", "x peer", "p50/peer", "CPU srv", "CPU wrk"
+        );
+        for ((label, ..), runs) in urls.iter().zip(&loads) {
             let gains = ratios(runs, peer_runs);
             let p50s = runs
                 .iter()
@@ -595,13 +735,16 @@ impl Drive<'_> {
                 .map(|(run, peer)| run.p50_ms / peer.p50_ms);
             let each: Vec<String> = gains.iter().map(|g| format!("{g:.1}x")).collect();
             let load = Load::median(runs);
+            let cpu = load.cpu.context("the CPU of a watched run")?;
             println!(
-                "{label:<34} {:>9.0} {:>8.3} {:>8.3} {:>8.1}x {:>9.3}  {}",
+                "{label:<34} {:>9.0} {:>8.3} {:>8.3} {:>8.1}x {:>9.3} {:>8.1} {:>8.1}  {}",
                 load.rps,
                 load.p50_ms,
                 load.p99_ms,
                 median(gains.iter().copied()),
                 median(p50s),
+                cpu.server_us,
+                cpu.wrk_us,
                 each.join(" ")
             );
         }
@@ -610,7 +753,15 @@ impl Drive<'_> {
 
     /// One wrk run of this drive's length.
     fn wrk(&self, url: &str, body: Option<&Post>, connections: usize) -> Result<Load> {
-        run_wrk(self.wrk, self.scratch, url, body, connections, self.seconds)
+        run_wrk(
+            self.wrk,
+            self.scratch,
+            url,
+            body,
+            connections,
+            self.seconds,
+            None,
+        )
     }
 
     /// Serves the package at `package` (model `model`, one 1x28x28 image in) in every setup at
@@ -752,6 +903,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stat_fields_start_after_a_command_with_spaces_and_parentheses() {
+        let line = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 5 0 0 0 731 212 9 4 20 0 3";
+        let fields = stat_fields(line).unwrap();
+        // proc(5): field 3 is the state, 4 the parent, 14 and 15 utime and stime.
+        assert_eq!(fields[3 - 3], "S");
+        assert_eq!(fields[4 - 3], "17");
+        assert_eq!((fields[14 - 3], fields[15 - 3]), ("731", "212"));
+        assert_eq!((fields[16 - 3], fields[17 - 3]), ("9", "4"));
+        assert!(stat_fields("no command").is_none());
+    }
+
+    /// A shell whose only work is a child's busy loop: the tree's CPU holds the child's, which
+    /// the shell's own /proc line does not.
+    #[test]
+    fn a_tree_counts_the_cpu_of_the_processes_under_its_root() {
+        use std::os::unix::process::CommandExt;
+        let mut root = Command::new("sh")
+            .args(["-c", "sh -c 'while :; do :; done' & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = root.id();
+        let own = || -> f64 {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let fields = stat_fields(&text).unwrap();
+            let n = |i: usize| fields[i - 3].parse::<f64>().unwrap();
+            (n(14) + n(15)) / TICKS_PER_SECOND
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut tree = 0.0;
+        while tree < 0.2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            tree = tree_cpu_seconds(pid).unwrap();
+        }
+        let own = own();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status();
+        let _ = root.wait();
+        assert!(tree >= 0.2, "the tree used {tree} s");
+        assert!(
+            own < tree / 2.0,
+            "the root alone used {own} s of the tree's {tree} s"
+        );
+        assert!(tree_cpu_seconds(pid).is_err(), "a process that ended");
+    }
+
+    /// wrk's CPU is read from what this process's waited-for children used.
+    #[test]
+    fn waited_children_cpu_grows_by_what_a_child_used() {
+        let before = waited_children_cpu_seconds().unwrap();
+        let status = Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let used = waited_children_cpu_seconds().unwrap() - before;
+        assert!(used >= 0.05, "the child used {used} s");
+    }
+
+    #[test]
     fn wrk_latencies_read_in_milliseconds() {
         assert_eq!(parse_latency("812.00us").unwrap(), 0.812);
         assert_eq!(parse_latency("1.50ms").unwrap(), 1.5);
@@ -786,6 +998,7 @@ mod tests {
             rps,
             p50_ms: 1.0,
             p99_ms: 2.0,
+            cpu: None,
         };
         let runs = [load(30.0), load(10.0), load(8.0)];
         let base = [load(10.0), load(5.0), load(8.0)];
