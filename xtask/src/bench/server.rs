@@ -158,11 +158,22 @@ impl Load {
 /// space on every architecture tiffin builds for.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// The fields of `/proc/PID/stat` after the command name (which may hold spaces and
-/// parentheses): the state first, so that field N of proc(5) is at index N - 3.
-fn stat_fields(text: &str) -> Option<Vec<&str>> {
-    let (_, rest) = text.rsplit_once(')')?;
-    Some(rest.split_whitespace().collect())
+/// Numeric fields of a `/proc/PID/stat` line, by their numbers in proc(5): 4 the parent, 14
+/// and 15 the user and system time, 16 and 17 those of the children waited for.
+fn stat_numbers<const N: usize>(text: &str, numbers: [usize; N]) -> Result<[u64; N]> {
+    // The command name may hold spaces and parentheses; the state, field 3, follows it.
+    let (_, rest) = text
+        .rsplit_once(')')
+        .context("a /proc stat line without its command")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let mut values = [0; N];
+    for (value, n) in values.iter_mut().zip(numbers) {
+        *value = fields
+            .get(n - 3)
+            .with_context(|| format!("no field {n} in the /proc stat line `{text}`"))?
+            .parse()?;
+    }
+    Ok(values)
 }
 
 /// Seconds of CPU, user and system, that process `root` and every process under it have
@@ -183,14 +194,8 @@ fn tree_cpu_seconds(root: u32) -> Result<f64> {
         let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let fields = stat_fields(&text).context("a /proc stat line without its command")?;
-        let number = |n: usize| -> Result<u64> {
-            Ok(fields
-                .get(n - 3)
-                .with_context(|| format!("/proc/{pid}/stat has no field {n}"))?
-                .parse()?)
-        };
-        processes.push((pid, number(4)? as u32, number(14)? + number(15)?));
+        let [parent, user, system] = stat_numbers(&text, [4, 14, 15])?;
+        processes.push((pid, parent as u32, user + system));
     }
     ensure!(
         processes.iter().any(|&(pid, _, _)| pid == root),
@@ -215,14 +220,8 @@ fn tree_cpu_seconds(root: u32) -> Result<f64> {
 /// and been waited for: read before and after a wrk run, the difference is wrk's.
 fn waited_children_cpu_seconds() -> Result<f64> {
     let text = std::fs::read_to_string("/proc/self/stat")?;
-    let fields = stat_fields(&text).context("a /proc stat line without its command")?;
-    let number = |n: usize| -> Result<u64> {
-        Ok(fields
-            .get(n - 3)
-            .with_context(|| format!("/proc/self/stat has no field {n}"))?
-            .parse()?)
-    };
-    Ok((number(16)? + number(17)?) as f64 / TICKS_PER_SECOND)
+    let [user, system] = stat_numbers(&text, [16, 17])?;
+    Ok((user + system) as f64 / TICKS_PER_SECOND)
 }
 
 /// Makes sure wrk is installed, from Debian's packages when it is not.
@@ -903,15 +902,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_fields_start_after_a_command_with_spaces_and_parentheses() {
+    fn stat_fields_are_counted_after_a_command_with_spaces_and_parentheses() {
         let line = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 5 0 0 0 731 212 9 4 20 0 3";
-        let fields = stat_fields(line).unwrap();
-        // proc(5): field 3 is the state, 4 the parent, 14 and 15 utime and stime.
-        assert_eq!(fields[3 - 3], "S");
-        assert_eq!(fields[4 - 3], "17");
-        assert_eq!((fields[14 - 3], fields[15 - 3]), ("731", "212"));
-        assert_eq!((fields[16 - 3], fields[17 - 3]), ("9", "4"));
-        assert!(stat_fields("no command").is_none());
+        let numbers = stat_numbers(line, [4, 14, 15, 16, 17]).unwrap();
+        assert_eq!(numbers, [17, 731, 212, 9, 4]);
+        assert!(stat_numbers("no command", [4]).is_err());
+        assert!(stat_numbers(line, [40]).is_err());
+        // Field 3 is the state, a letter.
+        assert!(stat_numbers(line, [3]).is_err());
     }
 
     /// A shell whose only work is a child's busy loop: the tree's CPU holds the child's, which
@@ -927,9 +925,8 @@ mod tests {
         let pid = root.id();
         let own = || -> f64 {
             let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            let fields = stat_fields(&text).unwrap();
-            let n = |i: usize| fields[i - 3].parse::<f64>().unwrap();
-            (n(14) + n(15)) / TICKS_PER_SECOND
+            let [user, system] = stat_numbers(&text, [14, 15]).unwrap();
+            (user + system) as f64 / TICKS_PER_SECOND
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut tree = 0.0;
