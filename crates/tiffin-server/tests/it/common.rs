@@ -230,14 +230,16 @@ pub(crate) async fn post(state: &AppState, uri: &str, body: &Value) -> Answer {
 
 /// POSTs JSON with `Content-Type: application/json`.
 pub(crate) async fn post_json(state: &AppState, uri: &str, body: &Value) -> Answer {
-    send(
-        state,
-        Request::post(uri)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(body).unwrap()))
-            .unwrap(),
-    )
-    .await
+    post_bytes(state, uri, serde_json::to_vec(body).unwrap()).await
+}
+
+/// POSTs `body` as it is, valid JSON or not, with `Content-Type: application/json`.
+pub(crate) async fn post_bytes(state: &AppState, uri: &str, body: Vec<u8>) -> Answer {
+    let request = Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("a request");
+    send(state, request).await
 }
 
 /// The reference inputs of a fixture (`reference.json`), by input name.

@@ -9,7 +9,7 @@ use axum::http::Request;
 use serde_json::{Value, json};
 use tiffin_server::{AppState, Config};
 
-use crate::common::{Answer, loaded, send};
+use crate::common::{Answer, loaded, post_bytes, send};
 
 /// What each value of a request is replaced with in turn.
 const REPLACEMENTS: &[&str] = &[
@@ -141,14 +141,6 @@ async fn post_binary(state: &AppState, length: &str, body: Vec<u8>) -> Answer {
 async fn post_binary_to(state: &AppState, uri: &str, length: &str, body: Vec<u8>) -> Answer {
     let request = Request::post(uri)
         .header("inference-header-content-length", length)
-        .body(Body::from(body))
-        .expect("a request");
-    send(state, request).await
-}
-
-async fn post_bytes(state: &AppState, uri: &str, body: Vec<u8>) -> Answer {
-    let request = Request::post(uri)
-        .header("content-type", "application/json")
         .body(Body::from(body))
         .expect("a request");
     send(state, request).await

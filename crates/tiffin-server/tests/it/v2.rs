@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tiffin_server::{AppState, Config};
 
-use crate::common::{IRIS_ROWS, get, loaded, package, post, scalar_package, send};
+use crate::common::{IRIS_ROWS, get, loaded, package, post, post_bytes, scalar_package, send};
 
 async fn iris() -> AppState {
     loaded(&["iris", "breast_cancer"], Config::default()).await
@@ -210,11 +210,7 @@ async fn data_reads_alike_before_and_after_the_datatype() {
         );
         let mut answers = Vec::new();
         for body in [written, sorted] {
-            let request = Request::post("/v2/models/iris/infer")
-                .header("content-type", "application/json")
-                .body(Body::from(body))
-                .unwrap();
-            answers.push(send(&state, request).await);
+            answers.push(post_bytes(&state, "/v2/models/iris/infer", body.into()).await);
         }
         let what = format!("{shape} {datatype} {data}");
         assert_eq!(
@@ -235,11 +231,7 @@ async fn data_reads_alike_before_and_after_the_datatype() {
         let body = format!(
             r#"{{"inputs": [{{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2], {field}}}]}}"#
         );
-        let request = Request::post("/v2/models/iris/infer")
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap();
-        let answer = send(&state, request).await;
+        let answer = post_bytes(&state, "/v2/models/iris/infer", body.into_bytes()).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{field}");
         assert!(
             answer.message().contains("could not be read"),
@@ -746,11 +738,7 @@ async fn json_nested_past_serde_jsons_recursion_limit_is_a_400() {
             "[".repeat(depth),
             "]".repeat(depth)
         );
-        let request = Request::post("/v2/models/iris/infer")
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap();
-        let answer = send(&state, request).await;
+        let answer = post_bytes(&state, "/v2/models/iris/infer", body.into_bytes()).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{depth}");
         assert!(
             answer.message().contains("could not be read"),
