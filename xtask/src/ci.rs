@@ -131,11 +131,12 @@ const STEPS: &[Step] = &[
             run: crates::run,
         },
     },
-    // The release archives, each built once: the static one (a static release build, about 11
-    // minutes cold on 2 cores) and the `-ort` one (a dynamic build with ONNX Runtime, about as
-    // long, in a target folder of its own); later steps get them through `dist::static_binary`
-    // and `dist::ort_binary`. The second builds of `--check-reproducible` double that, so they
-    // run in the release workflow, not here.
+    // The release archives, each built once: the static one (a static release build, about 9
+    // minutes cold on 2 cores) and the `-ort` one (a dynamic build with ONNX Runtime, which
+    // shares the static one's dependency builds and compiles only the crates its feature
+    // changes); later steps get them through `dist::static_binary` and `dist::ort_binary`. The
+    // second builds of `--check-reproducible` double that, so they run in the release workflow,
+    // not here.
     Step {
         name: "dist",
         action: Action::Task {

@@ -8,9 +8,15 @@
 //!   onnxruntime wheel beside it (where `--runtime ort` looks first) and its licence and notices.
 //!
 //! `--target` is always given, so that build scripts and proc macros, built for the host, stay
-//! dynamic. [`static_binary`] and [`ort_binary`] are the one place each is built: every caller
-//! passes the same `RUSTFLAGS`, since a change of them rebuilds the whole workspace, and the two
-//! builds have target folders of their own so that neither undoes the other.
+//! dynamic. [`static_binary`] and [`ort_binary`] are the one place each is built. Both builds
+//! pass the same `RUSTFLAGS` and share cargo's target folder, so the second compiles only what
+//! the `ort` feature changes (the workspace's crates above the runtime, and `ort` itself), not
+//! tract, tokio and the rest again: `+crt-static` goes to the final link alone (`cargo rustc
+//! ... -- -C target-feature=+crt-static`), where it takes effect. No dependency of this workspace
+//! compiles differently under it for this target: the `cc` crate adds `-static` to its
+//! compile-only commands, which ignore it, and the `libc` crate reads it only as part of the
+//! standard library. Each build's binary is copied out of cargo's output folder, which holds the
+//! last one built, to a folder of its own (`target/release-static/`, `target/release-ort/`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,13 +73,21 @@ impl Variant {
         }
     }
 
-    /// The target folder of the build under `base`: the static build keeps cargo's own (every
-    /// step before dist shares its registry builds), the other one has a folder of its own.
-    fn target_dir(self, base: &Path) -> PathBuf {
+    /// What `cargo rustc` passes to the final compilation (the link) of the binary alone.
+    fn link_args(self) -> &'static [&'static str] {
         match self {
-            Variant::Static => base.to_path_buf(),
-            Variant::Ort => base.join("dist-ort"),
+            Variant::Static => &["--", "-C", "target-feature=+crt-static"],
+            Variant::Ort => &[],
         }
+    }
+
+    /// The folder under the target folder `base` that the build's binary is copied to, out of
+    /// cargo's output folder, where the next build of the other variant would replace it.
+    fn binary_dir(self, base: &Path) -> PathBuf {
+        base.join(match self {
+            Variant::Static => "release-static",
+            Variant::Ort => "release-ort",
+        })
     }
 
     /// Fails unless `binary` is what this build must be.
@@ -86,20 +100,19 @@ impl Variant {
 }
 
 /// Builds the static `tiffin` of this workspace (a no-op for cargo when it is up to date) and
-/// returns its path, `target/x86_64-unknown-linux-gnu/release/tiffin`, checked to be static.
+/// returns its path, `target/release-static/tiffin`, checked to be static.
 pub(crate) fn static_binary() -> Result<PathBuf> {
     built(Variant::Static)
 }
 
 /// Builds the dynamically linked `tiffin` with ONNX Runtime support (a no-op when up to date) and
-/// returns its path, `target/dist-ort/x86_64-unknown-linux-gnu/release/tiffin`, checked.
+/// returns its path, `target/release-ort/tiffin`, checked.
 pub(crate) fn ort_binary() -> Result<PathBuf> {
     built(Variant::Ort)
 }
 
 fn built(variant: Variant) -> Result<PathBuf> {
-    let target = variant.target_dir(&process::target_dir()?);
-    let binary = build(process::workspace_root(), &target, variant)?;
+    let binary = build(process::workspace_root(), &process::target_dir()?, variant)?;
     variant.check(&binary)?;
     Ok(binary)
 }
@@ -153,7 +166,7 @@ pub(crate) fn run(args: &DistArgs) -> Result<()> {
         if args.check_reproducible {
             let copy = process::target_dir()?.join("dist-check");
             let source = copy_source(workspace, &copy.join("tiffin"))?;
-            let binary = build(&source, &variant.target_dir(&copy.join("target")), variant)?;
+            let binary = build(&source, &copy.join("target"), variant)?;
             variant.check(&binary)?;
             let second = package(&source, &binary, &copy.join("out"), epoch, variant, &ort)?;
             compare(&first, &second)?;
@@ -207,13 +220,13 @@ fn package(
     Ok(Release { archive, sbom })
 }
 
-/// The `RUSTFLAGS` of the release build of the workspace at `source`: static, and with the paths
-/// of this machine (the workspace, cargo's home) replaced, so that the binary is the same
-/// wherever the source and the registry sources were.
+/// The `RUSTFLAGS` of both release builds of the workspace at `source`: the paths of this
+/// machine (the workspace, cargo's home) replaced, so that the binary is the same wherever the
+/// source and the registry sources were. They are the same for both builds, which therefore
+/// share every dependency's compilation.
 fn rustflags(source: &Path, cargo_home: &Path) -> String {
     format!(
-        "-C target-feature=+crt-static --remap-path-prefix={}=/build/tiffin \
-         --remap-path-prefix={}=/build/cargo",
+        "--remap-path-prefix={}=/build/tiffin --remap-path-prefix={}=/build/cargo",
         source.display(),
         cargo_home.display()
     )
@@ -226,15 +239,6 @@ fn cargo_home() -> Result<PathBuf> {
     }
     let home = std::env::var_os("HOME").context("neither CARGO_HOME nor HOME is set")?;
     Ok(PathBuf::from(home).join(".cargo"))
-}
-
-/// The `RUSTFLAGS` of `variant`'s build: [`rustflags`], without `+crt-static` for the dynamic one.
-fn variant_rustflags(source: &Path, cargo_home: &Path, variant: Variant) -> String {
-    let flags = rustflags(source, cargo_home);
-    match variant {
-        Variant::Static => flags,
-        Variant::Ort => flags.replace("-C target-feature=+crt-static ", ""),
-    }
 }
 
 /// The release build command of `variant` for the workspace at `source`, into `target`.
@@ -251,25 +255,26 @@ fn build_command(source: &Path, target: &Path, variant: Variant) -> Result<Comma
     command
         .current_dir(source)
         .args([
-            "build",
+            "rustc",
             "--release",
             "--locked",
             "--target",
             TARGET,
             "--package",
             "tiffin-cli",
+            "--bin",
+            "tiffin",
         ])
         .args(variant.features())
-        .env(
-            "RUSTFLAGS",
-            variant_rustflags(source, &cargo_home()?, variant),
-        )
+        .args(variant.link_args())
+        .env("RUSTFLAGS", rustflags(source, &cargo_home()?))
         .env("CARGO_TARGET_DIR", target)
         .env_remove("SOURCE_DATE_EPOCH");
     Ok(command)
 }
 
-/// Builds `variant` of the workspace at `source` into `target` and returns the binary's path.
+/// Builds `variant` of the workspace at `source` into the target folder `target` and returns
+/// the path of its binary, copied to the variant's own folder there.
 fn build(source: &Path, target: &Path, variant: Variant) -> Result<PathBuf> {
     let mut command = build_command(source, target, variant)?;
     process::announce(&process::shown(&command));
@@ -280,7 +285,23 @@ fn build(source: &Path, target: &Path, variant: Variant) -> Result<PathBuf> {
         source.display(),
         process::human_duration(start.elapsed())
     );
-    Ok(target.join(TARGET).join("release").join("tiffin"))
+    let built = target.join(TARGET).join("release").join("tiffin");
+    let dir = variant.binary_dir(target);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let binary = dir.join("tiffin");
+    // Copied beside and renamed over the last copy, so that a process still running the old
+    // binary keeps it (writing into a running executable fails with "text file busy").
+    let partial = dir.join("tiffin.partial");
+    std::fs::copy(&built, &partial)
+        .with_context(|| format!("cannot copy {} to {}", built.display(), partial.display()))?;
+    std::fs::rename(&partial, &binary).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            partial.display(),
+            binary.display()
+        )
+    })?;
+    Ok(binary)
 }
 
 /// Fails unless `binary` is statically linked, as `ldd` and `file` both report it; `file` is
@@ -970,27 +991,59 @@ mod tests {
     #[test]
     fn the_build_flags_remap_both_paths() {
         let flags = rustflags(Path::new("/src/tiffin"), Path::new("/home/me/.cargo"));
-        assert!(
-            flags.starts_with("-C target-feature=+crt-static "),
-            "{flags}"
+        assert_eq!(
+            flags,
+            "--remap-path-prefix=/src/tiffin=/build/tiffin \
+             --remap-path-prefix=/home/me/.cargo=/build/cargo"
+        );
+    }
+
+    /// Both builds share the dependencies' compilation: the same `RUSTFLAGS`, the same target
+    /// folder; the static one differs in its final link's flags alone, the other in its features.
+    #[test]
+    fn the_two_builds_differ_in_the_link_and_the_features_alone() {
+        let env_of = |variant| {
+            let command =
+                build_command(Path::new("/src/tiffin"), Path::new("/t"), variant).unwrap();
+            let args: Vec<String> = command
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let envs: Vec<(String, Option<String>)> = command
+                .get_envs()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.map(|v| v.to_string_lossy().into_owned()),
+                    )
+                })
+                .collect();
+            (args, envs)
+        };
+        let (static_args, static_env) = env_of(Variant::Static);
+        let (ort_args, ort_env) = env_of(Variant::Ort);
+        assert_eq!(static_env, ort_env);
+        let rustflags = static_env
+            .iter()
+            .find(|(k, _)| k == "RUSTFLAGS")
+            .and_then(|(_, v)| v.clone())
+            .unwrap();
+        assert!(!rustflags.contains("crt-static"), "{rustflags}");
+        assert_eq!(
+            static_args[static_args.len() - 3..],
+            ["--", "-C", "target-feature=+crt-static"]
         );
         assert!(
-            flags.contains("--remap-path-prefix=/src/tiffin=/build/tiffin"),
-            "{flags}"
+            !ort_args.iter().any(|a| a.contains("crt-static")),
+            "{ort_args:?}"
         );
         assert!(
-            flags.contains("--remap-path-prefix=/home/me/.cargo=/build/cargo"),
-            "{flags}"
+            ort_args.ends_with(&["--features".into(), "ort".into()]),
+            "{ort_args:?}"
         );
-        let ort = variant_rustflags(
-            Path::new("/src/tiffin"),
-            Path::new("/home/me/.cargo"),
-            Variant::Ort,
-        );
-        assert!(!ort.contains("crt-static"), "{ort}");
-        assert!(
-            ort.contains("--remap-path-prefix=/src/tiffin=/build/tiffin"),
-            "{ort}"
+        assert_eq!(
+            static_args[..static_args.len() - 3],
+            ort_args[..ort_args.len() - 2]
         );
     }
 
