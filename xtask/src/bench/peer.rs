@@ -1,9 +1,9 @@
 //! The FastAPI + onnxruntime peer of `cargo xtask bench server`: what users run today instead of
 //! `tiffin serve`, started beside it so that both are measured in the same run.
 //!
-//! The app is `peer_fastapi.py` (next to this file), run by uvicorn with two workers, uvloop and
-//! httptools, in a virtualenv of pinned versions (`xtask/requirements-bench-peer.txt`) made
-//! once under the target folder.
+//! The app is `peer_fastapi.py` (next to this file), run by uvicorn with a worker per core it
+//! is given, uvloop and httptools, in a virtualenv of pinned versions
+//! (`xtask/requirements-bench-peer.txt`) made once under the target folder.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -22,16 +22,24 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    /// Starts the peer serving the ONNX file `model` on a free port, its log written to
-    /// `log`, and waits until it answers `body` on `/predict` (two workers: each must be up,
-    /// which the caller's warm-up run makes sure of before anything is measured).
-    pub(super) fn start(model: &Path, body: &str, log: &Path) -> Result<Peer> {
+    /// Starts the peer serving the ONNX file `model` with `workers` worker processes on a free
+    /// port, on CPU `cpu` alone when given, its log written to `log`, and waits until it
+    /// answers `body` on `/predict` (each worker must be up, which the caller's warm-up run
+    /// makes sure of before anything is measured).
+    pub(super) fn start(
+        model: &Path,
+        body: &str,
+        log: &Path,
+        workers: usize,
+        cpu: Option<usize>,
+    ) -> Result<Peer> {
         let python = interop::python("bench-peer-venv", "xtask/requirements-bench-peer.txt")?;
         let port = registry::free_port()?;
         let log = std::fs::File::create(log)?;
-        let mut command = Command::new(python);
+        let mut command = super::server::on_cpu(&python, cpu);
         command
-            .args(["-m", "uvicorn", "peer_fastapi:app", "--workers", "2"])
+            .args(["-m", "uvicorn", "peer_fastapi:app", "--workers"])
+            .arg(workers.to_string())
             .args(["--loop", "uvloop", "--http", "httptools"])
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .current_dir(process::workspace_root().join("xtask/src/bench"))

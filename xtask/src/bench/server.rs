@@ -11,7 +11,8 @@
 //! made at run time, one image per request) at 64 connections without and with dynamic
 //! batching. Each measurement is taken several times, in turn with the others, and reported as
 //! its median. The load generator shares the machine's cores with the servers, as the goals in
-//! the server issues assume.
+//! the server issues assume; the peer comparison is also run with wrk on one core and each
+//! server on another of its own, as if the load came from another machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -45,7 +46,8 @@ enum Section {
     /// A classifier through each protocol at 1, 8 and 64 connections, with tract and ONNX
     /// Runtime, unbatched and batched, beside the health endpoint.
     Protocols,
-    /// `/predict` against the FastAPI + onnxruntime peer at 8 connections.
+    /// `/predict` against the FastAPI + onnxruntime peer at 8 connections: wrk sharing the
+    /// cores with the servers, then wrk on one core and each server on another.
     Peer,
     /// Convolution models at 64 connections without and with dynamic batching.
     Batching,
@@ -76,8 +78,19 @@ impl Bench {
 
     /// [`Bench::start`] with environment variables `env` set for the server.
     fn start_with(tiffin: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Bench> {
+        Bench::start_on(tiffin, args, env, None)
+    }
+
+    /// [`Bench::start_with`] on CPU `cpu` alone when given: the server sizes its runtime to
+    /// the one core it may use.
+    fn start_on(
+        tiffin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        cpu: Option<usize>,
+    ) -> Result<Bench> {
         let started = Instant::now();
-        let mut command = Command::new(tiffin);
+        let mut command = on_cpu(tiffin, cpu);
         // Per-request log lines are written as in production (info), and drained.
         command
             .arg("serve")
@@ -224,6 +237,110 @@ fn waited_children_cpu_seconds() -> Result<f64> {
     Ok((user + system) as f64 / TICKS_PER_SECOND)
 }
 
+/// A command running `program`, on CPU `cpu` alone when given (through util-linux's
+/// `taskset`, which execs it: the process id is the program's own).
+pub(super) fn on_cpu(program: &Path, cpu: Option<usize>) -> Command {
+    match cpu {
+        None => Command::new(program),
+        Some(cpu) => {
+            let mut command = Command::new("taskset");
+            command.args(["--cpu-list", &cpu.to_string()]).arg(program);
+            command
+        }
+    }
+}
+
+/// The CPUs this process may run on, as /proc/self/status lists them (`0-3,8,10-11`).
+fn allowed_cpus() -> Result<String> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .context("no Cpus_allowed_list in /proc/self/status")?;
+    Ok(list.trim().to_owned())
+}
+
+/// The CPUs of a list in the form of [`allowed_cpus`], in order.
+fn cpu_list(text: &str) -> Result<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (first, last): (usize, usize) = (first.parse()?, last.parse()?);
+        cpus.extend(first..=last);
+    }
+    Ok(cpus)
+}
+
+/// Where the peer table's processes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// wrk and every server on all of the machine's cores, as the kernel schedules them.
+    Shared,
+    /// wrk (and this process, which reads the servers' logs) on CPU `wrk`, each server on CPU
+    /// `server`, started there: as if the load came from another machine, so that what wrk
+    /// spends is not taken from the servers.
+    Split { wrk: usize, server: usize },
+}
+
+impl Placement {
+    /// The split placement on the first two CPUs this process may use; `None` on one.
+    fn split() -> Result<Option<Placement>> {
+        Ok(match cpu_list(&allowed_cpus()?)?[..] {
+            [wrk, server, ..] => Some(Placement::Split { wrk, server }),
+            _ => None,
+        })
+    }
+
+    /// The CPU of the servers, when they have one.
+    fn server(self) -> Option<usize> {
+        match self {
+            Placement::Shared => None,
+            Placement::Split { server, .. } => Some(server),
+        }
+    }
+
+    /// The CPU of wrk, when it has one.
+    fn wrk(self) -> Option<usize> {
+        match self {
+            Placement::Shared => None,
+            Placement::Split { wrk, .. } => Some(wrk),
+        }
+    }
+}
+
+/// Every thread of this process on one CPU, until dropped, when the CPUs it had are given back
+/// (to every thread it then has).
+struct Pinned {
+    allowed: String,
+}
+
+impl Pinned {
+    fn to(cpu: usize) -> Result<Pinned> {
+        let allowed = allowed_cpus()?;
+        set_affinity(&cpu.to_string())?;
+        Ok(Pinned { allowed })
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // Nothing to do about a failure but say so: the next servers would share one core.
+        if let Err(e) = set_affinity(&self.allowed) {
+            eprintln!("warning: cannot give this process its CPUs back: {e:#}");
+        }
+    }
+}
+
+/// Sets the CPUs of every thread of this process to `list` (taskset's syntax).
+fn set_affinity(list: &str) -> Result<()> {
+    let mut command = Command::new("taskset");
+    command
+        .args(["--all-tasks", "--cpu-list", "--pid", list])
+        .arg(std::process::id().to_string())
+        .stdout(Stdio::null());
+    process::run(&mut command)
+}
+
 /// Makes sure wrk is installed, from Debian's packages when it is not.
 fn wrk() -> Result<PathBuf> {
     if let Some(path) = process::which("wrk") {
@@ -300,8 +417,15 @@ fn ratios(runs: &[Load], base: &[Load]) -> Vec<f64> {
         .collect()
 }
 
+/// A server whose CPU time a wrk run measures, and the CPU wrk runs on, when it has one.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    server: u32,
+    wrk_cpu: Option<usize>,
+}
+
 /// Runs wrk against `url` with `connections`, POSTing `body` when given, and reads its report;
-/// with the server's process id, the CPU time per request too.
+/// when watching a server, the CPU time per request too.
 fn run_wrk(
     wrk: &Path,
     scratch: &Path,
@@ -309,9 +433,10 @@ fn run_wrk(
     body: Option<&Post>,
     connections: usize,
     seconds: u64,
-    server: Option<u32>,
+    watch: Option<Watch>,
 ) -> Result<Load> {
-    let mut command = Command::new(wrk);
+    let mut command = on_cpu(wrk, watch.and_then(|w| w.wrk_cpu));
+    let server = watch.map(|w| w.server);
     command.args([
         "--latency",
         "-t",
@@ -467,7 +592,11 @@ pub(crate) fn run(args: &ServerArgs) -> Result<()> {
         drive.protocols_table(&fixtures)?;
     }
     if wants(Section::Peer) {
-        drive.peer_table(&fixtures)?;
+        drive.peer_table(&fixtures, Placement::Shared)?;
+        match Placement::split()? {
+            Some(split) => drive.peer_table(&fixtures, split)?,
+            None => println!("one CPU: no table with wrk and the servers on cores of their own"),
+        }
     }
     if wants(Section::Batching) {
         // With two example images, as a package made for serving has: the batching probe
@@ -640,8 +769,9 @@ impl Drive<'_> {
     /// the FastAPI + onnxruntime peer serving the same ONNX file, all up at once and driven in
     /// turn, with the CPU each server and wrk spent per request; and the first server's
     /// health endpoint, the most a request costing no model and no body reaches. The goal of
-    /// issue #16: 10x the peer's requests per second, a tenth of its p50.
-    fn peer_table(&self, fixtures: &Path) -> Result<()> {
+    /// issue #16: 10x the peer's requests per second, a tenth of its p50. `placement` says
+    /// where the servers and wrk run; the peer has a worker for each core it may use.
+    fn peer_table(&self, fixtures: &Path, placement: Placement) -> Result<()> {
         let dir = self.scratch.join("iris");
         std::fs::create_dir_all(&dir)?;
         pack(self.tiffin, &fixtures.join("iris"), &dir)?;
@@ -653,54 +783,67 @@ impl Drive<'_> {
         let ort = ["--runtime", "ort", "--ort-lib", self.library];
         // Every log line but the request's: the bench waits for the `listening on` line.
         let quiet = [("TIFFIN_LOG", "info,tiffin_server::protocol=warn")];
+        let cpu = placement.server();
+        let start =
+            |args: &[&str], env: &[(&str, &str)]| Bench::start_on(self.tiffin, args, env, cpu);
         let tiffins = [
-            ("tiffin, tract", Bench::start(self.tiffin, &[package])?),
-            (
-                "tiffin, ort",
-                Bench::start(self.tiffin, &[&[package][..], &ort].concat())?,
-            ),
-            (
-                "tiffin, tract, no request log",
-                Bench::start_with(self.tiffin, &[package], &quiet)?,
-            ),
+            ("tiffin, tract", start(&[package], &[])?),
+            ("tiffin, ort", start(&[&[package][..], &ort].concat(), &[])?),
+            ("tiffin, tract, no request log", start(&[package], &quiet)?),
             (
                 "tiffin, ort, no request log",
-                Bench::start_with(self.tiffin, &[&[package][..], &ort].concat(), &quiet)?,
+                start(&[&[package][..], &ort].concat(), &quiet)?,
             ),
         ];
+        let workers = if cpu.is_some() { 1 } else { 2 };
         let peer = super::peer::Peer::start(
             &fixtures.join("iris/model.onnx"),
             &json,
             &self.scratch.join("peer.log"),
+            workers,
+            cpu,
         )?;
+        // This process reads the servers' logs: on the split placement it runs beside wrk,
+        // off the servers' core, until the table is done.
+        let _pinned = match placement.wrk() {
+            Some(wrk) => Some(Pinned::to(wrk)?),
+            None => None,
+        };
         // Each server's label, URL, body and process, the peer last. The first server's health
         // endpoint, which runs no model and reads no body, is the framework's ceiling beside it.
-        let mut urls: Vec<(&str, String, Option<&Post>, u32)> = tiffins
+        let mut urls: Vec<(String, String, Option<&Post>, u32)> = tiffins
             .iter()
             .map(|(label, bench)| {
                 let url = format!("{}/predict", bench.url);
-                (*label, url, Some(&body), bench.server.id())
+                ((*label).to_owned(), url, Some(&body), bench.server.id())
             })
             .collect();
         urls.insert(
             1,
             (
-                "tiffin, tract, GET /v2/health/live",
+                "tiffin, tract, GET /v2/health/live".to_owned(),
                 format!("{}/v2/health/live", tiffins[0].1.url),
                 None,
                 tiffins[0].1.server.id(),
             ),
         );
         urls.push((
-            "FastAPI + onnxruntime, 2 workers",
+            format!(
+                "FastAPI + onnxruntime, {workers} worker{}",
+                if workers == 1 { "" } else { "s" }
+            ),
             format!("http://{}/predict", peer.address),
             Some(&body),
             peer.id(),
         ));
-        // A warm-up run of each, not counted: the peer's second worker and both engines'
-        // first calls are ready before anything is measured.
-        for (_, url, body, _) in &urls {
-            run_wrk(self.wrk, self.scratch, url, *body, 8, 1, None)?;
+        let watch = |server| Watch {
+            server,
+            wrk_cpu: placement.wrk(),
+        };
+        // A warm-up run of each, not counted: the peer's workers and both engines' first
+        // calls are ready before anything is measured.
+        for (_, url, body, pid) in &urls {
+            run_wrk(self.wrk, self.scratch, url, *body, 8, 1, Some(watch(*pid)))?;
         }
         let mut loads: Vec<Vec<Load>> = urls.iter().map(|_| Vec::new()).collect();
         for _ in 0..self.rounds {
@@ -712,16 +855,23 @@ impl Drive<'_> {
                     *body,
                     8,
                     self.seconds,
-                    Some(*pid),
+                    Some(watch(*pid)),
                 )?);
             }
         }
         let peer_runs = loads.last().context("the peer's runs")?;
         println!();
-        println!(
-            "iris, one row per request, POST /predict, 8 connections (CPU: microseconds of \
-             user and system time per request, of the server and of wrk):"
-        );
+        match placement {
+            Placement::Shared => println!(
+                "iris, one row per request, POST /predict, 8 connections, wrk and the servers \
+                 sharing every core (CPU: microseconds of user and system time per request, \
+                 of the server and of wrk):"
+            ),
+            Placement::Split { wrk, server } => println!(
+                "the same with wrk on CPU {wrk} and each server on CPU {server} alone, as if \
+                 the load came from another machine:"
+            ),
+        }
         println!(
             "{:<34} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}  x peer, each round",
             "server", "req/s", "p50 ms", "p99 ms", "x peer", "p50/peer", "CPU srv", "CPU wrk"
@@ -910,6 +1060,32 @@ mod tests {
         assert!(stat_numbers(line, [40]).is_err());
         // Field 3 is the state, a letter.
         assert!(stat_numbers(line, [3]).is_err());
+    }
+
+    #[test]
+    fn cpu_lists_expand_ranges_in_order() {
+        assert_eq!(cpu_list("0-1\n").unwrap(), [0, 1]);
+        assert_eq!(cpu_list("3").unwrap(), [3]);
+        assert_eq!(cpu_list("0-2,8,10-11").unwrap(), [0, 1, 2, 8, 10, 11]);
+        assert!(cpu_list("a-b").is_err());
+    }
+
+    /// A program run through [`on_cpu`] is the process it names (taskset execs it) and may
+    /// use that CPU alone.
+    #[test]
+    fn a_command_on_a_cpu_runs_there_alone() {
+        let cpu = *cpu_list(&allowed_cpus().unwrap()).unwrap().last().unwrap();
+        let output = on_cpu(Path::new("grep"), Some(cpu))
+            .args(["Cpus_allowed_list", "/proc/self/status"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            text.split_whitespace().nth(1),
+            Some(cpu.to_string().as_str()),
+            "{text}"
+        );
     }
 
     /// A shell whose only work is a child's busy loop: the tree's CPU holds the child's, which
