@@ -250,27 +250,40 @@ impl Journey {
             process::human_duration(took)
         );
 
-        self.podman.pull(&model)?;
+        let (container, address, ready) = self.run_image(&model)?;
+        eprintln!(
+            "    podman run of the pushed image ready in {} (read-only, user {})",
+            process::human_duration(ready),
+            self.podman.user(&container)?
+        );
+        self.answers(&address, package, &container)?;
+        drop(container);
+        Ok(Images { model, runtime })
+    }
+
+    /// Pulls `image` and runs it, read-only, with its port 8080 on a free port of loopback,
+    /// until it is ready: the container, its address, and how long it took from the run.
+    fn run_image(&self, image: &str) -> Result<(Container, String, Duration)> {
+        self.podman.pull(image)?;
         let port = registry::free_port()?;
         let started = Instant::now();
         let container = self.podman.run(&[
             "-p",
             &format!("127.0.0.1:{port}:8080"),
             "--read-only",
-            &model,
+            image,
         ])?;
         let address = format!("127.0.0.1:{port}");
         wait_ready(&address, &container, &self.podman)?;
-        eprintln!(
-            "    podman run of the pushed image ready in {} (read-only, user {})",
-            process::human_duration(started.elapsed()),
-            self.podman.user(&container)?
-        );
-        self.golden(&address, package)
-            .and_then(|()| predict(&address, package))
-            .inspect_err(|_| self.podman.print_logs(&container))?;
-        drop(container);
-        Ok(Images { model, runtime })
+        Ok((container, address, started.elapsed()))
+    }
+
+    /// The served package's golden examples and `/predict` answered at `address`, with the
+    /// container's log printed if they are not.
+    fn answers(&self, address: &str, package: &Path, container: &Container) -> Result<()> {
+        self.golden(address, package)
+            .and_then(|()| predict(address, package))
+            .inspect_err(|_| self.podman.print_logs(container))
     }
 
     /// `tiffin image --ort-lib --push` of the package with the dynamic `-ort` build and the
@@ -307,24 +320,13 @@ impl Journey {
             process::human_duration(started.elapsed()),
             pushed["size"]
         );
-        self.podman.pull(&image)?;
-        let port = registry::free_port()?;
-        let container = self.podman.run(&[
-            "-p",
-            &format!("127.0.0.1:{port}:8080"),
-            "--read-only",
-            &image,
-        ])?;
-        let address = format!("127.0.0.1:{port}");
-        wait_ready(&address, &container, &self.podman)?;
+        let (container, address, _) = self.run_image(&image)?;
         let logs = self.podman.logs(&container)?;
         ensure!(
             logs.contains("engine=ort"),
             "the ONNX Runtime image did not serve with ONNX Runtime; its log:\n{logs}"
         );
-        self.golden(&address, package)
-            .and_then(|()| predict(&address, package))
-            .inspect_err(|_| self.podman.print_logs(&container))?;
+        self.answers(&address, package, &container)?;
         eprintln!("    podman run of the ONNX Runtime image answers with engine=ort");
         Ok(image)
     }
